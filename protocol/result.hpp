@@ -1,0 +1,36 @@
+// Result<T>: a value or an error message, for the data path (STYLE.md 7).
+// C++20 has no std::expected; this is the small subset souk needs.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <variant>
+
+namespace souk {
+
+struct Error {
+    std::string message;
+};
+
+template <typename T>
+class [[nodiscard]] Result {
+public:
+    Result(T value) : v_(std::move(value)) {}                 // NOLINT: implicit by design
+    Result(Error error) : v_(std::move(error)) {}             // NOLINT
+    bool ok() const { return v_.index() == 0; }
+    explicit operator bool() const { return ok(); }
+    T& value() & { return std::get<0>(v_); }
+    const T& value() const& { return std::get<0>(v_); }
+    T&& value() && { return std::get<0>(std::move(v_)); }
+    T* operator->() { return &std::get<0>(v_); }
+    const T* operator->() const { return &std::get<0>(v_); }
+    T& operator*() & { return std::get<0>(v_); }
+    const std::string& error() const { return std::get<1>(v_).message; }
+
+private:
+    std::variant<T, Error> v_;
+};
+
+inline Error make_error(std::string message) { return Error{std::move(message)}; }
+
+}  // namespace souk

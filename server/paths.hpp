@@ -1,0 +1,37 @@
+// Client paths to paths beneath the served root (spec 5). Purely lexical:
+// the store then opens the result without following symlinks, so no
+// spelling and no link can leave the root.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "protocol/result.hpp"
+
+namespace souk::server {
+
+struct PathContext {
+    // The root's real path ("/srv/bzr"), used only to decide whether a home
+    // directory lies inside it for '~' expansion (spec 5.3).
+    std::string root_realpath;
+    // HTTP: the directory the request was posted to, relative to the root
+    // ("" elsewhere); relative client paths start there.
+    std::string base;
+};
+
+// Map a client path to a root-relative path: "" for the root itself,
+// otherwise "a/b/c" (no leading or trailing '/', no '.' or '..').
+// VFS paths are percent-decoded once; higher-level verb paths are taken
+// literally. Fails for NUL bytes and for paths that climb above the root.
+Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx);
+
+// Percent-decode (invalid escapes are kept literally, as Python's unquote).
+std::string percent_decode(std::string_view s);
+// Percent-encode for list_dir/iter_files_recursive names (Python's quote,
+// safe="/" when keep_slash).
+std::string percent_encode(std::string_view s, bool keep_slash);
+
+// Join a root-relative directory and a child name.
+std::string join(std::string_view dir, std::string_view name);
+
+}  // namespace souk::server

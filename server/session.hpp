@@ -1,0 +1,27 @@
+// The stream session loop (SSH stdio and TCP): decode requests one at a
+// time, dispatch each, write its response in the request's version, until
+// EOF, a timeout or a fatal protocol error. One per connection.
+#pragma once
+
+#include <string>
+
+#include "server/dispatch.hpp"
+#include "transport/stream.hpp"
+
+namespace souk::server {
+
+// Why a session ended (for logs and tests).
+enum class SessionEnd { Eof, IdleTimeout, RequestTimeout, Truncated, ProtocolError, WriteFailed, ReadFailed };
+const char* to_string(SessionEnd e);
+
+// Serve one connection. Returns when the peer is done or must be dropped;
+// the caller closes the stream. Never throws.
+SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std::string& peer);
+
+// Write `reply` for a request of protocol `version` (1, 2 or 3) to `out`,
+// streaming file bodies. Returns false if the connection must be closed
+// (write failure, or a file that shrank under a v1/v2 length-prefixed body).
+bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& reply, std::string& buf,
+                 const std::string& client_path);
+
+}  // namespace souk::server

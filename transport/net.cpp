@@ -1,0 +1,171 @@
+#include "transport/net.hpp"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace souk::io {
+namespace {
+
+std::string gai_message(int rc) { return ::gai_strerror(rc); }
+
+struct AddrInfo {
+    addrinfo* ai = nullptr;
+    ~AddrInfo() {
+        if (ai) ::freeaddrinfo(ai);
+    }
+};
+
+}  // namespace
+
+Fd listen_tcp(const std::string& host, uint16_t port, int backlog, std::string* err) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    AddrInfo res;
+    std::string service = std::to_string(port);
+    int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res.ai);
+    if (rc != 0) {
+        if (err) *err = "cannot resolve " + host + ": " + gai_message(rc);
+        return Fd();
+    }
+    int last_errno = 0;
+    for (addrinfo* a = res.ai; a; a = a->ai_next) {
+        Fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol));
+        if (!fd) { last_errno = errno; continue; }
+        int one = 1;
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (::bind(fd.get(), a->ai_addr, a->ai_addrlen) == 0 && ::listen(fd.get(), backlog) == 0) return fd;
+        last_errno = errno;
+    }
+    if (err) *err = "cannot listen on " + host + ":" + service + ": " + ::strerror(last_errno);
+    return Fd();
+}
+
+uint16_t bound_port(int listen_fd) {
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (::getsockname(listen_fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return 0;
+    if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    return 0;
+}
+
+Fd accept_tcp(int listen_fd, int timeout_ms) {
+    for (;;) {
+        struct pollfd p = {listen_fd, POLLIN, 0};
+        int r = ::poll(&p, 1, timeout_ms);
+        if (r == 0) {
+            errno = ETIMEDOUT;
+            return Fd();
+        }
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return Fd();
+        }
+        int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+        if (fd >= 0) {
+            int one = 1;
+            ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+            return Fd(fd);
+        }
+        if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+        return Fd();
+    }
+}
+
+Fd connect_tcp(const std::string& host, uint16_t port, int timeout_ms, std::string* err) {
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_NUMERICSERV;
+    AddrInfo res;
+    std::string service = std::to_string(port);
+    int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res.ai);
+    if (rc != 0) {
+        if (err) *err = "cannot resolve " + host + ": " + gai_message(rc);
+        return Fd();
+    }
+    int last_errno = 0;
+    for (addrinfo* a = res.ai; a; a = a->ai_next) {
+        Fd fd(::socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, a->ai_protocol));
+        if (!fd) { last_errno = errno; continue; }
+        if (::connect(fd.get(), a->ai_addr, a->ai_addrlen) != 0) {
+            if (errno != EINPROGRESS) { last_errno = errno; continue; }
+            struct pollfd p = {fd.get(), POLLOUT, 0};
+            int r;
+            do r = ::poll(&p, 1, timeout_ms); while (r < 0 && errno == EINTR);
+            if (r == 0) { last_errno = ETIMEDOUT; continue; }
+            int soerr = 0;
+            socklen_t len = sizeof soerr;
+            ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &soerr, &len);
+            if (soerr != 0) { last_errno = soerr; continue; }
+        }
+        int one = 1;
+        ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        return fd;
+    }
+    if (err) *err = "cannot connect to " + host + ":" + service + ": " + ::strerror(last_errno);
+    return Fd();
+}
+
+Child spawn(const std::vector<std::string>& argv, std::string* err) {
+    Child child;
+    int to_child[2], from_child[2];
+    if (::pipe2(to_child, O_CLOEXEC) != 0) {
+        if (err) *err = std::string("pipe: ") + ::strerror(errno);
+        return child;
+    }
+    if (::pipe2(from_child, O_CLOEXEC) != 0) {
+        if (err) *err = std::string("pipe: ") + ::strerror(errno);
+        ::close(to_child[0]);
+        ::close(to_child[1]);
+        return child;
+    }
+    posix_spawn_file_actions_t fa;
+    ::posix_spawn_file_actions_init(&fa);
+    ::posix_spawn_file_actions_adddup2(&fa, to_child[0], 0);
+    ::posix_spawn_file_actions_adddup2(&fa, from_child[1], 1);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_t pid = -1;
+    int rc = ::posix_spawnp(&pid, args[0], &fa, nullptr, args.data(), environ);
+    ::posix_spawn_file_actions_destroy(&fa);
+    ::close(to_child[0]);
+    ::close(from_child[1]);
+    if (rc != 0) {
+        if (err) *err = "cannot run " + argv[0] + ": " + ::strerror(rc);
+        ::close(to_child[1]);
+        ::close(from_child[0]);
+        return child;
+    }
+    child.pid = pid;
+    child.stream = Stream(from_child[0], to_child[1], true);
+    return child;
+}
+
+int wait_child(pid_t pid) {
+    int status = 0;
+    for (;;) {
+        pid_t r = ::waitpid(pid, &status, 0);
+        if (r == pid) return status;
+        if (r < 0 && errno == EINTR) continue;
+        return -1;
+    }
+}
+
+}  // namespace souk::io
