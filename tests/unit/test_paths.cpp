@@ -1,0 +1,88 @@
+#include <doctest/doctest.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "server/paths.hpp"
+
+using souk::server::PathContext;
+using souk::server::resolve_path;
+
+namespace {
+std::string ok(std::string_view p, bool vfs, const PathContext& ctx = {"/srv", ""}) {
+    auto r = resolve_path(p, vfs, ctx);
+    REQUIRE_MESSAGE(r.ok(), r.error());
+    return r.value();
+}
+bool refused(std::string_view p, bool vfs, const PathContext& ctx = {"/srv", ""}) {
+    return !resolve_path(p, vfs, ctx).ok();
+}
+}  // namespace
+
+TEST_CASE("paths: VFS and higher-level forms map beneath the root") {
+    CHECK(ok("/src/.bzr/branch-format", true) == "src/.bzr/branch-format");
+    CHECK(ok("src/", false) == "src");
+    CHECK(ok(".", false) == "");
+    CHECK(ok("/", true) == "");
+    CHECK(ok("", false) == "");
+    CHECK(ok("a//b/./c/", false) == "a/b/c");
+    CHECK(ok("a/b/../c", false) == "a/c");
+    CHECK(ok("/a/..", true) == "");
+}
+
+TEST_CASE("paths: VFS paths are percent-decoded once, others are literal") {
+    CHECK(ok("/dir%20with%20space/x", true) == "dir with space/x");
+    CHECK(ok("dir%20x/", false) == "dir%20x");
+    CHECK(ok("/a%2541", true) == "a%41");  // decoded once only
+    CHECK(ok("/bad%zzescape%", true) == "bad%zzescape%");
+    CHECK(ok("dir with space/br/", false) == "dir with space/br");
+}
+
+TEST_CASE("paths: nothing climbs above the root") {
+    CHECK(refused("/../etc/passwd", true));
+    CHECK(refused("..", false));
+    CHECK(refused("a/../../b", false));
+    CHECK(refused("/%2e%2e/etc", true));
+    CHECK(refused("/a/%2E%2E/%2e%2E/x", true));
+    CHECK(refused(std::string_view("/a\0b", 4), true));
+    CHECK(refused("/a%00b", true));
+}
+
+TEST_CASE("paths: relative paths start at the HTTP base, absolute ones at the root") {
+    PathContext ctx{"/srv", "repo/trunk"};
+    CHECK(ok(".bzr/branch-format", true, ctx) == "repo/trunk/.bzr/branch-format");
+    CHECK(ok("../", false, ctx) == "repo");
+    CHECK(ok("../../", false, ctx) == "");
+    CHECK(refused("../../../", false, ctx));
+    CHECK(ok("/x", true, ctx) == "x");
+}
+
+TEST_CASE("paths: ~ expands only to a home inside the root") {
+    // With the root at /, "~" is the server user's home directory.
+    const struct passwd* pw = ::getpwuid(::getuid());
+    REQUIRE(pw != nullptr);
+    char* real = ::realpath(pw->pw_dir, nullptr);
+    REQUIRE_MESSAGE(real != nullptr, "the test user's home directory must exist");
+    std::string home = real;
+    ::free(real);
+    std::string want = home == "/" ? "branch" : home.substr(1) + "/branch";
+    CHECK(ok("~/branch/", false, PathContext{"/", ""}) == want);
+    CHECK(ok("/~/branch/x", true, PathContext{"/", ""}) == want + "/x");
+    // Relative to a root that contains the home.
+    if (home != "/") {
+        std::string parent = home.substr(0, home.rfind('/'));
+        if (parent.empty()) parent = "/";
+        std::string leaf = home.substr(home.rfind('/') + 1);
+        CHECK(ok("~/b", false, PathContext{parent, ""}) == leaf + "/b");
+    }
+    // A root that does not contain the home keeps '~' literally.
+    CHECK(ok("~/branch/", false, PathContext{"/nonexistent-root-for-test", ""}) == "~/branch");
+    CHECK(ok("/~nosuchuser-souk/x", true, PathContext{"/", ""}) == "~nosuchuser-souk/x");
+}
+
+TEST_CASE("paths: percent encoding of listed names") {
+    CHECK(souk::server::percent_encode("a b", false) == "a%20b");
+    CHECK(souk::server::percent_encode("d/e f", true) == "d/e%20f");
+    CHECK(souk::server::percent_encode("d/e", false) == "d%2Fe");
+    CHECK(souk::server::percent_encode("~x-y_z.1", false) == "~x-y_z.1");
+}
