@@ -113,7 +113,7 @@ V3Reader::Out V3Reader::next(std::string_view& in) {
             buf_.clear();
             if (state_ == State::BytesLen) {
                 body_total_ += need_;
-                if (body_total_ > limits_->max_body) return error("body too large");
+                if (body_total_ > limits_.max_body) return error("body too large");
                 state_ = State::BytesData;
                 if (need_ == 0) {
                     state_ = State::PartKind;
@@ -122,7 +122,7 @@ V3Reader::Out V3Reader::next(std::string_view& in) {
                 }
                 break;
             }
-            if (need_ > limits_->max_structure)
+            if (need_ > limits_.max_structure)
                 return error(state_ == State::HeaderLen ? "headers too long" : "structure too long");
             state_ = state_ == State::HeaderLen ? State::Header : State::Struct;
             break;
@@ -130,7 +130,7 @@ V3Reader::Out V3Reader::next(std::string_view& in) {
         case State::Header:
         case State::Struct: {
             if (!take(in, need_)) return out;
-            auto v = bdecode(buf_, limits_->bencode);
+            auto v = bdecode(buf_, limits_.bencode);
             if (!v) return error("Bytes not bencoded: " + v.error());
             bool header = state_ == State::Header;
             buf_.clear();
@@ -195,6 +195,7 @@ void RequestDecoder::reset() {
     version_ = 0;
     have_args_ = false;
     aborting_ = false;
+    abort_args_ = false;
     body_left_ = 0;
 }
 
@@ -233,6 +234,7 @@ Event RequestDecoder::next(std::string_view& in) {
                 version_ = 3;
                 have_args_ = false;
                 aborting_ = false;
+                abort_args_ = false;
                 v3_.start(false);
                 state_ = State::V3;
                 break;
@@ -271,7 +273,8 @@ Event RequestDecoder::next(std::string_view& in) {
                     ev.args = std::move(part.value.list);
                     return ev;
                 }
-                if (!aborting_) return fail("unexpected structure part");
+                if (!aborting_ || abort_args_) return fail("unexpected structure part");
+                abort_args_ = true;
                 ev.kind = Ev::Abort;
                 if (part.value.is_list()) ev.args = std::move(part.value.list);
                 else ev.args.push_back(std::move(part.value));
@@ -289,6 +292,9 @@ Event RequestDecoder::next(std::string_view& in) {
             }
             case P::End: {
                 if (!have_args_) return fail("message without args");
+                // oE then e: without its error structure the abort would
+                // be lost and a truncated request look complete.
+                if (aborting_ && !abort_args_) return fail("abort without error args");
                 state_ = State::FirstLine;
                 Event ev;
                 ev.kind = Ev::End;
@@ -550,7 +556,8 @@ Event ResponseDecoder::next(std::string_view& in) {
                     have_args_ = true;
                     ev.kind = Ev::ArgsReady;
                     ev.success = success_;
-                } else if (in_error_) {
+                } else if (in_error_ && !have_error_args_) {
+                    have_error_args_ = true;
                     ev.kind = Ev::StreamError;
                     ev.success = false;
                 } else {
@@ -571,6 +578,8 @@ Event ResponseDecoder::next(std::string_view& in) {
             }
             case P::End: {
                 if (!have_args_) return fail("response without args");
+                // oE then e: a truncated body must not look like a success.
+                if (in_error_ && !have_error_args_) return fail("stream error without error args");
                 state_ = State::Done;
                 Event ev;
                 ev.kind = Ev::End;
@@ -588,8 +597,10 @@ Event ResponseDecoder::next(std::string_view& in) {
             int r = read_line(in, line_, limits_.max_line);
             if (r < 0) return fail("response line too long");
             if (r == 0) return {};
-            std::string line = std::move(line_);
-            line_.clear();
+            // swap, not move-construct: GCC 12 -O2 reports the moved-from
+            // buffer as maybe-uninitialized (-Werror in RelWithDebInfo).
+            std::string line;
+            line.swap(line_);
             if (state_ == State::V12Marker) {
                 if (line != kV2ResponseMarker) return fail("bad v2 response marker");
                 state_ = State::V12Status;

@@ -57,7 +57,9 @@ public:
         std::string_view data;  // Bytes (possibly a partial part)
         std::string error;
     };
-    explicit V3Reader(const DecoderLimits* limits) : limits_(limits) {}
+    // Copies the limits: a pointer into the owning decoder would dangle
+    // once that decoder is moved or copied.
+    explicit V3Reader(const DecoderLimits* limits) : limits_(*limits) {}
     void start(bool expect_marker);
     Out next(std::string_view& in);
     bool at_part_boundary() const { return state_ == State::PartKind; }
@@ -67,7 +69,7 @@ private:
     bool take(std::string_view& in, size_t want);  // buffer until buf_ holds `want` bytes
     static uint32_t be32(std::string_view b);
 
-    const DecoderLimits* limits_;
+    DecoderLimits limits_;
     State state_ = State::HeaderLen;
     std::string buf_;
     uint32_t need_ = 0;
@@ -97,7 +99,8 @@ private:
     detail::V3Reader v3_;
     int version_ = 0;
     bool have_args_ = false;
-    bool aborting_ = false;
+    bool aborting_ = false;     // saw oE after the args
+    bool abort_args_ = false;   // ... and its error structure
     uint64_t body_left_ = 0;
 };
 
@@ -150,7 +153,8 @@ private:
     detail::V3Reader v3_;
     bool have_status_ = false;
     bool have_args_ = false;
-    bool in_error_ = false;
+    bool in_error_ = false;        // saw oE after the args
+    bool have_error_args_ = false; // ... and its error structure
     bool success_ = true;
     uint64_t body_left_ = 0;
 };
