@@ -123,7 +123,15 @@ std::string parse_btree(std::string_view file, const std::function<void(const In
 int pack_names(Store& store, const std::string& repo, std::vector<std::string>& names, std::string* why) {
     std::string data;
     if (int e = read_file(store, join(repo, "pack-names"), data)) return e;
-    std::string err = parse_btree(data, [&](const IndexEntry& e) { names.emplace_back(e.key[0]); });
+    bool bad_name = false;
+    std::string err = parse_btree(data, [&](const IndexEntry& e) {
+        // Pack names are hex digests; anything else (a '/' or "..") could
+        // make later paths point at other files under the root.
+        std::string_view n = e.key[0];
+        if (n.empty() || n.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) bad_name = true;
+        else names.emplace_back(n);
+    });
+    if (err.empty() && bad_name) err = "bad pack name";
     if (!err.empty()) {
         if (why) *why = "pack-names: " + err;
         return EINVAL;

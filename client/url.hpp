@@ -1,0 +1,60 @@
+// souk URLs and paths: parsing bzr:// and bzr+ssh:// URLs, percent-encoding
+// of VFS paths (spec 5.2: the server percent-decodes VFS paths once, so the
+// client sends every path escaped), and joining a caller's relative path
+// onto the URL's path. Pure functions, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "client/error.hpp"
+
+namespace souk::client {
+
+inline constexpr uint16_t kDefaultTcpPort = 4155;  // IANA port of bzr (spec 11.2)
+
+enum class Scheme : uint8_t { Bzr, BzrSsh };
+
+struct Url {
+    Scheme scheme = Scheme::Bzr;
+    std::string user;               // bzr+ssh only; percent-decoded; "" = none
+    std::string host;               // a name or an IP literal, without [brackets]
+    std::optional<uint16_t> port;   // as written in the URL
+    std::string path = "/";         // percent-decoded, absolute, normalised ("/" at least)
+
+    // The TCP port to connect to: the URL's, else 4155 (bzr://).
+    uint16_t tcp_port() const { return port.value_or(kDefaultTcpPort); }
+    // Canonical text ("bzr+ssh://user@[::1]:22/a%20b"), for messages.
+    std::string to_string() const;
+    bool same_server(const Url& o) const {
+        return scheme == o.scheme && user == o.user && host == o.host && port == o.port;
+    }
+};
+
+// Parse `bzr://host[:port]/path` or `bzr+ssh://[user@]host[:port]/path`.
+// IPv6 literals are written in brackets (`bzr://[::1]:4155/x`). The path is
+// percent-decoded and normalised ('.' and '..' resolved; going above '/' is
+// an error). Fails with InvalidArgument and a message naming the problem.
+Result<Url> parse_url(std::string_view text);
+
+// Percent-encode a path for the wire: everything but A-Z a-z 0-9 and
+// "-._~/" becomes %XX (what Breezy's urlutils.escape does).
+std::string escape_path(std::string_view path);
+
+// Percent-decode. Fails (nullopt) on a malformed escape ("%4", "%zz").
+std::optional<std::string> unescape(std::string_view s);
+// Percent-decode leniently (a malformed escape stays as written): for names
+// from list_dir / iter_files_recursive.
+std::string unescape_lenient(std::string_view s);
+
+// Resolve `rel` against the absolute directory-or-file path `base`:
+// "" or "." is `base` itself; a leading '/' makes `rel` absolute on the
+// server; '.' and '..' are resolved. Returns a normalised absolute path
+// without a trailing '/' (except "/"), or nullopt if it would go above "/"
+// or contains a NUL byte.
+std::optional<std::string> join_path(std::string_view base, std::string_view rel);
+
+}  // namespace souk::client
