@@ -79,7 +79,7 @@ struct Call {
         case EROFS: fail(proto::error_args(Err::ReadOnlyError)); return;
         case EISDIR:
             if (reading) {
-                fail(proto::error_args(Err::ReadError, client_path, std::strerror(e)));
+                fail(proto::error_args(Err::ReadError, client_path));
                 return;
             }
             break;

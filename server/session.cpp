@@ -7,6 +7,7 @@
 
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
+#include "server/counters.hpp"
 #include "server/log.hpp"
 
 namespace souk::server {
@@ -57,6 +58,7 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
     auto flush = [&] {
         if (buf.empty()) return true;
         bool ok = out.write_all(buf, deadline) == 0;
+        if (ok) count(counters().bytes_out, buf.size());
         buf.clear();
         return ok;
     };
@@ -102,6 +104,7 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
                 int64_t sent = out.send_file(reply.file.fd.get(), offset + done, n, deadline);
                 // Short: the file shrank after the part's length went out;
                 // the stream cannot be repaired, so the connection closes.
+                if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
                 if (sent < 0 || static_cast<uint64_t>(sent) != n) return false;
                 done += n;
             }
@@ -111,6 +114,49 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
     proto::response::body_end(version, buf);
     proto::response::end(version, buf);
     return flush();
+}
+
+bool encode_reply(const ServerContext& ctx, int version, Reply& reply, std::string& out,
+                  const std::string& client_path) {
+    out.clear();
+    if (reply.body_kind != Reply::Body::File) {
+        proto::response::encode(version, reply.success, reply.args,
+                                reply.body_kind == Reply::Body::Bytes ? &reply.body : nullptr, out);
+        return true;
+    }
+    proto::response::begin(version, reply.success, reply.args, out);
+    proto::response::body_begin(version, reply.body_size(), out);
+    if (reply.body_size() == 0) proto::response::body_chunk(version, {}, out);
+    for (const auto& [offset, length] : reply.ranges) {
+        for (uint64_t done = 0; done < length;) {  // bounded: each pass consumes a part or returns
+            uint64_t n = std::min(kPartBytes, length - done);
+            size_t at = out.size();
+            proto::response::body_chunk_header(version, static_cast<uint32_t>(n), out);
+            size_t data_at = out.size();
+            out.resize(data_at + n);
+            uint64_t got = 0;
+            while (got < n) {
+                ssize_t r = ctx.store->pread(reply.file, out.data() + data_at + got, n - got, offset + done + got);
+                if (r <= 0) break;
+                got += static_cast<uint64_t>(r);
+            }
+            if (got < n) {
+                if (version != 3) return false;
+                out.resize(at);
+                proto::response::stream_error(
+                    version,
+                    {proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
+                     proto::Value(std::to_string(length)), proto::Value(std::to_string(done + got))},
+                    out);
+                proto::response::end(version, out);
+                return true;
+            }
+            done += n;
+        }
+    }
+    proto::response::body_end(version, out);
+    proto::response::end(version, out);
+    return true;
 }
 
 SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std::string& peer) {
@@ -136,12 +182,18 @@ SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std:
         bool idle = decoder.idle();
         io::Deadline deadline = idle ? after_seconds(ctx.params.idle_timeout) : request_deadline;
         ssize_t n = stream.read_some(inbuf.data(), inbuf.size(), deadline);
-        if (n == 0) return idle ? SessionEnd::Eof : SessionEnd::Truncated;
+        if (n == 0) {
+            if (idle) return SessionEnd::Eof;
+            count(counters().truncated_requests);
+            return SessionEnd::Truncated;
+        }
         if (n < 0) {
             if (errno != ETIMEDOUT) return SessionEnd::ReadFailed;
             SOUK_LOG(Info, "%s: %s", peer.c_str(), idle ? "idle timeout" : "request timed out while arriving");
+            count(idle ? counters().idle_timeouts : counters().request_timeouts);
             return idle ? SessionEnd::IdleTimeout : SessionEnd::RequestTimeout;
         }
+        count(counters().bytes_in, static_cast<uint64_t>(n));
         if (idle) request_deadline = after_seconds(ctx.params.request_timeout);
         std::string_view in(inbuf.data(), static_cast<size_t>(n));
         for (;;) {
@@ -160,6 +212,8 @@ SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std:
                     // included: clients probe verbs this way (spec 3.4).
                     SOUK_LOG(Debug, "%s: unknown verb %s", peer.c_str(), proto::to_display(args[0]).c_str());
                     answered = true;
+                    count(counters().requests);
+                    count(counters().unknown_verbs);
                     if (!send_now(version, false,
                                   version == 3 ? proto::error_args(proto::Err::UnknownMethod, args[0].bytes)
                                                : proto::v12_unknown_verb_args(args[0].bytes)))
@@ -178,14 +232,22 @@ SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std:
                     if (aborted) {
                         // Apply nothing; still answer once to keep in step.
                         SOUK_LOG(Info, "%s: %s aborted by the client", peer.c_str(), verb->name.data());
+                        count(counters().requests);
+                        count(counters().aborted_requests);
                         if (!send_now(version, false, {proto::Value("error"), proto::Value("request aborted by client")}))
                             return SessionEnd::WriteFailed;
                     } else {
                         dispatch(ctx, *verb, args, body, {}, reply);
+                        count(counters().requests);
+                        count(counters().verb_requests[static_cast<size_t>(verb->id)]);
+                        if (!reply.success) count(counters().request_failures);
                         SOUK_LOG(Debug, "%s: %s -> %s", peer.c_str(), proto::to_display(args).c_str(),
                                  proto::to_display(reply.args).c_str());
                         std::string path = args.size() > 1 && args[1].is_bytes() ? args[1].bytes : std::string();
-                        if (!write_reply(ctx, stream, version, reply, outbuf, path)) return SessionEnd::WriteFailed;
+                        if (!write_reply(ctx, stream, version, reply, outbuf, path)) {
+                            count(counters().write_failures);
+                            return SessionEnd::WriteFailed;
+                        }
                         reply = Reply{};
                     }
                 }
@@ -198,6 +260,7 @@ SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std:
             }
             case Ev::Error: {
                 SOUK_LOG(Info, "%s: protocol error: %s", peer.c_str(), ev.error.c_str());
+                count(counters().protocol_errors);
                 // Breezy's reply to malformed framing; the stream cannot be
                 // resynchronised, so the connection closes after it.
                 int v = ev.version ? ev.version : 1;

@@ -24,4 +24,11 @@ SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std:
 bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& reply, std::string& buf,
                  const std::string& client_path);
 
+// The same response, encoded whole into `out` (file bodies read into
+// memory): for the carriers that answer one request per exchange (HTTP,
+// CGI). Returns false if the file shrank under a v1/v2 length-prefixed
+// body (v3 ends such a body with an error part instead).
+bool encode_reply(const ServerContext& ctx, int version, Reply& reply, std::string& out,
+                  const std::string& client_path);
+
 }  // namespace souk::server

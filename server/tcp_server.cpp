@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "server/counters.hpp"
 #include "server/log.hpp"
 #include "server/session.hpp"
 #include "transport/net.hpp"
@@ -81,10 +82,12 @@ int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile s
             std::lock_guard<std::mutex> lock(reg.mu);
             if (reg.fds.size() >= cap) {
                 SOUK_LOG(Warn, "%s: refused, %zu connections already (--max-connections)", peer.c_str(), cap);
+                count(counters().connections_refused);
                 continue;  // closes conn
             }
             reg.fds.insert(conn.get());
         }
+        count(counters().connections_accepted);
         int fd = conn.release();
         std::thread([&ctx, &reg, fd, peer] {
             {
