@@ -125,10 +125,10 @@ int pack_names(Store& store, const std::string& repo, std::vector<std::string>& 
     if (int e = read_file(store, join(repo, "pack-names"), data)) return e;
     bool bad_name = false;
     std::string err = parse_btree(data, [&](const IndexEntry& e) {
-        // Pack names are hex digests; anything else (a '/' or "..") could
-        // make later paths point at other files under the root.
+        // Pack names are plain file names (md5 digests); a '/' or a leading
+        // '.' could make later paths point at other files under the root.
         std::string_view n = e.key[0];
-        if (n.empty() || n.find_first_not_of("0123456789abcdefABCDEF") != std::string_view::npos) bad_name = true;
+        if (n.empty() || n[0] == '.' || n.find('/') != std::string_view::npos) bad_name = true;
         else names.emplace_back(n);
     });
     if (err.empty() && bad_name) err = "bad pack name";
