@@ -46,7 +46,11 @@ namespace souk::proto {
     X(repo_is_shared, "Repository.is_shared", false, false, false, true, "", 1, 1)     \
     X(get_parent_map, "Repository.get_parent_map", true, true, false, true, "1.2", 1, 255) \
     X(get_revision_graph, "Repository.get_revision_graph", false, true, false, true, "", 1, 2) \
-    X(gather_stats, "Repository.gather_stats", false, true, false, true, "", 1, 3)
+    X(gather_stats, "Repository.gather_stats", false, true, false, true, "", 1, 3)                \
+    X(get_stacked_on_url, "Branch.get_stacked_on_url", false, false, false, true, "1.13", 1, 1) \
+    X(get_config_file, "Branch.get_config_file", false, true, false, true, "", 1, 1)            \
+    X(get_tags_bytes, "Branch.get_tags_bytes", false, false, false, true, "1.13", 1, 1)         \
+    X(set_last_revision_info, "Branch.set_last_revision_info", false, false, true, true, "", 5, 5)
 
 enum class Verb : uint8_t {
 #define SOUK_X(id, ...) id,

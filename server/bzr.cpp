@@ -260,11 +260,15 @@ LockResult lock_acquire(Store& store, const std::string& lock, std::string_view 
     return LockResult::Ok;
 }
 
-LockResult lock_release(Store& store, const std::string& lock, std::string_view token, int* err) {
+LockResult lock_check(Store& store, const std::string& lock, std::string_view token, int* err) {
     *err = 0;
     std::string held;
     if (!held_nonce(store, lock, held, err)) return *err ? LockResult::IoError : LockResult::TokenMismatch;
-    if (token.empty() || held != token) return LockResult::TokenMismatch;
+    return token.empty() || held != token ? LockResult::TokenMismatch : LockResult::Ok;
+}
+
+LockResult lock_release(Store& store, const std::string& lock, std::string_view token, int* err) {
+    if (LockResult r = lock_check(store, lock, token, err); r != LockResult::Ok) return r;
     std::string releasing = join(lock, "releasing." + random_token() + ".tmp");
     if (int e = store.rename(join(lock, "held"), releasing)) {
         *err = e;

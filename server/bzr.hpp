@@ -53,6 +53,8 @@ enum class LockResult { Ok, Contended, TokenMismatch, IoError };
 // On Ok, *nonce is the held lock's nonce.
 LockResult lock_acquire(Store& store, const std::string& lock, std::string_view token, std::string* nonce,
                         int* err);
+// Ok if the lock is held with nonce `token`, else TokenMismatch (or IoError).
+LockResult lock_check(Store& store, const std::string& lock, std::string_view token, int* err);
 // Release the lock if `token` matches the held nonce.
 LockResult lock_release(Store& store, const std::string& lock, std::string_view token, int* err);
 

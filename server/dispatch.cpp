@@ -158,6 +158,7 @@ void verb_get(Call& c) {
     c.ok({Value("ok")});
     c.out.body_kind = Reply::Body::File;
     c.out.ranges.assign(1, {0, c.out.file.info.size});
+    c.store().expect_reads(c.out.file, c.out.ranges);  // readahead: one access, the window follows its end
 }
 
 void verb_readv(Call& c) {
@@ -176,6 +177,7 @@ void verb_readv(Call& c) {
     }
     c.ok({Value("readv")});
     c.out.body_kind = Reply::Body::File;
+    c.store().expect_reads(c.out.file, c.out.ranges);  // readahead: one access, the window follows the last range
 }
 
 void verb_append(Call& c) {
@@ -436,14 +438,21 @@ void verb_last_revision_info(Call& c) {
     c.ok({Value("ok"), Value(data.substr(0, sp)), Value(data.substr(sp + 1))});
 }
 
-bool branch_lock_path(Call& c, std::string& lock) {
+// The branch's control directory ("b/.bzr/branch"), which must exist.
+bool branch_dir(Call& c, std::string& dir) {
     std::string d;
     if (!c.bzrdir(d)) return false;
-    if (!c.exists(join(d, ".bzr/branch/format"))) {
+    dir = join(d, ".bzr/branch");
+    if (!c.exists(join(dir, "format"))) {
         c.fail(proto::error_args(Err::NoBranch));
         return false;
     }
-    lock = join(d, ".bzr/branch/lock");
+    return true;
+}
+
+bool branch_lock_path(Call& c, std::string& lock) {
+    if (!branch_dir(c, lock)) return false;
+    lock = join(lock, "lock");
     return true;
 }
 
@@ -472,6 +481,74 @@ void verb_branch_unlock(Call& c) {
     int err = 0;
     auto r = bzr::lock_release(c.store(), lock, c.arg(1), &err);
     if (r != bzr::LockResult::Ok) return lock_failure(c, r, err);
+    c.ok({Value("ok")});
+}
+
+// The branch's control directory ("b/.bzr/branch"), which must exist.
+
+// A small control file's content, "" when it does not exist.
+bool optional_file(Call& c, const std::string& path, std::string& out) {
+    int e = bzr::read_file(c.store(), path, out, 16 * 1024 * 1024);
+    if (e == ENOENT) {
+        out.clear();
+        return true;
+    }
+    if (e) c.fail_errno(e, c.arg(0));
+    return e == 0;
+}
+
+void verb_get_config_file(Call& c) {
+    std::string dir, conf;
+    if (branch_dir(c, dir) && optional_file(c, join(dir, "branch.conf"), conf)) c.ok_body({Value("ok")}, std::move(conf));
+}
+
+void verb_get_tags_bytes(Call& c) {
+    std::string dir, tags;
+    if (branch_dir(c, dir) && optional_file(c, join(dir, "tags"), tags)) c.ok({Value(std::move(tags))});
+}
+
+void verb_get_stacked_on_url(Call& c) {
+    std::string dir, conf;
+    if (!branch_dir(c, dir) || !optional_file(c, join(dir, "branch.conf"), conf)) return;
+    // branch.conf is "key = value" lines (configobj); an empty or absent
+    // stacked_on_location means not stacked.
+    std::string url;
+    size_t i = 0;
+    while (i < conf.size()) {
+        size_t j = conf.find('\n', i);
+        if (j == std::string::npos) j = conf.size();
+        std::string_view line(conf.data() + i, j - i);
+        i = j + 1;
+        constexpr std::string_view kKey = "stacked_on_location";
+        if (line.substr(0, kKey.size()) != kKey) continue;
+        line.remove_prefix(kKey.size());
+        size_t eq = line.find_first_not_of(" \t");
+        if (eq == std::string_view::npos || line[eq] != '=') continue;
+        line.remove_prefix(eq + 1);
+        while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
+        while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.remove_suffix(1);
+        if (line.size() >= 2 && (line.front() == '"' || line.front() == '\'') && line.back() == line.front())
+            line = line.substr(1, line.size() - 2);
+        url = line;
+    }
+    if (url.empty()) return c.fail(proto::error_args(Err::NotStacked));
+    c.ok({Value("ok"), Value(url)});
+}
+
+// (path, branch token, repo token, revno, revid): move the tip under the
+// lock the client holds (spec 12, push).
+void verb_set_last_revision_info(Call& c) {
+    std::string dir;
+    if (!c.writable() || !branch_dir(c, dir)) return;
+    const std::string& revno = c.arg(3);
+    if (revno.empty() || revno.size() > 18 || revno.find_first_not_of("0123456789") != std::string::npos ||
+        c.arg(4).empty() || c.arg(4).find_first_of(" \n") != std::string::npos)
+        return c.generic("ValueError", "bad revno or revision id");
+    int err = 0;
+    auto held = bzr::lock_check(c.store(), join(dir, "lock"), c.arg(1), &err);
+    if (held != bzr::LockResult::Ok) return lock_failure(c, held, err);
+    if (int e = c.store().put(join(dir, "last-revision"), revno + " " + c.arg(4) + "\n", -1))
+        return c.fail_errno(e, c.arg(0));
     c.ok({Value("ok")});
 }
 

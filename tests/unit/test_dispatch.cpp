@@ -203,6 +203,29 @@ TEST_CASE("dispatch: bzrdir verbs and real LockDir locks") {
     CHECK(!fs::exists(f.root / "b/.bzr/branch/lock/held"));
     CHECK(f.call(A({"Branch.unlock", "b/", token.c_str(), ""})).args == A({"TokenMismatch"}));
 
+    // Branch control files and the tip, under the client's lock.
+    CHECK(f.call(A({"Branch.get_config_file", "b/"})).args == A({"ok"}));
+    CHECK(f.call(A({"Branch.get_tags_bytes", "b/"})).args == A({""}));
+    CHECK(f.call(A({"Branch.get_stacked_on_url", "b/"})).args == A({"NotStacked"}));
+    f.write("b/.bzr/branch/branch.conf", "parent_location = file:///x/\nstacked_on_location = bzr://h/base\n");
+    f.write("b/.bzr/branch/tags", "de");
+    r = f.call(A({"Branch.get_config_file", "b/"}));
+    CHECK(r.body == "parent_location = file:///x/\nstacked_on_location = bzr://h/base\n");
+    CHECK(f.call(A({"Branch.get_tags_bytes", "b/"})).args == A({"de"}));
+    CHECK(f.call(A({"Branch.get_stacked_on_url", "b/"})).args == A({"ok", "bzr://h/base"}));
+    f.write("b/.bzr/branch/branch.conf", "stacked_on_location = \n");
+    CHECK(f.call(A({"Branch.get_stacked_on_url", "b/"})).args == A({"NotStacked"}));
+    CHECK(f.call(A({"Branch.set_last_revision_info", "b/", "notheld", "", "1", "rev-1"})).args == A({"TokenMismatch"}));
+    r = f.call(A({"Branch.lock_write", "b/", "", ""}));
+    REQUIRE(r.success);
+    token = r.args[1].bytes;
+    CHECK(f.call(A({"Branch.set_last_revision_info", "b/", "wrong", "", "1", "rev-1"})).args == A({"TokenMismatch"}));
+    CHECK(f.call(A({"Branch.set_last_revision_info", "b/", token.c_str(), "", "x", "rev-1"})).args[0].bytes == "error");
+    CHECK(f.call(A({"Branch.set_last_revision_info", "b/", token.c_str(), "", "1", "rev-1"})).args == A({"ok"}));
+    CHECK(f.call(A({"Branch.last_revision_info", "b/"})).args == A({"ok", "1", "rev-1"}));
+    CHECK(f.call(A({"Branch.unlock", "b/", token.c_str(), ""})).args == A({"ok"}));
+    CHECK(f.call(A({"Branch.get_config_file", "repo-none/"})).args == A({"nobranch"}));
+
     // A shared repository in an ancestor bzrdir.
     fs::create_directory(f.root / "repo");
     CHECK(f.call(A({"BzrDirFormat.initialize", "repo/"})).args == A({"ok"}));
