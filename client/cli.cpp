@@ -81,6 +81,13 @@ Options (anywhere after the command; "--" ends options):
 URLs:
   bzr://HOST[:PORT]/PATH            TCP, default port 4155
   bzr+ssh://[USER@]HOST[:PORT]/PATH runs "ssh HOST soukd serve --inet ..."
+  bzr+http://HOST[:PORT]/PATH       smart requests POSTed to PATH/.bzr/smart
+  bzr+https://HOST[:PORT]/PATH      (soukd --http, or soukd cgi behind a web
+                                    server); every command, writes included
+  http://HOST[:PORT]/PATH           any web server, reads only: get, readv
+  https://HOST[:PORT]/PATH          (one GET with a multi-range Range header
+                                    per up to 128 ranges), stat and has (HEAD)
+  One keep-alive connection; responses are asked for with zstd.
   IPv6 addresses go in brackets: bzr://[::1]:4155/x. Write %XX for
   special characters in paths (%20 for a space).
 
@@ -91,6 +98,8 @@ Environment:
                       A local pipe, for testing:
                         SOUK_SSH="sh -c 'shift; exec \"\$@\"' ssh"
   BZR_REMOTE_PATH     program to run on the remote host (default: soukd)
+  SOUK_CA_FILE        https: PEM file of CA certificates to trust instead of
+                      the system's (e.g. a self-signed server certificate)
 
 Exit status:
   0  success
@@ -346,6 +355,86 @@ int parse_args(int argc, char** argv, Cli& cli) {
     return -1;
 }
 
+// ------------------------------------------------------------ progress --
+
+// A progress bar on stderr for transfers over 1 MiB: bytes, rate and time
+// left, redrawn at most ten times a second and erased at the end. Only
+// when stdout and stderr are both terminals (never into a pipe, a file or
+// a log) and never with --json. SOUK_PROGRESS=0 turns it off, =1 forces it.
+class Progress {
+public:
+    static constexpr uint64_t kMinBytes = 1u << 20;
+    static bool wanted(const Cli& cli) {
+        const char* env = getenv("SOUK_PROGRESS");
+        if (env && *env) return env[0] == '1';
+        return !cli.json && isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
+    }
+    void start(uint64_t total) {
+        if (total <= kMinBytes) return;
+        on_ = true;
+        total_ = total;
+        done_ = 0;
+        t0_ = last_ = std::chrono::steady_clock::now();
+        draw(true);
+    }
+    void add(uint64_t n) { set(done_ + n); }
+    void set(uint64_t done) {
+        if (!on_) return;
+        done_ = done;
+        draw(false);
+    }
+    void finish() {
+        if (!on_) return;
+        on_ = false;
+        write_fd(STDERR_FILENO, "\r\033[K");
+    }
+
+private:
+    static std::string size_text(double b) {
+        char buf[32];
+        if (b >= 1024.0 * 1024 * 1024) snprintf(buf, sizeof buf, "%.2f GiB", b / (1024.0 * 1024 * 1024));
+        else snprintf(buf, sizeof buf, "%.1f MiB", b / (1024.0 * 1024));
+        return buf;
+    }
+    void draw(bool force) {
+        auto now = std::chrono::steady_clock::now();
+        if (!force && now - last_ < std::chrono::milliseconds(100) && done_ < total_) return;
+        last_ = now;
+        double secs = std::chrono::duration<double>(now - t0_).count();
+        double rate = secs > 0.05 ? static_cast<double>(done_) / secs : 0;
+        int pct = total_ ? static_cast<int>(100.0 * static_cast<double>(std::min(done_, total_)) / static_cast<double>(total_)) : 0;
+        constexpr int kWidth = 24;
+        std::string bar(kWidth, ' ');
+        for (int i = 0; i < kWidth * pct / 100; ++i) bar[static_cast<size_t>(i)] = '#';
+        std::string left = "--:--";
+        if (rate > 0 && done_ <= total_) {
+            auto s = static_cast<long long>(static_cast<double>(total_ - done_) / rate);
+            char buf[32];
+            if (s >= 3600) snprintf(buf, sizeof buf, "%lld:%02lld:%02lld", s / 3600, s / 60 % 60, s % 60);
+            else snprintf(buf, sizeof buf, "%lld:%02lld", s / 60, s % 60);
+            left = buf;
+        }
+        char line[200];
+        snprintf(line, sizeof line, "\r[%s] %3d%%  %s / %s  %s/s  %s left\033[K", bar.c_str(), pct,
+                 size_text(static_cast<double>(done_)).c_str(), size_text(static_cast<double>(total_)).c_str(),
+                 size_text(rate).c_str(), left.c_str());
+        write_fd(STDERR_FILENO, line);
+    }
+
+    bool on_ = false;
+    uint64_t total_ = 0, done_ = 0;
+    std::chrono::steady_clock::time_point t0_, last_;
+};
+
+Progress g_progress;
+
+// Start the bar for a download of `path`'s size (one stat, on a terminal only).
+void start_download_progress(const Cli& cli, sc::Client& client) {
+    if (!Progress::wanted(cli)) return;
+    auto st = client.stat("");
+    if (st && st->is_file()) g_progress.start(st->size);
+}
+
 // ------------------------------------------------------------ commands --
 
 // Write a downloaded file to `path`: through a temporary file renamed into
@@ -369,11 +458,14 @@ int get_to_file(const Cli& cli, sc::Client& client, const std::string& path) {
     }
     if (fd < 0) return local_failure(cli, "cannot write " + path + ": " + strerror(errno));
     int write_errno = 0;
+    start_download_progress(cli, client);
     auto r = client.get_to("", [&](std::string_view chunk) {
+        g_progress.add(chunk.size());
         if (write_fd(fd, chunk)) return true;
         write_errno = errno;
         return false;
     });
+    g_progress.finish();
     if (r && ::close(fd) != 0) write_errno = errno;
     else if (!r) ::close(fd);
     if (!r || write_errno) {
@@ -399,11 +491,14 @@ int cmd_get(const Cli& cli, sc::Client& client) {
         return kExitOk;
     }
     int write_errno = 0;
+    start_download_progress(cli, client);
     auto r = client.get_to("", [&](std::string_view chunk) {
+        g_progress.add(chunk.size());
         if (write_fd(STDOUT_FILENO, chunk)) return true;
         write_errno = errno;
         return false;
     });
+    g_progress.finish();
     if (write_errno) return local_failure(cli, std::string("cannot write to stdout: ") + strerror(write_errno));
     if (!r) return report(cli, r.error());
     return kExitOk;
@@ -426,11 +521,18 @@ int cmd_readv(const Cli& cli, sc::Client& client) {
         return kExitOk;
     }
     int write_errno = 0;
+    if (Progress::wanted(cli)) {
+        uint64_t total = 0;
+        for (const auto& r : ranges) total += r.length;
+        g_progress.start(total);
+    }
     auto st = client.readv_each("", ranges, [&](size_t, std::string_view data) {
+        g_progress.add(data.size());
         if (write_fd(STDOUT_FILENO, data)) return true;
         write_errno = errno;
         return false;
     });
+    g_progress.finish();
     if (write_errno) return local_failure(cli, std::string("cannot write to stdout: ") + strerror(write_errno));
     if (!st) return report(cli, st.error());
     return kExitOk;
@@ -454,13 +556,16 @@ int read_input(const Cli& cli, std::string& data) {
 int cmd_put_append(const Cli& cli, sc::Client& client) {
     std::string data;
     if (int rc = read_input(cli, data); rc >= 0) return rc;
+    if (Progress::wanted(cli)) g_progress.start(data.size());  // fed by Options::upload_progress
     if (cli.command == "put") {
         auto st = client.put("", data, cli.mode);
+        g_progress.finish();
         if (!st) return report(cli, st.error());
         if (cli.json) print_json({{"path", *client.resolve("")}, {"size", data.size()}});
         return kExitOk;
     }
     auto r = client.append("", data, cli.mode);
+    g_progress.finish();
     if (!r) return report(cli, r.error());
     if (cli.json)
         print_json({{"path", *client.resolve("")}, {"old_length", *r}, {"new_length", *r + data.size()}});
@@ -553,6 +658,7 @@ int run(int argc, char** argv) {
 
     sc::Options opts;
     if (cli.timeout) opts.timeout = *cli.timeout;
+    opts.upload_progress = [](uint64_t sent) { g_progress.set(sent); };
     auto url = sc::parse_url(cli.positional[0]);
     if (!url) return usage_error(url.error().message);
     auto client = sc::Client::connect(cli.positional[0], opts);

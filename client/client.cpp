@@ -109,6 +109,34 @@ Status Client::ensure_connected() {
     return {};
 }
 
+Result<HttpCarrier*> Client::plain_http(std::string_view verb) {
+    if (auto st = ensure_connected(); !st) return std::move(st).take_error();
+    if (!conn_.http())
+        return make_error(ErrorKind::Connection, "no HTTP connection for " + url_.to_string());
+    (void)verb;
+    ++stats_.requests;
+    return conn_.http();
+}
+
+Error Client::plain_http_status(int status, const std::string& shown) const {
+    switch (status) {
+    case 404: return make_error(ErrorKind::NoSuchFile, "no such file: " + shown, shown);
+    case 401:
+    case 403: return make_error(ErrorKind::PermissionDenied, "permission denied (HTTP " + std::to_string(status) + "): " + shown, shown);
+    default:
+        return make_error(ErrorKind::Protocol, "unexpected HTTP status " + std::to_string(status) + " for " + shown, shown);
+    }
+}
+
+namespace {
+Error read_only_http(std::string_view verb, std::string_view shown) {
+    return make_error(ErrorKind::InvalidArgument,
+                      "plain http(s):// URLs only read (get, readv, stat, has); use bzr+http(s):// for " +
+                          std::string(verb),
+                      std::string(shown));
+}
+}  // namespace
+
 Result<Client::Target> Client::target(std::string_view path) const {
     auto abs = join_path(url_.path, path);
     if (!abs)
@@ -116,7 +144,10 @@ Result<Client::Target> Client::target(std::string_view path) const {
                           "invalid path '" + std::string(path) + "': it goes above '/' or contains a NUL byte",
                           std::string(path));
     Target t;
-    t.wire = escape_path(*abs);
+    // bzr+http: requests are POSTed to <URL path>/.bzr/smart, and paths are
+    // relative to the URL path (spec 11.3), so a server under a URL prefix
+    // works too. Elsewhere (and for plain http GETs) paths are absolute.
+    t.wire = url_.is_http() && !url_.is_plain_http() ? escape_path(relative_path(url_.path, *abs)) : escape_path(*abs);
     t.shown = std::move(*abs);
     return t;
 }
@@ -131,6 +162,7 @@ Result<Reply> Client::exchange(const proto::VerbInfo* verb, const proto::Args& a
                                std::optional<std::string_view> body, const BodySink* sink,
                                std::string_view err_path) {
     const std::string verb_name = !args.empty() && args[0].is_bytes() ? args[0].bytes : std::string("?");
+    if (url_.is_plain_http()) return read_only_http(verb_name, err_path);
     const bool may_retry = opts_.retry && verb != nullptr && verb->safe_retry;
     const auto idle = std::max(opts_.timeout, std::chrono::milliseconds(1));
 
@@ -161,8 +193,14 @@ Result<Reply> Client::exchange(const proto::VerbInfo* verb, const proto::Args& a
         std::string out;
         proto::request::begin_v3(args, out);
         int werr = 0;
-        if (body && body->size() <= (256u << 10)) {
-            proto::request::chunk_v3(*body, out);
+        // A request without a body, or with a small one, goes out in one
+        // write: brz serve answers a body-less request as soon as its args
+        // arrive, and if the final 'e' then arrives together with the next
+        // request, brz keeps that request in its push-back buffer and waits
+        // on the socket for bytes that never come (Breezy 3.3
+        // SmartServerStreamMedium._build_protocol).
+        if (!body || body->size() <= (256u << 10)) {
+            if (body) proto::request::chunk_v3(*body, out);
             proto::request::end_v3(out);
             if (conn_.write_all(out, idle) < 0) werr = errno;
         } else {
@@ -177,6 +215,7 @@ Result<Reply> Client::exchange(const proto::VerbInfo* verb, const proto::Args& a
                 std::string_view head(head_bytes, 5);  // a v3 'b' part header (spec 3.2)
                 if (conn_.write_all(head, idle) < 0 || conn_.write_all(rest.substr(0, n), idle) < 0) werr = errno;
                 rest.remove_prefix(n);
+                if (werr == 0 && opts_.upload_progress) opts_.upload_progress(body->size() - rest.size());
             }
             if (werr == 0) {
                 std::string end;
@@ -205,6 +244,10 @@ Result<Reply> Client::exchange(const proto::VerbInfo* verb, const proto::Args& a
                 if (werr) return io_fail(true, werr);
                 return fail(ErrorKind::Connection, "connection closed by the server before the response was complete",
                             true);
+            }
+            if (n < 0 && conn_.http_error()) {
+                const Error& he = *conn_.http_error();
+                return fail(he.kind, he.message, is_reset_errno(errno));
             }
             if (n < 0) return io_fail(false, errno);
             std::string_view in(buf, static_cast<size_t>(n));
@@ -294,6 +337,18 @@ Result<Reply> Client::call(const proto::Args& args, std::optional<std::string_vi
 
 Result<std::string> Client::get(std::string_view path) {
     SOUK_TARGET(t, path);
+    if (url_.is_plain_http()) {
+        auto h = plain_http("get");
+        if (!h) return std::move(h).take_error();
+        auto r = (*h)->get(t.wire, "", false);
+        if (!r) {
+            Error e = std::move(r).take_error();
+            e.path = t.shown;
+            return e;
+        }
+        if (r->status != 200) return plain_http_status(r->status, t.shown);
+        return std::move(r->body);
+    }
     auto r = exchange(info(Verb::get), {"get", t.wire}, std::nullopt, nullptr, t.shown);
     if (!r) return std::move(r).take_error();
     if (!is_word(r->args, 0, "ok")) return unexpected("get", r->args, t.shown);
@@ -302,6 +357,12 @@ Result<std::string> Client::get(std::string_view path) {
 
 Result<uint64_t> Client::get_to(std::string_view path, const BodySink& sink) {
     SOUK_TARGET(t, path);
+    if (url_.is_plain_http()) {
+        auto r = get(path);
+        if (!r) return std::move(r).take_error();
+        if (!sink(*r)) return make_error(ErrorKind::Cancelled, "cancelled by the caller", t.shown);
+        return static_cast<uint64_t>(r->size());
+    }
     uint64_t total = 0;
     BodySink counting = [&](std::string_view chunk) {
         total += chunk.size();
@@ -316,13 +377,48 @@ Result<uint64_t> Client::get_to(std::string_view path, const BodySink& sink) {
 Status Client::readv_each(std::string_view path, std::span<const Range> ranges,
                           const ReadvAssembler::Deliver& deliver) {
     SOUK_TARGET(t, path);
-    auto plan = plan_readv(ranges, opts_.readv);
+    ReadvLimits limits = opts_.readv;
+    // Web servers cap ranges per request (Apache 200, soukd 256): stay under.
+    if (url_.is_plain_http()) limits.max_request_ranges = std::min<size_t>(limits.max_request_ranges, 128);
+    auto plan = plan_readv(ranges, limits);
     if (!plan) {
         Error e = std::move(plan).take_error();
         e.path = t.shown;
         return e;
     }
     ReadvAssembler assembler(ranges, *plan, deliver);
+    if (url_.is_plain_http()) {
+        // One GET with a multi-range Range header per planned request.
+        for (size_t i = 0; i < plan->requests.size(); ++i) {
+            auto h = plain_http("readv");
+            if (!h) return std::move(h).take_error();
+            auto r = (*h)->get(t.wire, range_header(plan->requests[i]), false);
+            if (!r) {
+                Error e = std::move(r).take_error();
+                e.path = t.shown;
+                return e;
+            }
+            if (r->status != 200 && r->status != 206 && r->status != 416) return plain_http_status(r->status, t.shown);
+            auto bytes = extract_ranges(*r, plan->requests[i]);
+            if (!bytes) {
+                Error e = std::move(bytes).take_error();
+                e.path = t.shown;
+                e.message += ": " + t.shown;
+                return e;
+            }
+            if (auto st = assembler.add_reply(i, *bytes); !st) {
+                Error e = std::move(st).take_error();
+                e.path = t.shown;
+                return e;
+            }
+        }
+        if (auto st = assembler.finish(); !st) {
+            Error e = std::move(st).take_error();
+            e.path = t.shown;
+            return e;
+        }
+        return {};
+    }
     for (size_t i = 0; i < plan->requests.size(); ++i) {
         std::string body = encode_readv_body(plan->requests[i]);
         auto r = exchange(info(Verb::readv), {"readv", t.wire}, body, nullptr, t.shown);
@@ -417,6 +513,14 @@ Status Client::move(std::string_view from, std::string_view to) {
 
 Result<FileStat> Client::stat(std::string_view path) {
     SOUK_TARGET(t, path);
+    if (url_.is_plain_http()) {
+        auto h = plain_http("stat");
+        if (!h) return std::move(h).take_error();
+        auto r = (*h)->get(t.wire, "", true);
+        if (!r) return std::move(r).take_error();
+        if (r->status != 200) return plain_http_status(r->status, t.shown);
+        return FileStat{r->content_length, 0100444};  // HTTP says nothing of permissions
+    }
     auto r = exchange(info(Verb::stat), {"stat", t.wire}, std::nullopt, nullptr, t.shown);
     if (!r) return std::move(r).take_error();
     const auto& a = r->args;
@@ -458,6 +562,15 @@ Result<std::vector<std::string>> Client::iter_files_recursive(std::string_view p
 
 Result<bool> Client::has(std::string_view path) {
     SOUK_TARGET(t, path);
+    if (url_.is_plain_http()) {
+        auto h = plain_http("has");
+        if (!h) return std::move(h).take_error();
+        auto r = (*h)->get(t.wire, "", true);
+        if (!r) return std::move(r).take_error();
+        if (r->status == 404) return false;
+        if (r->status == 200 || r->status == 403) return true;  // 403: there, but not for us (a directory)
+        return plain_http_status(r->status, t.shown);
+    }
     auto r = exchange(info(Verb::has), {"has", t.wire}, std::nullopt, nullptr, t.shown);
     if (!r) return std::move(r).take_error();
     if (is_word(r->args, 0, "yes")) return true;
@@ -466,6 +579,7 @@ Result<bool> Client::has(std::string_view path) {
 }
 
 Result<bool> Client::is_readonly() {
+    if (url_.is_plain_http()) return true;
     auto r = exchange(info(Verb::is_readonly), {"Transport.is_readonly"}, std::nullopt, nullptr, "");
     if (!r) {
         if (r.error().kind == ErrorKind::UnknownMethod) return false;  // spec 6: assume writable

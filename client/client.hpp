@@ -150,6 +150,10 @@ private:
     Result<Reply> exchange(const proto::VerbInfo* verb, const proto::Args& args,
                            std::optional<std::string_view> body, const BodySink* sink, std::string_view err_path);
     Status ensure_connected();
+    // Plain http(s):// (GETs only): the carrier, or an error for verbs it
+    // cannot do.
+    Result<HttpCarrier*> plain_http(std::string_view verb);
+    Error plain_http_status(int status, const std::string& shown) const;
     // Drop the connection; returns how an ssh child ended ("" otherwise).
     std::string drop();
 

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <optional>
 #include <utility>
@@ -185,7 +186,15 @@ std::string effective_remote_program(const Options& opts) {
 // ----------------------------------------------------------- Connection --
 
 Connection::Connection(Connection&& o) noexcept
-    : stream_(std::move(o.stream_)), pid_(std::exchange(o.pid_, -1)), program_(std::move(o.program_)) {}
+    : stream_(std::move(o.stream_)),
+      pid_(std::exchange(o.pid_, -1)),
+      program_(std::move(o.program_)),
+      http_(std::move(o.http_)),
+      smart_path_(std::move(o.smart_path_)),
+      pending_(std::move(o.pending_)),
+      response_(std::move(o.response_)),
+      response_at_(std::exchange(o.response_at_, 0)),
+      http_error_(std::move(o.http_error_)) {}
 
 Connection& Connection::operator=(Connection&& o) noexcept {
     if (this != &o) {
@@ -193,6 +202,12 @@ Connection& Connection::operator=(Connection&& o) noexcept {
         stream_ = std::move(o.stream_);
         pid_ = std::exchange(o.pid_, -1);
         program_ = std::move(o.program_);
+        http_ = std::move(o.http_);
+        smart_path_ = std::move(o.smart_path_);
+        pending_ = std::move(o.pending_);
+        response_ = std::move(o.response_);
+        response_at_ = std::exchange(o.response_at_, 0);
+        http_error_ = std::move(o.http_error_);
     }
     return *this;
 }
@@ -200,6 +215,16 @@ Connection& Connection::operator=(Connection&& o) noexcept {
 Result<Connection> Connection::open(const Url& url, const Options& opts) {
     Connection c;
     std::string err;
+    if (url.is_http()) {
+        auto h = HttpCarrier::open(url, opts);
+        if (!h) return std::move(h).take_error();
+        c.http_ = std::make_unique<HttpCarrier>(std::move(h).value());
+        c.smart_path_ = escape_path(url.path);
+        if (c.smart_path_.back() != '/') c.smart_path_ += '/';
+        c.smart_path_ += ".bzr/smart";
+        c.program_ = url.is_tls() ? "https" : "http";
+        return c;
+    }
     if (url.scheme == Scheme::Bzr) {
         auto ms = std::max<int64_t>(1, opts.connect_timeout.count());
         io::Fd fd = io::connect_tcp(url.host, url.tcp_port(), static_cast<int>(std::min<int64_t>(ms, INT32_MAX)), &err);
@@ -219,6 +244,14 @@ Result<Connection> Connection::open(const Url& url, const Options& opts) {
 }
 
 int Connection::write_all(std::string_view data, std::chrono::milliseconds idle) {
+    if (http_) {
+        if (response_at_ < response_.size() || !response_.empty()) {  // a new request starts
+            response_.clear();
+            response_at_ = 0;
+        }
+        pending_.append(data);
+        return 0;
+    }
     constexpr size_t kStep = 1 << 20;
     std::optional<SigpipeGuard> guard;
     if (is_pipe()) guard.emplace();
@@ -231,10 +264,30 @@ int Connection::write_all(std::string_view data, std::chrono::milliseconds idle)
 }
 
 ssize_t Connection::read_some(char* buf, size_t n, std::chrono::milliseconds idle) {
+    if (http_) {
+        if (!pending_.empty()) {
+            http_error_.reset();
+            auto r = http_->post(smart_path_, pending_);
+            pending_.clear();
+            if (!r) {
+                Error e = std::move(r).take_error();
+                errno = e.kind == ErrorKind::Timeout ? ETIMEDOUT : e.kind == ErrorKind::Connection ? ECONNRESET : EPROTO;
+                http_error_ = std::move(e);
+                return -1;
+            }
+            response_ = std::move(r).value();
+            response_at_ = 0;
+        }
+        size_t k = std::min(n, response_.size() - response_at_);
+        std::memcpy(buf, response_.data() + response_at_, k);
+        response_at_ += k;
+        return static_cast<ssize_t>(k);  // 0: the whole response was read
+    }
     return stream_.read_some(buf, n, io::after_ms(idle.count()));
 }
 
 bool Connection::peer_gone() {
+    if (http_) return false;  // httplib reconnects a closed keep-alive itself
     if (!stream_.valid()) return true;
     struct pollfd p = {stream_.in_fd(), POLLIN, 0};
     int r;
@@ -247,6 +300,10 @@ bool Connection::peer_gone() {
 }
 
 std::string Connection::close() {
+    http_.reset();
+    pending_.clear();
+    response_.clear();
+    response_at_ = 0;
     stream_.close_write();
     stream_ = io::Stream();
     if (pid_ <= 0) return {};

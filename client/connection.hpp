@@ -10,7 +10,11 @@
 #include <string_view>
 #include <vector>
 
+#include <memory>
+#include <optional>
+
 #include "client/error.hpp"
+#include "client/http.hpp"
 #include "client/options.hpp"
 #include "client/url.hpp"
 #include "transport/stream.hpp"
@@ -58,8 +62,15 @@ public:
     // on the inherited stderr).
     static Result<Connection> open(const Url& url, const Options& opts);
 
-    bool valid() const { return stream_.valid(); }
+    bool valid() const { return stream_.valid() || http_ != nullptr; }
     bool is_pipe() const { return pid_ > 0; }
+
+    // HTTP(S) URLs: the carrier (nullptr otherwise). For bzr+http, bytes
+    // written are buffered as one request and POSTed to <URL path>/.bzr/smart
+    // on the first read; reads then return the response body, then EOF.
+    HttpCarrier* http() { return http_.get(); }
+    // Why the last HTTP exchange failed (read_some returned -1), if it did.
+    const std::optional<Error>& http_error() const { return http_error_; }
 
     // Write every byte of `data`, or -1 with errno (EPIPE, ECONNRESET,
     // ETIMEDOUT, ...). The deadline restarts every 1 MiB, so `idle` bounds
@@ -84,6 +95,12 @@ private:
     io::Stream stream_;
     pid_t pid_ = -1;
     std::string program_;
+    std::unique_ptr<HttpCarrier> http_;
+    std::string smart_path_;  // escaped POST target
+    std::string pending_;     // the request being written
+    std::string response_;    // the response being read
+    size_t response_at_ = 0;
+    std::optional<Error> http_error_;
 };
 
 }  // namespace souk::client

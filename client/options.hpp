@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -35,6 +36,14 @@ struct Options {
     // bzr+ssh: the program run on the remote host. nullopt = the
     // BZR_REMOTE_PATH environment variable, else "soukd".
     std::optional<std::string> remote_program;
+    // https: a PEM file of CA certificates to trust instead of the
+    // system's. nullopt = the SOUK_CA_FILE environment variable, else the
+    // system's (OpenSSL's defaults; SSL_CERT_FILE also works).
+    std::optional<std::string> ca_file;
+    // Called as a request body goes out (bytes of the body sent so far),
+    // on stream carriers, for bodies sent in parts (over 256 KiB): the
+    // CLI's upload progress bar. Empty: not called.
+    std::function<void(uint64_t sent)> upload_progress;
 };
 
 }  // namespace souk::client

@@ -129,8 +129,33 @@ std::optional<std::string> join_path(std::string_view base, std::string_view rel
     return out;
 }
 
+std::string relative_path(std::string_view from, std::string_view to) {
+    auto segments = [](std::string_view p) {
+        std::vector<std::string_view> out;
+        size_t start = 0;
+        while (start < p.size()) {  // bounded: start grows every pass
+            size_t slash = p.find('/', start);
+            if (slash == std::string_view::npos) slash = p.size();
+            if (slash > start) out.push_back(p.substr(start, slash - start));
+            start = slash + 1;
+        }
+        return out;
+    };
+    auto a = segments(from), b = segments(to);
+    size_t common = 0;
+    while (common < a.size() && common < b.size() && a[common] == b[common]) ++common;
+    std::string out;
+    for (size_t i = common; i < a.size(); ++i) out += out.empty() ? ".." : "/..";
+    for (size_t i = common; i < b.size(); ++i) {
+        if (!out.empty()) out += '/';
+        out += b[i];
+    }
+    return out.empty() ? "." : out;
+}
+
 std::string Url::to_string() const {
-    std::string out = scheme == Scheme::Bzr ? "bzr://" : "bzr+ssh://";
+    static const char* const names[] = {"bzr://", "bzr+ssh://", "bzr+http://", "bzr+https://", "http://", "https://"};
+    std::string out = names[static_cast<int>(scheme)];
     if (!user.empty()) {
         out += escape_path(user);
         out += '@';
@@ -155,12 +180,19 @@ Result<Url> parse_url(std::string_view text) {
     }
     size_t sep = text.find("://");
     if (sep == std::string_view::npos)
-        return bad(text, "expected bzr://HOST[:PORT]/PATH or bzr+ssh://[USER@]HOST[:PORT]/PATH");
+        return bad(text, "expected bzr://HOST[:PORT]/PATH, bzr+ssh://[USER@]HOST[:PORT]/PATH, "
+                         "bzr+http(s)://HOST[:PORT]/PATH or http(s)://HOST[:PORT]/PATH");
     Url url;
     std::string scheme = lower(text.substr(0, sep));
     if (scheme == "bzr") url.scheme = Scheme::Bzr;
     else if (scheme == "bzr+ssh") url.scheme = Scheme::BzrSsh;
-    else return bad(text, "unsupported scheme '" + std::string(text.substr(0, sep)) + "' (use bzr:// or bzr+ssh://)");
+    else if (scheme == "bzr+http") url.scheme = Scheme::BzrHttp;
+    else if (scheme == "bzr+https") url.scheme = Scheme::BzrHttps;
+    else if (scheme == "http") url.scheme = Scheme::Http;
+    else if (scheme == "https") url.scheme = Scheme::Https;
+    else
+        return bad(text, "unsupported scheme '" + std::string(text.substr(0, sep)) +
+                             "' (use bzr://, bzr+ssh://, bzr+http(s):// or http(s)://)");
 
     std::string_view rest = text.substr(sep + 3);
     size_t slash = rest.find('/');
@@ -171,7 +203,7 @@ Result<Url> parse_url(std::string_view text) {
 
     size_t at = authority.rfind('@');
     if (at != std::string_view::npos) {
-        if (url.scheme != Scheme::BzrSsh) return bad(text, "bzr:// URLs take no user name");
+        if (url.scheme != Scheme::BzrSsh) return bad(text, "only bzr+ssh:// URLs take a user name");
         std::string_view userinfo = authority.substr(0, at);
         if (userinfo.find(':') != std::string_view::npos)
             return bad(text, "passwords in URLs are not supported (use ssh keys or an ssh agent)");

@@ -16,7 +16,10 @@ namespace souk::client {
 
 inline constexpr uint16_t kDefaultTcpPort = 4155;  // IANA port of bzr (spec 11.2)
 
-enum class Scheme : uint8_t { Bzr, BzrSsh };
+// Bzr: TCP; BzrSsh: an ssh child; BzrHttp(s): smart requests POSTed to
+// <path>/.bzr/smart (spec 11.3); Http(s): plain GETs of files (reads only,
+// any web server).
+enum class Scheme : uint8_t { Bzr, BzrSsh, BzrHttp, BzrHttps, Http, Https };
 
 struct Url {
     Scheme scheme = Scheme::Bzr;
@@ -25,8 +28,18 @@ struct Url {
     std::optional<uint16_t> port;   // as written in the URL
     std::string path = "/";         // percent-decoded, absolute, normalised ("/" at least)
 
-    // The TCP port to connect to: the URL's, else 4155 (bzr://).
-    uint16_t tcp_port() const { return port.value_or(kDefaultTcpPort); }
+    // The TCP port to connect to: the URL's, else 4155 (bzr://), 80 or 443.
+    uint16_t tcp_port() const {
+        if (port) return *port;
+        if (scheme == Scheme::BzrHttp || scheme == Scheme::Http) return 80;
+        if (scheme == Scheme::BzrHttps || scheme == Scheme::Https) return 443;
+        return kDefaultTcpPort;
+    }
+    // Whether requests travel over HTTP(S), and whether it is the smart
+    // protocol (bzr+http) or plain GETs (http).
+    bool is_http() const { return scheme >= Scheme::BzrHttp; }
+    bool is_plain_http() const { return scheme == Scheme::Http || scheme == Scheme::Https; }
+    bool is_tls() const { return scheme == Scheme::BzrHttps || scheme == Scheme::Https; }
     // Canonical text ("bzr+ssh://user@[::1]:22/a%20b"), for messages.
     std::string to_string() const;
     bool same_server(const Url& o) const {
@@ -34,7 +47,8 @@ struct Url {
     }
 };
 
-// Parse `bzr://host[:port]/path` or `bzr+ssh://[user@]host[:port]/path`.
+// Parse `bzr://host[:port]/path`, `bzr+ssh://[user@]host[:port]/path`,
+// `bzr+http(s)://host[:port]/path` or `http(s)://host[:port]/path`.
 // IPv6 literals are written in brackets (`bzr://[::1]:4155/x`). The path is
 // percent-decoded and normalised ('.' and '..' resolved; going above '/' is
 // an error). Fails with InvalidArgument and a message naming the problem.
@@ -56,5 +70,9 @@ std::string unescape_lenient(std::string_view s);
 // without a trailing '/' (except "/"), or nullopt if it would go above "/"
 // or contains a NUL byte.
 std::optional<std::string> join_path(std::string_view base, std::string_view rel);
+
+// The relative path from the absolute normalised path `from` to the
+// absolute normalised path `to` ("." when equal, "../x" and so on).
+std::string relative_path(std::string_view from, std::string_view to);
 
 }  // namespace souk::client

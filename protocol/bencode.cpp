@@ -93,6 +93,81 @@ struct Decoder {
     }
 };
 
+// A bencode checker that builds nothing (bvalidate, bdecode_flat_list).
+struct Checker {
+    std::string_view in;
+    size_t pos = 0;
+    size_t items = 0;
+    const BencodeLimits& limits;
+
+    // A canonical non-negative length/integer ending at `end`.
+    bool canonical(size_t end, bool allow_negative, int64_t* value) const {
+        std::string_view d = in.substr(pos, end - pos);
+        bool neg = !d.empty() && d[0] == '-';
+        if (neg && !allow_negative) return false;
+        std::string_view mag = neg ? d.substr(1) : d;
+        if (mag.empty() || (mag.size() > 1 && mag[0] == '0') || (neg && mag == "0")) return false;
+        for (char c : mag)
+            if (c < '0' || c > '9') return false;
+        int64_t v = 0;
+        auto r = std::from_chars(d.data(), d.data() + d.size(), v);
+        if (r.ec != std::errc() || r.ptr != d.data() + d.size()) return false;
+        if (value) *value = v;
+        return true;
+    }
+
+    // A byte string at pos: its view, pos advanced.
+    bool string(std::string_view& s) {
+        size_t colon = in.find(':', pos);
+        if (colon == std::string_view::npos) return false;
+        int64_t n = 0;
+        if (!canonical(colon, false, &n)) return false;
+        if (static_cast<uint64_t>(n) > in.size() - (colon + 1)) return false;
+        s = in.substr(colon + 1, static_cast<size_t>(n));
+        pos = colon + 1 + static_cast<size_t>(n);
+        return true;
+    }
+
+    bool value(size_t depth) {
+        if (depth > limits.max_depth || ++items > limits.max_items || pos >= in.size()) return false;
+        char c = in[pos];
+        if (c == 'i') {
+            size_t end = in.find('e', pos + 1);
+            if (end == std::string_view::npos) return false;
+            ++pos;
+            if (!canonical(end, true, nullptr)) return false;
+            pos = end + 1;
+            return true;
+        }
+        if (c == 'l' || c == 'd') {
+            ++pos;
+            std::string_view last;
+            bool first = true;
+            for (;;) {  // bounded: each pass consumes input or returns
+                if (pos >= in.size()) return false;
+                if (in[pos] == 'e') {
+                    ++pos;
+                    return true;
+                }
+                if (c == 'd') {
+                    std::string_view key;
+                    if (pos >= in.size() || in[pos] < '0' || in[pos] > '9') return false;
+                    if (++items > limits.max_items || !string(key)) return false;
+                    if (!first && !(last < key)) return false;
+                    last = key;
+                    first = false;
+                }
+                if (!value(depth + 1)) return false;
+            }
+        }
+        if (c >= '0' && c <= '9') {
+            std::string_view s;
+            return string(s);
+        }
+        return false;
+    }
+};
+
 void encode_to(const Value& v, std::string& out) {
     switch (v.kind) {
     case Value::Kind::Bytes:
@@ -175,6 +250,41 @@ Result<Value> bdecode(std::string_view in, const BencodeLimits& limits) {
     if (!d.value(v, 0)) return make_error(d.err);
     if (d.pos != in.size()) return make_error("trailing bytes after bencode");
     return v;
+}
+
+bool bdecode_flat_list(std::string_view in, std::vector<Value>& out, size_t& n, const BencodeLimits& limits) {
+    Checker c{in, 0, 0, limits};
+    n = 0;
+    if (in.empty() || in[0] != 'l' || limits.max_depth < 1) return false;
+    c.pos = 1;
+    ++c.items;
+    for (;;) {  // bounded: each pass consumes input or returns
+        if (c.pos >= in.size()) return false;
+        if (in[c.pos] == 'e') return c.pos + 1 == in.size();
+        if (in[c.pos] < '0' || in[c.pos] > '9') return false;  // not a flat list of strings
+        if (++c.items > limits.max_items) return false;
+        std::string_view s;
+        if (!c.string(s)) return false;
+        if (n >= out.size()) out.emplace_back();
+        Value& v = out[n++];
+        v.kind = Value::Kind::Bytes;
+        v.bytes.assign(s);
+        v.integer = 0;
+        v.list.clear();
+        v.dict.clear();
+    }
+}
+
+bool bvalidate(std::string_view in, const BencodeLimits& limits, bool* is_dict) {
+    Checker c{in, 0, 0, limits};
+    if (is_dict) *is_dict = !in.empty() && in[0] == 'd';
+    return c.value(0) && c.pos == in.size();
+}
+
+void bencode_list(const Value* items, size_t count, std::string& out) {
+    out += 'l';
+    for (size_t i = 0; i < count; ++i) encode_to(items[i], out);
+    out += 'e';
 }
 
 void bencode(const Value& v, std::string& out) { encode_to(v, out); }

@@ -22,6 +22,22 @@ struct BencodeLimits {
 // safe to put in a protocol error reply.
 Result<Value> bdecode(std::string_view in, const BencodeLimits& limits = {});
 
+// The hot path of a server's request decoder (no heap allocation once
+// `out` has grown to the usual shapes): decode `in` if it is exactly a
+// list of byte strings (what requests carry), assigning item i into
+// out[i] in place (out grows as needed and never shrinks, so its strings
+// keep their capacity) and setting n to the item count. Returns false for
+// any other shape or malformed input; callers then use bdecode, which
+// also gives the error text. Same strictness and limits as bdecode.
+bool bdecode_flat_list(std::string_view in, std::vector<Value>& out, size_t& n, const BencodeLimits& limits = {});
+
+// Whether `in` is exactly one well-formed value (same rules as bdecode),
+// without building it; *is_dict says whether it is a dict.
+bool bvalidate(std::string_view in, const BencodeLimits& limits, bool* is_dict);
+
+// Append the encoding of a list of `items` (no temporary Value).
+void bencode_list(const Value* items, size_t count, std::string& out);
+
 // Append the encoding of `v` to `out`. Dict keys must already be sorted and
 // unique (Value::of_dict callers keep them so); encode sorts defensively.
 void bencode(const Value& v, std::string& out);

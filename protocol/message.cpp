@@ -34,11 +34,11 @@ void put_be32(uint32_t n, std::string& out) {
     out.append(b, 4);
 }
 
-void structure(const Value& v, std::string& out) {
+void structure(const Args& items, std::string& out) {
     size_t at = out.size();
     out += 's';
     out.append(4, '\0');
-    bencode(v, out);
+    bencode_list(items.data(), items.size(), out);
     uint32_t n = static_cast<uint32_t>(out.size() - at - 5);
     out[at + 1] = static_cast<char>(n >> 24);
     out[at + 2] = static_cast<char>(n >> 16);
@@ -70,6 +70,7 @@ namespace detail {
 void V3Reader::start(bool expect_marker) {
     state_ = expect_marker ? State::Marker : State::HeaderLen;
     buf_.clear();
+    clear_pending_ = false;
     need_ = 0;
     body_total_ = 0;
 }
@@ -88,6 +89,10 @@ bool V3Reader::take(std::string_view& in, size_t want) {
 
 V3Reader::Out V3Reader::next(std::string_view& in) {
     Out out;
+    if (clear_pending_) {
+        buf_.clear();
+        clear_pending_ = false;
+    }
     auto error = [&](std::string why) {
         state_ = State::Done;
         out.part = Part::Error;
@@ -130,9 +135,26 @@ V3Reader::Out V3Reader::next(std::string_view& in) {
         case State::Header:
         case State::Struct: {
             if (!take(in, need_)) return out;
+            bool header = state_ == State::Header;
+            if (raw_) {
+                bool is_dict = false;
+                if (header && bvalidate(buf_, limits_.bencode, &is_dict) && is_dict) {
+                    buf_.clear();
+                    state_ = State::PartKind;
+                    out.part = Part::Headers;
+                    return out;
+                }
+                if (!header) {
+                    state_ = State::PartKind;
+                    out.part = Part::Structure;
+                    out.data = buf_;
+                    clear_pending_ = true;
+                    return out;
+                }
+                // A bad header: bdecode below says why.
+            }
             auto v = bdecode(buf_, limits_.bencode);
             if (!v) return error("Bytes not bencoded: " + v.error());
-            bool header = state_ == State::Header;
             buf_.clear();
             if (header && !v->is_dict()) return error("Header object is not a dict");
             state_ = State::PartKind;
@@ -189,6 +211,16 @@ V3Reader::Out V3Reader::next(std::string_view& in) {
 
 RequestDecoder::RequestDecoder(DecoderLimits limits) : limits_(limits), v3_(&limits_) {}
 
+void RequestDecoder::set_limits(const DecoderLimits& limits) {
+    limits_ = limits;
+    v3_.set_limits(limits);
+}
+
+void RequestDecoder::set_args_storage(Args* storage) {
+    storage_ = storage;
+    v3_.set_raw(storage != nullptr);
+}
+
 void RequestDecoder::reset() {
     state_ = State::FirstLine;
     line_.clear();
@@ -212,11 +244,32 @@ Event RequestDecoder::on_line(int version, std::string_view line) {
     Event ev;
     ev.kind = Ev::ArgsReady;
     ev.version = version;
-    ev.args = split_line(line.substr(0, line.size() - 1));
-    const VerbInfo* verb = find_verb(ev.args[0].bytes);
+    line.remove_suffix(1);  // the '\n'
+    const VerbInfo* verb;
+    if (storage_) {
+        // Split on \x01 into the storage in place (no allocation once grown).
+        size_t n = 0, start = 0;
+        for (;;) {  // bounded: one pass per \x01 plus one
+            size_t p = line.find('\x01', start);
+            std::string_view item = line.substr(start, p == std::string_view::npos ? std::string_view::npos : p - start);
+            if (n >= storage_->size()) storage_->emplace_back();
+            Value& v = (*storage_)[n++];
+            v.kind = Value::Kind::Bytes;
+            v.bytes.assign(item);
+            v.list.clear();
+            v.dict.clear();
+            if (p == std::string_view::npos) break;
+            start = p + 1;
+        }
+        ev.argc = n;
+        verb = find_verb((*storage_)[0].bytes);
+    } else {
+        ev.args = split_line(line);
+        verb = find_verb(ev.args[0].bytes);
+    }
     state_ = verb && verb->request_body ? State::V12BodyLen : State::V12Done;
     body_left_ = 0;
-    line_.clear();
+    line_.clear();  // `line` may view line_: it is not used after this
     return ev;
 }
 
@@ -246,9 +299,8 @@ Event RequestDecoder::next(std::string_view& in) {
                 break;
             }
             if (state_ == State::FirstLine) version_ = 1;
-            std::string line = std::move(line_);
-            line_.clear();
-            return on_line(version_, line);
+            // on_line clears line_ (keeping its capacity) once done with it.
+            return on_line(version_, line_);
         }
         case State::V3: {
             auto part = v3_.next(in);
@@ -265,6 +317,30 @@ Event RequestDecoder::next(std::string_view& in) {
             case P::Structure: {
                 Event ev;
                 ev.version = 3;
+                if (storage_ && !have_args_) {
+                    // Raw mode: part.data is the undecoded structure.
+                    size_t n = 0;
+                    if (!bdecode_flat_list(part.data, *storage_, n, limits_.bencode)) {
+                        auto v = bdecode(part.data, limits_.bencode);
+                        if (!v) return fail("Bytes not bencoded: " + v.error());
+                        if (!v->is_list() || v->list.empty() || !v->list[0].is_bytes())
+                            return fail("args must be a list starting with the verb");
+                        n = v->list.size();
+                        if (storage_->size() < n) storage_->resize(n);
+                        for (size_t i = 0; i < n; ++i) (*storage_)[i] = std::move(v->list[i]);
+                    } else if (n == 0) {
+                        return fail("args must be a list starting with the verb");
+                    }
+                    have_args_ = true;
+                    ev.kind = Ev::ArgsReady;
+                    ev.argc = n;
+                    return ev;
+                }
+                if (storage_) {
+                    auto v = bdecode(part.data, limits_.bencode);
+                    if (!v) return fail("Bytes not bencoded: " + v.error());
+                    part.value = std::move(v).value();
+                }
                 if (!have_args_) {
                     if (!part.value.is_list() || part.value.list.empty() || !part.value.list[0].is_bytes())
                         return fail("args must be a list starting with the verb");
@@ -373,6 +449,10 @@ bool join_line(const Args& args, std::string& out) {
     bool clean = true;
     for (size_t i = 0; i < args.size(); ++i) {
         if (i) out += '\x01';
+        if (args[i].is_bytes() && args[i].bytes.find_first_of("\x01\n") == std::string::npos) {
+            out += args[i].bytes;  // the usual case: no copy
+            continue;
+        }
         std::string s = args[i].is_bytes() ? args[i].bytes
                       : args[i].is_int()   ? std::to_string(args[i].integer)
                                            : to_display(args[i]);
@@ -391,7 +471,7 @@ void begin(int version, bool success, const Args& args, std::string& out) {
     if (version == 3) {
         v3_prelude(out);
         out += success ? "oS" : "oE";
-        structure(Value::of_list(args), out);
+        structure(args, out);
         return;
     }
     if (version == 2) {
@@ -427,7 +507,7 @@ void body_end(int version, std::string& out) {
 void stream_error(int version, const Args& args, std::string& out) {
     if (version == 3) {
         out += "oE";
-        structure(Value::of_list(args), out);
+        structure(args, out);
     }
 }
 
@@ -458,7 +538,7 @@ namespace request {
 
 void begin_v3(const Args& args, std::string& out) {
     v3_prelude(out);
-    structure(Value::of_list(args), out);
+    structure(args, out);
 }
 
 void chunk_v3(std::string_view data, std::string& out) {
@@ -469,7 +549,7 @@ void chunk_v3(std::string_view data, std::string& out) {
 
 void abort_v3(std::string& out) {
     out += "oE";
-    structure(Value::of_list({Value("error")}), out);
+    structure(Args{Value("error")}, out);
     out += 'e';
 }
 

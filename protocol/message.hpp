@@ -40,7 +40,8 @@ struct Event {
     Ev kind = Ev::NeedMore;
     int version = 0;          // 1, 2 or 3
     bool success = true;      // response Args: oS / success vs oE / failed
-    Args args;                // Args, Abort, StreamError
+    Args args;                // Args, Abort, StreamError (see RequestDecoder::set_args_storage)
+    size_t argc = 0;          // ArgsReady with args storage: the args are storage[0, argc)
     std::string_view chunk;   // BodyChunk: valid until the next call to next()
     std::string error;        // Error
 };
@@ -60,6 +61,11 @@ public:
     // Copies the limits: a pointer into the owning decoder would dangle
     // once that decoder is moved or copied.
     explicit V3Reader(const DecoderLimits* limits) : limits_(*limits) {}
+    void set_limits(const DecoderLimits& limits) { limits_ = limits; }
+    // Raw mode (a server's allocation-free path): header parts are checked
+    // but not built, and Structure parts come out undecoded in `data`
+    // (valid until the next call).
+    void set_raw(bool raw) { raw_ = raw; }
     void start(bool expect_marker);
     Out next(std::string_view& in);
     bool at_part_boundary() const { return state_ == State::PartKind; }
@@ -74,6 +80,8 @@ private:
     std::string buf_;
     uint32_t need_ = 0;
     uint64_t body_total_ = 0;
+    bool raw_ = false;
+    bool clear_pending_ = false;  // raw Structure data still points into buf_
 };
 }  // namespace detail
 
@@ -87,6 +95,14 @@ public:
     // True when no partial request is buffered (between messages).
     bool idle() const { return state_ == State::FirstLine && line_.empty(); }
     void reset();
+    void set_limits(const DecoderLimits& limits);
+    // The allocation-free mode of a pooled request handler: request args
+    // are decoded into *storage in place (it grows, never shrinks, so its
+    // strings keep their capacity), ArgsReady carries argc instead of args,
+    // and v3 headers are checked without being built. nullptr: the default
+    // (args in Event::args). The decoder keeps its buffers' capacity across
+    // requests either way.
+    void set_args_storage(Args* storage);
 
 private:
     enum class State : uint8_t { FirstLine, V2Line, V3, V12BodyLen, V12Body, V12Done, Failed };
@@ -102,6 +118,7 @@ private:
     bool aborting_ = false;     // saw oE after the args
     bool abort_args_ = false;   // ... and its error structure
     uint64_t body_left_ = 0;
+    Args* storage_ = nullptr;
 };
 
 // Server side: response encoding. Every function appends to `out`.

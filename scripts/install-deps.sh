@@ -7,6 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libcpp-httplib-dev nlohmann-json3-dev libzstd-dev doctest-dev zlib1g-dev libbz2-dev
   python3 brz openssh-server openssh-client
+  nginx fcgiwrap apache2 openssl curl zstd
 )
 
 missing=()
@@ -24,4 +25,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 echo "install-deps: installing ${missing[*]}" >&2
 $sudo apt-get update -q
+# The web servers are only started by the tests, on their own ports and
+# configs: keep their packages from starting system-wide services (a
+# policy-rc.d that refuses, unless the machine already has one).
+policy=/usr/sbin/policy-rc.d
+added_policy=""
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | $sudo tee "$policy" >/dev/null
+  $sudo chmod 755 "$policy"
+  added_policy=1
+  trap '$sudo rm -f "$policy"' EXIT
+fi
 DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -26,7 +26,75 @@ namespace souk::server {
     X(truncated_requests, "connections closed by the peer in the middle of a request")   \
     X(write_failures, "responses that could not be written (peer gone or --write-timeout)") \
     X(bytes_in, "request bytes received")                                                \
-    X(bytes_out, "response bytes sent")
+    X(bytes_out, "response bytes sent")                                                  \
+    X(store_opens, "store: files opened for reading")                                    \
+    X(store_open_errors, "store: opens that failed")                                     \
+    X(store_reads, "store: client reads served by the store chain")                     \
+    X(store_read_bytes, "store: bytes of client reads")                                  \
+    X(store_read_errors, "store: client reads that failed")                              \
+    X(store_read_us, "store: microseconds spent in client reads (sum)")                  \
+    X(store_reads_slow, "store: client reads that took 10 ms or more")                   \
+    X(store_direct_bytes, "store: bytes sent straight from files (sendfile) past the chain") \
+    X(store_writes, "store: put, put_non_atomic and append calls")                       \
+    X(store_write_bytes, "store: bytes written")                                         \
+    X(store_write_errors, "store: writes that failed")                                   \
+    X(store_write_us, "store: microseconds spent in writes (sum)")                       \
+    X(store_meta_ops, "store: stat, list, mkdir, rmdir, delete and rename calls")        \
+    X(store_meta_errors, "store: metadata calls that failed")                            \
+    X(fs_reads, "filesystem: reads that reached it (client misses and prefetches)")      \
+    X(fs_read_bytes, "filesystem: bytes read from it")                                   \
+    X(cache_hits, "range cache: block lookups served from shared memory")                \
+    X(cache_misses, "range cache: blocks read from below")                               \
+    X(cache_hit_bytes, "range cache: bytes served from shared memory")                   \
+    X(cache_miss_bytes, "range cache: bytes of client reads served from below")          \
+    X(cache_inserts, "range cache: blocks inserted")                                     \
+    X(cache_insert_bytes, "range cache: bytes inserted")                                 \
+    X(cache_evictions, "range cache: blocks evicted, least recently used first")         \
+    X(cache_insert_failures, "range cache: blocks not cached for want of room (all pinned)") \
+    X(cache_unsettled, "range cache: reads past it: the file changed within --cache-settle") \
+    X(cache_changed, "range cache: blocks not cached: the file changed while being read") \
+    X(cache_copy_retries, "range cache: hits discarded: the entry was reused while being copied") \
+    X(cache_pins_leased, "range cache: pins left to expire with their lease (not released in time)") \
+    X(cache_lock_timeouts, "range cache: operations that read past it after --cache-lock-timeout") \
+    X(cache_lock_recoveries, "range cache: lock recovered from a process that died holding it (emptied)") \
+    X(cache_corruptions, "range cache: inconsistent contents found (emptied)")           \
+    X(shm_segments_created, "shared segments created for this root (1 unless replaced)") \
+    X(shm_segments_replaced, "shared segments replaced: incompatible or corrupt (bad magic, layout, size)") \
+    X(readahead_issued, "readahead: prefetch commands queued")                           \
+    X(readahead_bytes, "readahead: bytes prefetched into the range cache")               \
+    X(readahead_useful, "readahead: prefetched blocks later hit")                        \
+    X(readahead_wasted, "readahead: prefetched blocks evicted without a hit")            \
+    X(readahead_skipped, "readahead: blocks of a window already cached (not fetched again)") \
+    X(readahead_dropped, "readahead: commands dropped (queue full, cancelled, or quit)") \
+    X(readahead_errors, "readahead: prefetches that failed (ignored)")                   \
+    X(readahead_grows, "readahead: window doublings (sequential reads)")                 \
+    X(readahead_resets, "readahead: window resets (seeks)")                              \
+    X(readahead_fadvise, "readahead: posix_fadvise(WILLNEED) hints (CGI, or no range cache)") \
+    X(readahead_random, "readahead: reads after two seeks in a row (random pattern): nothing prefetched") \
+    SOUK_MEMPOOL_COUNTERS(X, req, "req (request handlers and their workspaces)")          \
+    SOUK_MEMPOOL_COUNTERS(X, iobuf, "iobuf (connection read buffers)")                   \
+    SOUK_MEMPOOL_COUNTERS(X, sess, "sess (TCP session records)")                         \
+    X(workspace_overflows, "requests whose body outgrew the workspace (kept on the heap)") \
+    X(workspace_grows, "workspace size doublings after overflows (new handlers only, up to --workspace-max)") \
+    X(tcp_conns_live, "TCP connections open now (gauge)")                                \
+    X(tcp_conns_parked, "TCP connections parked in the waiter now: idle, no thread, no workspace (gauge)") \
+    X(tcp_wakeups, "parked TCP connections handed to a worker when bytes arrived")      \
+    X(tcp_workers, "TCP worker threads started (at most --workers)")                    \
+    X(streams_cancelled, "responses abandoned mid-body: the client went away (handler, buffers, file freed at once)") \
+    X(stream_errors, "responses ended with an error part mid-body (read error, or the file shrank)")
+
+// The nine counters of one mempool (server/mempool.hpp). live and pooled
+// are gauges (items now); the others only grow.
+#define SOUK_MEMPOOL_COUNTERS(X, p, what)                                                    \
+    X(pool_##p##_live, "mempool " what ": items in use now (gauge)")                         \
+    X(pool_##p##_pooled, "mempool " what ": idle items kept for reuse now (gauge)")          \
+    X(pool_##p##_allocs, "mempool " what ": items allocated")                                \
+    X(pool_##p##_frees, "mempool " what ": items freed")                                     \
+    X(pool_##p##_recycled, "mempool " what ": gets served by an idle item")                  \
+    X(pool_##p##_timed_out, "mempool " what ": idle items freed after --pool-max-age")       \
+    X(pool_##p##_too_small, "mempool " what ": items freed because the item size grew")      \
+    X(pool_##p##_surplus, "mempool " what ": returned items freed: the pool was full (--pool-max)") \
+    X(pool_##p##_ran_dry, "mempool " what ": gets that found the pool empty and allocated")
 
 struct Counters {
 #define SOUK_X(name, help) std::atomic<uint64_t> name{0};

@@ -25,6 +25,17 @@ uint64_t Reply::body_size() const {
     return n;
 }
 
+void Reply::reset() {
+    success = true;
+    args.clear();  // the elements go, the vector's capacity stays
+    body_kind = Body::None;
+    body.clear();
+    if (body.capacity() > (1u << 20)) std::string().swap(body);
+    file = OpenFile{};  // closes the file now, not when the Reply is reused
+    ranges.clear();
+    if (ranges.capacity() > 4096) std::vector<std::pair<uint64_t, uint64_t>>().swap(ranges);
+}
+
 void Reply::fail(Args error) {
     success = false;
     args = std::move(error);
@@ -42,10 +53,11 @@ constexpr size_t kParentMapExtraBytes = 192 * 1024;
 
 struct Call {
     const ServerContext& ctx;
-    const Args& args;
+    std::span<const Value> args;
     std::string_view body;
     PathContext paths;
     Reply& out;
+    std::string* scratch;  // the hot verbs' resolved path (nullptr: a local string)
 
     Store& store() const { return *ctx.store; }
     const std::string& arg(size_t i) const { return args[i + 1].bytes; }  // args[0] is the verb
@@ -60,6 +72,13 @@ struct Call {
         out.body = std::move(b);
     }
     void fail(Args a) { out.fail(std::move(a)); }
+    // A success reply of short words, built in place (the hot verbs: no
+    // temporary Args, so a reused Reply needs no allocation).
+    void ok_words(std::initializer_list<std::string_view> words) {
+        out.success = true;
+        out.args.clear();
+        for (auto w : words) out.args.emplace_back(w);
+    }
     void generic(std::string_view kind, std::string msg) { fail({Value("error"), Value(kind), Value(std::move(msg))}); }
 
     // errno -> the protocol error, naming the path as the client sent it
@@ -96,12 +115,10 @@ struct Call {
 
     // VFS path (percent-decoded) or higher-level path (literal).
     bool resolve(const std::string& client, bool vfs, std::string& rel) {
-        auto r = resolve_path(client, vfs, paths);
-        if (!r) {
-            generic("PathNotChild", r.error() + ": " + client);
+        if (const char* why = resolve_path_into(client, vfs, paths, rel)) {
+            generic("PathNotChild", why + (": " + client));
             return false;
         }
-        rel = std::move(r).value();
         return true;
     }
 
@@ -145,24 +162,31 @@ void verb_is_readonly(Call& c) { c.ok({Value(c.ctx.allow_writes ? "no" : "yes")}
 
 // ------------------------------------------------------------- VFS ----
 
+// The hot verbs (has, get, readv, stat) resolve into the caller's scratch
+// string and reply with ok_words: a pooled handler serves them without
+// touching the heap (tests/alloc).
+#define SOUK_HOT_REL(c) \
+    std::string local_rel; \
+    std::string& rel = (c).scratch ? *(c).scratch : local_rel
+
 void verb_has(Call& c) {
-    std::string rel;
+    SOUK_HOT_REL(c);
     if (!c.resolve(c.arg(0), true, rel)) return;
-    c.ok({Value(c.exists(rel) ? "yes" : "no")});
+    c.ok_words({c.exists(rel) ? "yes" : "no"});
 }
 
 void verb_get(Call& c) {
-    std::string rel;
+    SOUK_HOT_REL(c);
     if (!c.resolve(c.arg(0), true, rel)) return;
     if (int e = c.store().open_read(rel, c.out.file)) return c.fail_errno(e, c.arg(0), true);
-    c.ok({Value("ok")});
+    c.ok_words({"ok"});
     c.out.body_kind = Reply::Body::File;
     c.out.ranges.assign(1, {0, c.out.file.info.size});
     c.store().expect_reads(c.out.file, c.out.ranges);  // readahead: one access, the window follows its end
 }
 
 void verb_readv(Call& c) {
-    std::string rel;
+    SOUK_HOT_REL(c);
     if (!c.resolve(c.arg(0), true, rel)) return;
     std::string why = parse_readv_ranges(c.body, c.ctx.params, c.out.ranges);
     if (!why.empty()) return c.generic("ValueError", why);
@@ -175,7 +199,7 @@ void verb_readv(Call& c) {
                            Value(std::to_string(len)), Value(std::to_string(actual))});
         }
     }
-    c.ok({Value("readv")});
+    c.ok_words({"readv"});
     c.out.body_kind = Reply::Body::File;
     c.store().expect_reads(c.out.file, c.out.ranges);  // readahead: one access, the window follows the last range
 }
@@ -246,14 +270,17 @@ void verb_rename(Call& c) { rename_common(c); }
 void verb_move(Call& c) { rename_common(c); }
 
 void verb_stat(Call& c) {
-    std::string rel;
+    SOUK_HOT_REL(c);
     if (!c.resolve(c.arg(0), true, rel)) return;
     FileInfo fi;
     if (int e = c.store().stat(rel, fi)) return c.fail_errno(e, c.arg(0));
-    char mode[24];
+    char mode[24], size[24];
     std::snprintf(mode, sizeof mode, "0o%o", static_cast<unsigned>(fi.mode));
-    c.ok({Value("stat"), Value(std::to_string(fi.size)), Value(mode)});
+    std::snprintf(size, sizeof size, "%llu", static_cast<unsigned long long>(fi.size));
+    c.ok_words({"stat", size, mode});
 }
+
+#undef SOUK_HOT_REL
 
 void verb_list_dir(Call& c) {
     std::string rel;
@@ -776,9 +803,9 @@ std::string parse_readv_ranges(std::string_view body, const Params& params,
     return {};
 }
 
-void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, const proto::Args& args, std::string_view body,
-              std::string_view base, Reply& out) {
-    out = Reply{};
+void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<const proto::Value> args,
+              std::string_view body, std::string_view base, Reply& out, std::string* scratch) {
+    out.reset();
     size_t nargs = args.size() - 1;
     if (nargs < verb.min_args || (verb.max_args != 255 && nargs > verb.max_args)) {
         std::string want = verb.min_args == verb.max_args ? std::to_string(verb.min_args)
@@ -797,7 +824,7 @@ void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, const proto
             return;
         }
     }
-    Call call{ctx, args, body, PathContext{ctx.root_realpath, std::string(base)}, out};
+    Call call{ctx, args, body, PathContext{ctx.root_realpath, base}, out, scratch};
     kHandlers[static_cast<size_t>(verb.id)](call);
 }
 

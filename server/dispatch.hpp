@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,12 +38,19 @@ struct Reply {
     std::vector<std::pair<uint64_t, uint64_t>> ranges;  // (offset, length)
     uint64_t body_size() const;
     void fail(proto::Args error);
+    // Back to an empty success, closing the file at once but keeping the
+    // containers' capacity (a pooled handler reuses its Reply without
+    // touching the heap; oversized buffers are released).
+    void reset();
 };
 
 // Execute one complete request. `base` is the root-relative directory
-// relative client paths start from ("" except over HTTP). Never throws.
-void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, const proto::Args& args, std::string_view body,
-              std::string_view base, Reply& out);
+// relative client paths start from ("" except over HTTP). `scratch`, if
+// given, is a string the hot verbs (get, readv, stat, has) resolve paths
+// into, so a pooled handler serves them without heap allocation. `out` is
+// reset first. Never throws.
+void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<const proto::Value> args,
+              std::string_view body, std::string_view base, Reply& out, std::string* scratch = nullptr);
 
 // Parse a readv body ("start,length" lines, spec 7), checking every bound
 // before any I/O. Returns "" or the reason it is refused.

@@ -25,7 +25,55 @@ namespace souk::server {
       "close a connection idle this long between requests")                                                \
     X(request_timeout, "request-timeout", Seconds, 60, 0.01, 86400,                                         \
       "deadline for a request that has started arriving (no slowloris)")                                   \
-    X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")
+    X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")    \
+    X(http_workers, "http-workers", Count, 8, 1, 1024, "HTTP carrier: worker threads (concurrent requests)") \
+    X(http_keepalive_requests, "http-keepalive-requests", Count, 1000, 1, 1 << 24,                         \
+      "HTTP carrier: requests per keep-alive connection")                                                  \
+    X(http_keepalive_timeout, "http-keepalive-timeout", Seconds, 15, 1, 3600,                               \
+      "HTTP carrier: close a keep-alive connection idle this long")                                         \
+    X(http_read_timeout, "http-read-timeout", Seconds, 30, 0.01, 3600,                                      \
+      "HTTP carrier: longest wait for the next bytes of a request")                                         \
+    X(http_max_header_bytes, "http-max-header-bytes", Bytes, 64 * 1024, 1024, 16 * 1024 * 1024,             \
+      "HTTP/CGI: largest request header block (431 beyond)")                                                \
+    X(http_max_ranges, "http-max-ranges", Count, 256, 1, 1 << 20,                                           \
+      "HTTP/CGI GET: most byte ranges in one Range header (more: the whole file, like nginx)")             \
+    X(zstd_level, "zstd-level", Count, 3, 1, 19, "HTTP/CGI: zstd level for Accept-Encoding: zstd")          \
+    X(zstd_max_bytes, "zstd-max-bytes", Bytes, 64ull * 1024 * 1024, 0, 1ull << 32,                           \
+      "HTTP/CGI: compress bodies up to this size only (0: never)")                                          \
+    X(cgi_read_timeout, "cgi-read-timeout", Seconds, 30, 0.01, 3600,                                        \
+      "CGI: deadline for reading the whole request body from stdin")                                        \
+    X(store_stats, "store-stats", Count, 1, 0, 1,                                                           \
+      "store chain: count store operations, bytes and latencies (0: off)")                                 \
+    X(cache, "cache", Count, 1, 0, 1,                                                                       \
+      "store chain: range cache in shared memory, shared by every soukd serving the root (0: off)")        \
+    X(cache_size, "cache-size", Bytes, 64ull << 20, 1 << 20, 1ull << 36,                                    \
+      "range cache: bytes of data per served root (set by the process that creates the segment)")          \
+    X(cache_block, "cache-block", Bytes, 64 * 1024, 4096, 4 << 20,                                          \
+      "range cache: block size, a power of two (set by the process that creates the segment)")             \
+    X(cache_lock_timeout, "cache-lock-timeout", Seconds, 0.25, 0.001, 60,                                   \
+      "range cache: wait this long at most for the segment lock, then read past the cache")                \
+    X(cache_settle, "cache-settle", Seconds, 0.05, 0, 3600,                                                 \
+      "range cache: do not cache files changed less than this long ago (timestamp granularity)")          \
+    X(readahead, "readahead", Count, 1, 0, 1,                                                               \
+      "store chain: prefetch the data after each read into the range cache (0: off)")                      \
+    X(readahead_max, "readahead-max", Bytes, 4 << 20, 64 << 10, 256 << 20,                                  \
+      "readahead: largest window (it starts at 64 KiB and doubles on sequential reads)")                  \
+    X(readahead_queue, "readahead-queue", Count, 8, 1, 1024,                                                \
+      "readahead: prefetch commands queued per connection (the oldest is dropped beyond)")                 \
+    X(readahead_pool, "readahead-pool", Count, 2, 1, 64, "readahead: prefetch threads shared by HTTP requests") \
+    X(slow_read_delay, "slow-read-delay", Seconds, 0, 0, 10,                                                \
+      "benchmarks: sleep this long before every filesystem read, like nbdkit's delay filter (0: off)")     \
+    X(workers, "workers", Count, 32, 1, 4096,                                                               \
+      "TCP: worker threads at most (requests served at once; idle connections need none)")                 \
+    X(linger, "linger", Seconds, 0.05, 0, 10,                                                               \
+      "TCP: a worker keeps watching a connection this long after a response before parking it")           \
+    X(workspace, "workspace", Bytes, 32 * 1024, 4096, 64 << 20,                                             \
+      "request workspace (request body, scratch) of a new handler")                                        \
+    X(workspace_max, "workspace-max", Bytes, 1 << 20, 0, 1 << 30,                                           \
+      "double the workspace of new handlers after overflows, up to this (below --workspace: never)")       \
+    X(pool_min, "pool-min", Count, 4, 0, 1 << 20, "mempools: idle handlers and buffers kept ready")        \
+    X(pool_max, "pool-max", Count, 64, 1, 1 << 20, "mempools: idle handlers and buffers kept at most")     \
+    X(pool_max_age, "pool-max-age", Seconds, 10, 0.01, 86400, "mempools: free idle items older than this")
 
 struct Params {
 #define SOUK_X(field, opt, kind, def, lo, hi, help) double field = static_cast<double>(def);

@@ -42,7 +42,7 @@ std::string home_of(std::string_view tilde) {
 }
 
 // If `home` lies inside `root`, its path relative to root ("" = root).
-bool relative_inside(const std::string& home, const std::string& root, std::string& rel) {
+bool relative_inside(const std::string& home, std::string_view root, std::string& rel) {
     if (home.empty() || root.empty()) return false;
     if (root == "/") {
         rel = home.substr(1);
@@ -52,7 +52,7 @@ bool relative_inside(const std::string& home, const std::string& root, std::stri
         rel.clear();
         return true;
     }
-    if (home.size() > root.size() && home.compare(0, root.size(), root) == 0 && home[root.size()] == '/') {
+    if (home.size() > root.size() && std::string_view(home).substr(0, root.size()) == root && home[root.size()] == '/') {
         rel = home.substr(root.size() + 1);
         return true;
     }
@@ -139,6 +139,87 @@ Result<std::string> resolve_path(std::string_view client, bool vfs, const PathCo
         out += s;
     }
     return out;
+}
+
+const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out) {
+    // Segments are appended to `out` as they are decoded; "." and empty
+    // segments are dropped and ".." removes the last one. A leading '~'
+    // segment (home expansion, rare) takes the general path.
+    out.clear();
+    // Absolute if the *decoded* path starts with '/' ("%2F..." too).
+    bool absolute = !client.empty() && client[0] == '/';
+    if (vfs && client.size() >= 3 && client[0] == '%' && hexval(client[1]) * 16 + hexval(client[2]) == '/' &&
+        hexval(client[1]) >= 0 && hexval(client[2]) >= 0)
+        absolute = true;
+    if (!absolute) {
+        for (size_t i = 0; i < ctx.base.size();) {  // base is already normal, but be safe
+            size_t j = ctx.base.find('/', i);
+            if (j == std::string_view::npos) j = ctx.base.size();
+            if (j > i) {
+                if (!out.empty()) out += '/';
+                out.append(ctx.base.substr(i, j - i));
+            }
+            i = j + 1;
+        }
+    }
+    size_t seg_start = out.size();  // where the current segment's text begins
+    bool first_segment = true;
+    auto end_segment = [&]() -> const char* {
+        std::string_view seg(out.data() + seg_start, out.size() - seg_start);
+        if (first_segment && !seg.empty() && seg[0] == '~') return "~";
+        if (!seg.empty()) first_segment = false;
+        if (seg.empty() || seg == "." || seg == "..") {
+            bool up = seg == "..";
+            // Drop the segment and its separator.
+            size_t cut = seg_start > 0 ? seg_start - 1 : 0;
+            out.resize(cut);
+            if (up) {
+                if (out.empty()) return "path is outside the served root";
+                size_t slash = out.rfind('/');
+                out.resize(slash == std::string::npos ? 0 : slash);
+            }
+        }
+        if (!out.empty()) out += '/';
+        seg_start = out.size();
+        return nullptr;
+    };
+    if (!out.empty()) {
+        out += '/';
+        seg_start = out.size();
+    }
+    for (size_t i = 0; i < client.size(); ++i) {
+        char c = client[i];
+        if (vfs && c == '%' && i + 2 < client.size()) {
+            int hi = hexval(client[i + 1]), lo = hexval(client[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                c = static_cast<char>(hi * 16 + lo);
+                i += 2;
+            }
+        }
+        if (c == '\0') return "path contains a NUL byte";
+        if (c == '/') {
+            if (const char* why = end_segment()) {
+                if (why[0] != '~') return why;
+                goto general;
+            }
+            continue;
+        }
+        out += c;
+    }
+    if (const char* why = end_segment()) {
+        if (why[0] != '~') return why;
+        goto general;
+    }
+    if (!out.empty() && out.back() == '/') out.pop_back();
+    return nullptr;
+general:
+    auto r = resolve_path(client, vfs, ctx);
+    if (!r) {
+        // The general path's messages are static text; map them back.
+        return r.error() == "path contains a NUL byte" ? "path contains a NUL byte" : "path is outside the served root";
+    }
+    out = std::move(r).value();
+    return nullptr;
 }
 
 }  // namespace souk::server

@@ -10,13 +10,14 @@
 
 namespace souk::server {
 
+// Views: whoever builds one keeps the strings alive while it is used.
 struct PathContext {
     // The root's real path ("/srv/bzr"), used only to decide whether a home
     // directory lies inside it for '~' expansion (spec 5.3).
-    std::string root_realpath;
+    std::string_view root_realpath;
     // HTTP: the directory the request was posted to, relative to the root
     // ("" elsewhere); relative client paths start there.
-    std::string base;
+    std::string_view base;
 };
 
 // Map a client path to a root-relative path: "" for the root itself,
@@ -24,6 +25,9 @@ struct PathContext {
 // VFS paths are percent-decoded once; higher-level verb paths are taken
 // literally. Fails for NUL bytes and for paths that climb above the root.
 Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx);
+// The same, into `out` (reusing its capacity: no allocation on the request
+// hot path). Returns nullptr, or why the path is refused.
+const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out);
 
 // Percent-decode (invalid escapes are kept literally, as Python's unquote).
 std::string percent_decode(std::string_view s);

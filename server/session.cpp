@@ -1,6 +1,9 @@
 #include "server/session.hpp"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -8,7 +11,9 @@
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
 #include "server/counters.hpp"
+#include "server/handler.hpp"
 #include "server/log.hpp"
+#include "server/store/send.hpp"
 
 namespace souk::server {
 namespace {
@@ -22,19 +27,32 @@ constexpr uint64_t kCopyThreshold = 128 * 1024;
 constexpr size_t kFlushBytes = 1024 * 1024;
 // Size of one v3 body part for a large streamed range.
 constexpr uint64_t kPartBytes = 4 * 1024 * 1024;
-constexpr size_t kReadBuffer = 64 * 1024;
+// File bodies above this go out with sendfile range after range when the
+// store chain allows it (Store::direct_ok), in parts that span ranges: a
+// readv of many small ranges costs no copy through user space.
+constexpr uint64_t kDirectBody = 64 * 1024;
+
+// Pad the rest of a v3 part whose length already went out (after a short
+// send): the client discards a body that ends with an error part.
+bool pad_part(io::Stream& out, uint64_t pad, io::Deadline deadline) {
+    static const char kZeros[64 * 1024] = {};
+    while (pad > 0) {  // bounded: each pass writes a piece or fails
+        size_t k = static_cast<size_t>(std::min<uint64_t>(pad, sizeof kZeros));
+        if (out.write_all(std::string_view(kZeros, k), deadline) != 0) return false;
+        pad -= k;
+    }
+    return true;
+}
+
+// TCP_CORK while a body goes out in many sendfile calls: full segments, not
+// one per range (TCP_NODELAY is on). A no-op on pipes.
+void cork(io::Stream& out, bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(out.out_fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
+}
 
 io::Deadline after_seconds(double s) {
     return io::Clock::now() + std::chrono::microseconds(static_cast<int64_t>(s * 1e6));
-}
-
-proto::DecoderLimits limits_of(const Params& p) {
-    proto::DecoderLimits l;
-    l.max_line = static_cast<size_t>(p.max_line);
-    l.max_structure = static_cast<size_t>(p.max_structure);
-    l.max_body = static_cast<uint64_t>(p.max_body);
-    l.bencode.max_depth = static_cast<size_t>(p.max_bencode_depth);
-    return l;
 }
 
 }  // namespace
@@ -48,6 +66,7 @@ const char* to_string(SessionEnd e) {
     case SessionEnd::ProtocolError: return "protocol error";
     case SessionEnd::WriteFailed: return "write failed";
     case SessionEnd::ReadFailed: return "read failed";
+    case SessionEnd::Parked: return "parked between requests";
     }
     return "?";
 }
@@ -68,10 +87,78 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
                                 reply.body_kind == Reply::Body::Bytes ? &reply.body : nullptr, buf);
         return flush();
     }
+    // From here on a failure abandons a streamed body: the client went away
+    // (cancelled) or the file failed in a way the stream cannot carry.
+    auto cancelled = [] {
+        count(counters().streams_cancelled);
+        return false;
+    };
+    // A read failure mid-body: v3 ends the body with an error part (the
+    // client reports an error, never a short file); a v1/v2 length prefix
+    // cannot be taken back, so the connection closes.
+    auto fail_stream = [&](proto::Args error) {
+        count(counters().stream_errors);
+        if (version != 3) return false;
+        proto::response::stream_error(version, error, buf);
+        proto::response::end(version, buf);
+        return flush() || cancelled();
+    };
+    auto read_failure = [&](int err, uint64_t offset, uint64_t length, uint64_t got) {
+        if (err) return proto::error_args(proto::Err::ReadError, client_path);
+        // The file shrank since it was checked.
+        return proto::Args{proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
+                           proto::Value(std::to_string(length)), proto::Value(std::to_string(got))};
+    };
     proto::response::begin(version, reply.success, reply.args, buf);
     uint64_t total = reply.body_size();
     proto::response::body_begin(version, total, buf);
     if (total == 0) proto::response::body_chunk(version, {}, buf);
+    if (total > kDirectBody && reply.ranges.size() > 1 && ctx.store->direct_ok()) {
+        // Every range with sendfile, back to back, in parts of up to
+        // kPartBytes that span ranges.
+        cork(out, true);
+        struct Uncork {
+            io::Stream& s;
+            ~Uncork() { cork(s, false); }
+        } uncork{out};
+        uint64_t part_left = 0, sent_total = 0;
+        for (const auto& [offset, length] : reply.ranges) {
+            for (uint64_t done = 0; done < length;) {  // bounded: each pass sends a piece or returns
+                if (part_left == 0) {
+                    part_left = std::min(kPartBytes, total - sent_total);
+                    proto::response::body_chunk_header(version, static_cast<uint32_t>(part_left), buf);
+                    if (!flush()) return cancelled();
+                }
+                uint64_t n = std::min(length - done, part_left);
+                int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
+                if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
+                if (sent < 0) {
+                    int e = errno;
+                    if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == ENOTCONN || e == ECONNABORTED)
+                        return cancelled();
+                    count(counters().stream_errors);
+                    return false;
+                }
+                if (static_cast<uint64_t>(sent) < n) {
+                    if (version != 3) {
+                        count(counters().stream_errors);
+                        return false;
+                    }
+                    if (!pad_part(out, part_left - static_cast<uint64_t>(sent), deadline)) return cancelled();
+                    char probe;
+                    ssize_t r = ctx.store->pread(reply.file, &probe, 1, offset + done + static_cast<uint64_t>(sent));
+                    return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
+                                                    done + static_cast<uint64_t>(sent)));
+                }
+                done += n;
+                part_left -= n;
+                sent_total += n;
+            }
+        }
+        proto::response::body_end(version, buf);
+        proto::response::end(version, buf);
+        return flush() || cancelled();
+    }
     for (const auto& [offset, length] : reply.ranges) {
         if (length <= kCopyThreshold) {
             size_t at = buf.size();
@@ -79,41 +166,58 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
             size_t data_at = buf.size();
             buf.resize(data_at + length);
             uint64_t got = 0;
-            while (got < length) {
+            int err = 0;
+            while (got < length) {  // bounded: each pass reads >= 1 byte or stops
                 ssize_t r = ctx.store->pread(reply.file, buf.data() + data_at + got, length - got, offset + got);
-                if (r <= 0) break;
+                if (r <= 0) {
+                    err = r < 0 ? static_cast<int>(-r) : 0;
+                    break;
+                }
                 got += static_cast<uint64_t>(r);
             }
             if (got < length) {
-                // The file shrank since it was checked: fail the stream.
-                if (version != 3) return false;  // a v1/v2 length prefix cannot be taken back
-                buf.resize(at);
-                proto::response::stream_error(
-                    version,
-                    {proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
-                     proto::Value(std::to_string(length)), proto::Value(std::to_string(got))},
-                    buf);
-                proto::response::end(version, buf);
-                return flush();
+                buf.resize(at);  // this range's part never goes out
+                return fail_stream(read_failure(err, offset, length, got));
             }
         } else {
             for (uint64_t done = 0; done < length;) {
                 uint64_t n = std::min(kPartBytes, length - done);
                 proto::response::body_chunk_header(version, static_cast<uint32_t>(n), buf);
-                if (!flush()) return false;
-                int64_t sent = out.send_file(reply.file.fd.get(), offset + done, n, deadline);
-                // Short: the file shrank after the part's length went out;
-                // the stream cannot be repaired, so the connection closes.
+                if (!flush()) return cancelled();
+                int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
                 if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
-                if (sent < 0 || static_cast<uint64_t>(sent) != n) return false;
+                if (sent < 0) {
+                    // Unknown how much of the part went out: cannot be repaired.
+                    int e = errno;
+                    if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == ENOTCONN || e == ECONNABORTED)
+                        return cancelled();
+                    count(counters().stream_errors);
+                    return false;
+                }
+                if (static_cast<uint64_t>(sent) < n) {
+                    // The file ended early or failed after `sent` bytes of a
+                    // part whose length already went out: complete the part
+                    // with zeros (the client discards a failed body), then
+                    // say why in an error part (v3).
+                    if (version != 3) {
+                        count(counters().stream_errors);
+                        return false;
+                    }
+                    if (!pad_part(out, n - static_cast<uint64_t>(sent), deadline)) return cancelled();
+                    char probe;
+                    uint64_t at = offset + done + static_cast<uint64_t>(sent);
+                    ssize_t r = ctx.store->pread(reply.file, &probe, 1, at);
+                    return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
+                                                    done + static_cast<uint64_t>(sent)));
+                }
                 done += n;
             }
         }
-        if (buf.size() >= kFlushBytes && !flush()) return false;
+        if (buf.size() >= kFlushBytes && !flush()) return cancelled();
     }
     proto::response::body_end(version, buf);
     proto::response::end(version, buf);
-    return flush();
+    return flush() || cancelled();
 }
 
 bool encode_reply(const ServerContext& ctx, int version, Reply& reply, std::string& out,
@@ -159,119 +263,20 @@ bool encode_reply(const ServerContext& ctx, int version, Reply& reply, std::stri
     return true;
 }
 
-SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std::string& peer) {
-    proto::RequestDecoder decoder(limits_of(ctx.params));
-    std::string inbuf(kReadBuffer, '\0');
-    std::string outbuf;
-    // The request being received.
-    int version = 0;
-    const proto::VerbInfo* verb = nullptr;
-    proto::Args args;
-    std::string body;
-    bool answered = false, aborted = false;
-    io::Deadline request_deadline = io::Deadline::max();
-    Reply reply;
-
-    auto send_now = [&](int v, bool success, const proto::Args& a) {
-        outbuf.clear();
-        proto::response::encode(v, success, a, nullptr, outbuf);
-        return stream.write_all(outbuf, after_seconds(ctx.params.write_timeout)) == 0;
-    };
-
-    for (;;) {
-        bool idle = decoder.idle();
-        io::Deadline deadline = idle ? after_seconds(ctx.params.idle_timeout) : request_deadline;
-        ssize_t n = stream.read_some(inbuf.data(), inbuf.size(), deadline);
-        if (n == 0) {
-            if (idle) return SessionEnd::Eof;
-            count(counters().truncated_requests);
-            return SessionEnd::Truncated;
-        }
-        if (n < 0) {
-            if (errno != ETIMEDOUT) return SessionEnd::ReadFailed;
-            SOUK_LOG(Info, "%s: %s", peer.c_str(), idle ? "idle timeout" : "request timed out while arriving");
-            count(idle ? counters().idle_timeouts : counters().request_timeouts);
-            return idle ? SessionEnd::IdleTimeout : SessionEnd::RequestTimeout;
-        }
-        count(counters().bytes_in, static_cast<uint64_t>(n));
-        if (idle) request_deadline = after_seconds(ctx.params.request_timeout);
-        std::string_view in(inbuf.data(), static_cast<size_t>(n));
-        for (;;) {
-            proto::Event ev = decoder.next(in);
-            if (ev.kind == Ev::NeedMore) break;
-            switch (ev.kind) {
-            case Ev::ArgsReady:
-                version = ev.version;
-                args = std::move(ev.args);
-                verb = proto::find_verb(args[0].bytes);
-                body.clear();
-                aborted = false;
-                answered = false;
-                if (!verb) {
-                    // Answer at once and skip the rest of the message, body
-                    // included: clients probe verbs this way (spec 3.4).
-                    SOUK_LOG(Debug, "%s: unknown verb %s", peer.c_str(), proto::to_display(args[0]).c_str());
-                    answered = true;
-                    count(counters().requests);
-                    count(counters().unknown_verbs);
-                    if (!send_now(version, false,
-                                  version == 3 ? proto::error_args(proto::Err::UnknownMethod, args[0].bytes)
-                                               : proto::v12_unknown_verb_args(args[0].bytes)))
-                        return SessionEnd::WriteFailed;
-                }
-                break;
-            case Ev::BodyChunk:
-                // Bodies sent to verbs that take none are discarded (spec 3.2).
-                if (verb && verb->request_body && !answered) body.append(ev.chunk);
-                break;
-            case Ev::Abort:
-                aborted = true;
-                break;
-            case Ev::End: {
-                if (!answered) {
-                    if (aborted) {
-                        // Apply nothing; still answer once to keep in step.
-                        SOUK_LOG(Info, "%s: %s aborted by the client", peer.c_str(), verb->name.data());
-                        count(counters().requests);
-                        count(counters().aborted_requests);
-                        if (!send_now(version, false, {proto::Value("error"), proto::Value("request aborted by client")}))
-                            return SessionEnd::WriteFailed;
-                    } else {
-                        dispatch(ctx, *verb, args, body, {}, reply);
-                        count(counters().requests);
-                        count(counters().verb_requests[static_cast<size_t>(verb->id)]);
-                        if (!reply.success) count(counters().request_failures);
-                        SOUK_LOG(Debug, "%s: %s -> %s", peer.c_str(), proto::to_display(args).c_str(),
-                                 proto::to_display(reply.args).c_str());
-                        std::string path = args.size() > 1 && args[1].is_bytes() ? args[1].bytes : std::string();
-                        if (!write_reply(ctx, stream, version, reply, outbuf, path)) {
-                            count(counters().write_failures);
-                            return SessionEnd::WriteFailed;
-                        }
-                        reply = Reply{};
-                    }
-                }
-                body.clear();
-                body.shrink_to_fit();
-                args.clear();
-                verb = nullptr;
-                request_deadline = after_seconds(ctx.params.request_timeout);
-                break;
-            }
-            case Ev::Error: {
-                SOUK_LOG(Info, "%s: protocol error: %s", peer.c_str(), ev.error.c_str());
-                count(counters().protocol_errors);
-                // Breezy's reply to malformed framing; the stream cannot be
-                // resynchronised, so the connection closes after it.
-                int v = ev.version ? ev.version : 1;
-                send_now(v, false, proto::protocol_error_args(ev.error));
-                return SessionEnd::ProtocolError;
-            }
-            default:
-                break;
-            }
-        }
+SessionEnd serve_stream(const ServerContext& shared_ctx, io::Stream& stream, const std::string& peer) {
+    // This connection's store chain (its own readahead thread, joined when
+    // the session returns), sharing the root's filesystem and cache.
+    std::unique_ptr<Store> conn_store = shared_ctx.store ? shared_ctx.store->for_connection() : nullptr;
+    ServerContext conn_ctx;
+    if (conn_store) {
+        conn_ctx = shared_ctx;
+        conn_ctx.store = conn_store.get();
     }
+    const ServerContext& ctx = conn_store ? conn_ctx : shared_ctx;
+    // The request loop with pooled handlers (server/handler.cpp); between
+    // requests the session holds no handler and no buffer.
+    configure_pools(ctx.params);
+    return serve_requests(ctx, stream, peer.c_str(), ServeMode::Blocking);
 }
 
 }  // namespace souk::server

@@ -11,7 +11,9 @@
 namespace souk::server {
 
 // Why a session ended (for logs and tests).
-enum class SessionEnd { Eof, IdleTimeout, RequestTimeout, Truncated, ProtocolError, WriteFailed, ReadFailed };
+// Parked: the TCP waiter's mode only (server/handler.hpp): between requests
+// with no bytes waiting, handed back to the waiter.
+enum class SessionEnd { Eof, IdleTimeout, RequestTimeout, Truncated, ProtocolError, WriteFailed, ReadFailed, Parked };
 const char* to_string(SessionEnd e);
 
 // Serve one connection. Returns when the peer is done or must be dropped;

@@ -1,5 +1,6 @@
-// The bzr:// carrier: an acceptor and one thread per connection, capped by
-// max-connections. Runs until stop() or SIGTERM/SIGINT (see main).
+// The bzr:// carrier: listen, then the acceptor + epoll waiter + bounded
+// worker pool of server/waiter.hpp (idle connections hold no thread),
+// capped by --max-connections. Runs until SIGTERM/SIGINT (see main).
 #pragma once
 
 #include <csignal>

@@ -87,13 +87,25 @@ FsStore::FsStore(const std::string& root) {
 }
 
 int FsStore::open_dir(std::string_view rel) const {
-    std::string path = rel.empty() ? std::string(".") : std::string(rel);
+    // NUL-terminated copy on the stack for the usual lengths (the request
+    // hot path allocates nothing), on the heap beyond.
+    char stack_path[512];
+    std::string heap_path;
+    const char* cpath = ".";
+    if (!rel.empty() && rel.size() < sizeof stack_path) {
+        std::memcpy(stack_path, rel.data(), rel.size());
+        stack_path[rel.size()] = '\0';
+        cpath = stack_path;
+    } else if (!rel.empty()) {
+        heap_path.assign(rel);
+        cpath = heap_path.c_str();
+    }
     if (g_have_openat2.load(std::memory_order_relaxed)) {
         struct open_how how{};
         how.flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
         how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
         for (;;) {
-            long fd = ::syscall(SYS_openat2, root_.get(), path.c_str(), &how, sizeof how);
+            long fd = ::syscall(SYS_openat2, root_.get(), cpath, &how, sizeof how);
             if (fd >= 0) return static_cast<int>(fd);
             if (errno == EINTR || errno == EAGAIN) continue;
             if (errno != ENOSYS && errno != EPERM) return -errno;
@@ -119,10 +131,11 @@ int FsStore::open_dir(std::string_view rel) const {
     return cur;
 }
 
-int FsStore::open_parent(const std::string& path, io::Fd& dir, std::string& leaf) const {
+int FsStore::open_parent(const std::string& path, io::Fd& dir, std::string_view& leaf) const {
     size_t slash = path.rfind('/');
     std::string_view parent = slash == std::string::npos ? std::string_view() : std::string_view(path).substr(0, slash);
-    leaf = path.empty() ? "." : path.substr(slash == std::string::npos ? 0 : slash + 1);
+    // A suffix of `path` (so NUL-terminated) or the literal ".": no copy.
+    leaf = path.empty() ? std::string_view(".") : std::string_view(path).substr(slash == std::string::npos ? 0 : slash + 1);
     int fd = open_dir(parent);
     if (fd < 0) return -fd;
     dir.reset(fd);
@@ -130,12 +143,28 @@ int FsStore::open_parent(const std::string& path, io::Fd& dir, std::string& leaf
 }
 
 int FsStore::open_read(const std::string& path, OpenFile& out) {
-    io::Fd dir;
-    std::string leaf;
-    if (int e = open_parent(path, dir, leaf)) return e;
     // O_NONBLOCK: opening a FIFO must not hang the worker.
-    int fd = ::openat(dir.get(), leaf.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
-    if (fd < 0) return errno;
+    constexpr int kFlags = O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    int fd = -1;
+    if (g_have_openat2.load(std::memory_order_relaxed) && !path.empty()) {
+        // The hot path: one openat2 beneath the root, no symlink in any
+        // component (the leaf included), instead of parent + leaf opens.
+        struct open_how how{};
+        how.flags = kFlags;
+        how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+        long r;
+        do r = ::syscall(SYS_openat2, root_.get(), path.c_str(), &how, sizeof how);
+        while (r < 0 && (errno == EINTR || errno == EAGAIN));
+        if (r < 0 && errno != ENOSYS && errno != EPERM) return errno;
+        fd = static_cast<int>(r);
+    }
+    if (fd < 0) {
+        io::Fd dir;
+        std::string_view leaf;
+        if (int e = open_parent(path, dir, leaf)) return e;
+        fd = ::openat(dir.get(), leaf.data(), kFlags);
+        if (fd < 0) return errno;
+    }
     io::Fd f(fd);
     struct stat st;
     if (::fstat(fd, &st) != 0) return errno;
@@ -156,17 +185,17 @@ ssize_t FsStore::pread(OpenFile& f, char* buf, size_t n, uint64_t offset) {
 
 int FsStore::stat(const std::string& path, FileInfo& out) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     if (int e = open_parent(path, dir, leaf)) return e;
     struct stat st;
-    if (::fstatat(dir.get(), leaf.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
+    if (::fstatat(dir.get(), leaf.data(), &st, AT_SYMLINK_NOFOLLOW) != 0) return errno;
     out = info_of(st);
     return 0;
 }
 
 int FsStore::put(const std::string& path, std::string_view data, int mode) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     if (int e = open_parent(path, dir, leaf)) return e;
     if (leaf == ".") return EISDIR;
     std::string tmp = temp_name();
@@ -177,7 +206,7 @@ int FsStore::put(const std::string& path, std::string_view data, int mode) {
     int e = write_all_at(fd, data, 0);
     if (!e && ::fsync(fd) != 0) e = errno;
     f.reset();
-    if (!e && ::renameat(dir.get(), tmp.c_str(), dir.get(), leaf.c_str()) != 0) e = errno;
+    if (!e && ::renameat(dir.get(), tmp.c_str(), dir.get(), leaf.data()) != 0) e = errno;
     if (e) {
         ::unlinkat(dir.get(), tmp.c_str(), 0);
         return e;
@@ -189,7 +218,7 @@ int FsStore::put(const std::string& path, std::string_view data, int mode) {
 int FsStore::put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
                             int dir_mode) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     int e = open_parent(path, dir, leaf);
     if (e == ENOENT && create_parent) {
         size_t slash = path.rfind('/');
@@ -199,7 +228,7 @@ int FsStore::put_non_atomic(const std::string& path, std::string_view data, int 
     }
     if (e) return e;
     if (leaf == ".") return EISDIR;
-    int fd = ::openat(dir.get(), leaf.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
+    int fd = ::openat(dir.get(), leaf.data(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0) return errno;
     io::Fd f(fd);
     apply_mode(fd, mode);
@@ -208,14 +237,14 @@ int FsStore::put_non_atomic(const std::string& path, std::string_view data, int 
 
 int FsStore::append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     if (int e = open_parent(path, dir, leaf)) return e;
     if (leaf == ".") return EISDIR;
     bool created = true;
-    int fd = ::openat(dir.get(), leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+    int fd = ::openat(dir.get(), leaf.data(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0 && errno == EEXIST) {
         created = false;
-        fd = ::openat(dir.get(), leaf.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        fd = ::openat(dir.get(), leaf.data(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
     }
     if (fd < 0) return errno;
     io::Fd f(fd);
@@ -240,11 +269,11 @@ int FsStore::append(const std::string& path, std::string_view data, int mode, ui
 
 int FsStore::mkdir(const std::string& path, int mode) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     if (int e = open_parent(path, dir, leaf)) return e;
-    if (::mkdirat(dir.get(), leaf.c_str(), 0777) != 0) return errno;
+    if (::mkdirat(dir.get(), leaf.data(), 0777) != 0) return errno;
     if (mode >= 0) {
-        io::Fd d(::openat(dir.get(), leaf.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+        io::Fd d(::openat(dir.get(), leaf.data(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
         if (d) apply_mode(d.get(), mode);
     }
     return 0;
@@ -252,27 +281,27 @@ int FsStore::mkdir(const std::string& path, int mode) {
 
 int FsStore::rmdir(const std::string& path) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     if (int e = open_parent(path, dir, leaf)) return e;
     if (leaf == ".") return EBUSY;
-    return ::unlinkat(dir.get(), leaf.c_str(), AT_REMOVEDIR) == 0 ? 0 : errno;
+    return ::unlinkat(dir.get(), leaf.data(), AT_REMOVEDIR) == 0 ? 0 : errno;
 }
 
 int FsStore::unlink(const std::string& path) {
     io::Fd dir;
-    std::string leaf;
+    std::string_view leaf;
     if (int e = open_parent(path, dir, leaf)) return e;
     if (leaf == ".") return EISDIR;
-    return ::unlinkat(dir.get(), leaf.c_str(), 0) == 0 ? 0 : errno;
+    return ::unlinkat(dir.get(), leaf.data(), 0) == 0 ? 0 : errno;
 }
 
 int FsStore::rename(const std::string& from, const std::string& to) {
     io::Fd d1, d2;
-    std::string l1, l2;
+    std::string_view l1, l2;
     if (int e = open_parent(from, d1, l1)) return e;
     if (int e = open_parent(to, d2, l2)) return e;
     if (l1 == "." || l2 == ".") return EBUSY;
-    return ::renameat(d1.get(), l1.c_str(), d2.get(), l2.c_str()) == 0 ? 0 : errno;
+    return ::renameat(d1.get(), l1.data(), d2.get(), l2.data()) == 0 ? 0 : errno;
 }
 
 int FsStore::list_dir(const std::string& path, std::vector<std::string>& names) {

@@ -43,9 +43,10 @@ private:
     // Open a directory beneath the root (O_RDONLY|O_DIRECTORY), never
     // following a symlink. Returns the fd or -errno.
     int open_dir(std::string_view rel) const;
-    // Split "a/b/c" into the parent directory fd ("a/b") and leaf "c".
-    // For the root itself, leaf is ".". Returns 0 or errno.
-    int open_parent(const std::string& path, io::Fd& dir, std::string& leaf) const;
+    // Split "a/b/c" into the parent directory fd ("a/b") and leaf "c" (a
+    // NUL-terminated view into `path`). For the root itself, leaf is ".".
+    // Returns 0 or errno.
+    int open_parent(const std::string& path, io::Fd& dir, std::string_view& leaf) const;
 
     io::Fd root_;
     std::string root_path_;

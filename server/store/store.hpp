@@ -10,8 +10,11 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "transport/fd.hpp"
@@ -61,6 +64,28 @@ public:
     virtual int list_dir(const std::string& path, std::vector<std::string>& names) = 0;
     // Every regular file below a directory, as paths relative to it.
     virtual int list_files_recursive(const std::string& path, std::vector<std::string>& relpaths) = 0;
+
+    // ---- Hooks for the chain's layers; the defaults suit a plain store ----
+    // A request is about to read these (offset, length) ranges of f, in this
+    // order (readv, get): readahead makes its window follow the last one
+    // instead of reacting to every range. Advisory, cheap, never blocks.
+    virtual void expect_reads(const OpenFile& f, std::span<const std::pair<uint64_t, uint64_t>> ranges) {
+        (void)f, (void)ranges;
+    }
+    // The client read [offset, offset + length) of f by a path that did
+    // not call this layer's pread (a hit in a layer above, or sendfile).
+    // Advisory, cheap, never blocks.
+    virtual void note_read(const OpenFile& f, uint64_t offset, uint64_t length) { (void)f, (void)offset, (void)length; }
+    // Whether a carrier may send file bytes straight from the descriptor
+    // (sendfile) instead of through pread: false when a layer must see
+    // every read (slow storage).
+    virtual bool direct_ok() const { return true; }
+    // The store one stream connection (SSH, TCP) should use while it lasts:
+    // layers with per-connection state (readahead's thread) hand out a
+    // fresh chain sharing everything else. nullptr: use this store. The
+    // result must not outlive this store; destroying it ends that state
+    // (readahead's thread quits).
+    virtual std::unique_ptr<Store> for_connection() { return nullptr; }
 };
 
 }  // namespace souk::server

@@ -237,7 +237,7 @@ unset SOUK_SSH BZR_REMOTE_PATH
 # --- usage and connection errors --------------------------------------------
 expect 2 "no args" -- "$SOUK"
 expect 2 "unknown command" -- "$SOUK" frob "$U/"
-expect 2 "bad URL" -- "$SOUK" get "http://x/y"
+expect 2 "bad URL" -- "$SOUK" get "ftp://x/y"
 contains "$WORK/err" "invalid URL" "bad URL message"
 expect 2 "bad port" -- "$SOUK" get "bzr://h:99999/x"
 expect 2 "unknown option" -- "$SOUK" get --frob "$U/x"

@@ -90,12 +90,32 @@ TEST_CASE("the path is percent-decoded and normalised") {
     CHECK(w->path == "/caf\xc3\xa9");
 }
 
+TEST_CASE("http URLs: smart (bzr+http) and plain (http), default ports") {
+    auto a = parse_url("bzr+http://example.com/srv/repo");
+    REQUIRE(a.ok());
+    CHECK(a->scheme == Scheme::BzrHttp);
+    CHECK(a->tcp_port() == 80);
+    CHECK(a->is_http());
+    CHECK(!a->is_plain_http());
+    CHECK(a->to_string() == "bzr+http://example.com/srv/repo");
+    auto b = parse_url("https://[::1]:8443/a%20b");
+    REQUIRE(b.ok());
+    CHECK(b->scheme == Scheme::Https);
+    CHECK(b->tcp_port() == 8443);
+    CHECK(b->is_plain_http());
+    CHECK(b->is_tls());
+    CHECK(b->path == "/a b");
+    CHECK(parse_url("bzr+https://h/")->tcp_port() == 443);
+    CHECK(parse_url("http://h/")->tcp_port() == 80);
+}
+
 TEST_CASE("bad URLs fail with InvalidArgument and a reason") {
     const char* bad[] = {
         "",                        // nothing
         "example.com/x",           // no scheme
-        "http://h/x",              // unsupported scheme
-        "bzr+http://h/x",          // not (yet) supported
+        "ftp://h/x",               // unsupported scheme
+        "bzr+ftp://h/x",           // unsupported scheme
+        "http://user@h/x",         // a user on http://
         "bzr:///x",                // empty host
         "bzr://:4155/x",           // empty host
         "bzr://h:/x",              // empty port

@@ -1,0 +1,70 @@
+// The client's HTTP carrier (DESIGN.md 3.3): one keep-alive HTTP(S)
+// connection (cpp-httplib) that POSTs smart requests to <path>/.bzr/smart
+// (bzr+http://, spec 11.3) or GETs files with Range (http://, any web
+// server). Asks for zstd and decodes it. Knows nothing of verbs.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "client/error.hpp"
+#include "client/options.hpp"
+#include "client/readv.hpp"
+#include "client/url.hpp"
+
+namespace souk::client {
+
+struct HttpReply {
+    int status = 0;
+    std::string body;               // decoded (zstd removed)
+    std::string content_type;
+    std::string content_range;      // "bytes a-b/size" or ""
+    uint64_t content_length = 0;    // HEAD: the announced length
+};
+
+class HttpCarrier {
+public:
+    ~HttpCarrier();
+    HttpCarrier(HttpCarrier&&) noexcept;
+    HttpCarrier& operator=(HttpCarrier&&) noexcept;
+
+    // Set up the connection parameters (the TCP/TLS connection itself opens
+    // on the first request and is reused). TLS trusts Options::ca_file, else
+    // $SOUK_CA_FILE, else the system's CAs.
+    static Result<HttpCarrier> open(const Url& url, const Options& opts);
+
+    // POST `body` to `path` (escaped); the whole 200 response body, or an
+    // error: Connection (cannot connect / reset), Timeout, Protocol (any
+    // other status, a bad encoding).
+    Result<std::string> post(const std::string& path, std::string_view body);
+    // GET `path` (escaped), with a Range header if `range` is not empty;
+    // HEAD with head=true. Any status is returned; transport failures are
+    // errors.
+    Result<HttpReply> get(const std::string& path, const std::string& range, bool head);
+
+    uint64_t requests() const { return requests_; }
+
+private:
+    HttpCarrier() = default;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    uint64_t requests_ = 0;
+};
+
+// The bytes of `wire` (ascending, disjoint ranges) from a GET answer:
+// 206 single part, 206 multipart/byteranges, or 200 with the whole file.
+// Fails with ShortReadv when the file is too short, Protocol when the
+// answer does not hold what was asked.
+Result<std::string> extract_ranges(const HttpReply& reply, const std::vector<Range>& wire);
+
+// "bytes=a-b,c-d" for `wire`.
+std::string range_header(const std::vector<Range>& wire);
+
+// Decode a zstd frame (bounded by `limit` bytes of output).
+Result<std::string> zstd_decode(std::string_view in, uint64_t limit);
+
+}  // namespace souk::client

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""HTTP benchmark (a program, not a test): the same C++ client (libsouk,
+build/*/client/souk-bench-http) reading the same files from
+
+  * soukd --http, smart POST (bzr+http://)        * soukd --http, multi-range GET (http://)
+  * nginx's own multi-range GET (http://)          * soukd cgi behind nginx + fcgiwrap (bzr+http://)
+  * soukd cgi behind nginx, multi-range GET under /cgi/ (http://)
+
+for two operations: readv of 64 scattered 4 KiB ranges of a 16 MiB file, and
+whole-file reads of a 1 MiB file. Then CGI requests per second: `soukd cgi`
+answering a hello run directly (fork + exec + wait from Python, as a web
+server would) against the floor of running /bin/true the same way, and
+through nginx + fcgiwrap over one keep-alive connection.
+
+Prints a table of medians (ms) with ratios to nginx's multi-range GET, and
+writes everything to JSON (--json, default bench-http.json).
+
+  scripts/bench_http.py [--build build/normal] [--rounds 200] [--json FILE]
+
+Everything runs on 127.0.0.1, started and stopped (by PID) by this script,
+with bounded rounds.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, 'tests', 'integration'))
+
+
+def median_ms(us):
+    return statistics.median(us) / 1000.0
+
+
+def p90_ms(us):
+    s = sorted(us)
+    return s[min(len(s) - 1, int(len(s) * 0.9))] / 1000.0
+
+
+def run_client(bench, url, op, rounds):
+    args = [bench, url, op, str(rounds)] + (['64', '4096'] if op == 'readv' else [])
+    p = subprocess.run(args, capture_output=True, timeout=600)
+    if p.returncode != 0:
+        raise SystemExit('bench client failed for %s %s: %s' % (url, op, p.stderr.decode()))
+    return json.loads(p.stdout)
+
+
+def cgi_rate(soukd, root, n):
+    env = {'PATH': '/usr/bin:/bin', 'GATEWAY_INTERFACE': 'CGI/1.1', 'SOUK_ROOT': root,
+           'REQUEST_METHOD': 'POST', 'PATH_INFO': '/.bzr/smart', 'CONTENT_LENGTH': '6'}
+    t0 = time.monotonic()
+    for _ in range(n):
+        p = subprocess.run([soukd, 'cgi'], input=b'hello\n', env=env, capture_output=True, timeout=30)
+        if not p.stdout.endswith(b'ok\x012\n'):
+            raise SystemExit('soukd cgi answered %r' % p.stdout)
+    cgi = n / (time.monotonic() - t0)
+    t0 = time.monotonic()
+    for _ in range(n):
+        subprocess.run(['/bin/true'], input=b'hello\n', env=env, capture_output=True, timeout=30)
+    floor = n / (time.monotonic() - t0)
+    return cgi, floor
+
+
+def nginx_cgi_rate(port, n):
+    conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
+    t0 = time.monotonic()
+    for _ in range(n):
+        conn.request('POST', '/.bzr/smart', body=b'hello\n')
+        r = conn.getresponse()
+        if r.read() != b'ok\x012\n':
+            raise SystemExit('nginx + soukd cgi: bad hello answer')
+    rate = n / (time.monotonic() - t0)
+    conn.close()
+    return rate
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--build', default=os.path.join(REPO, 'build', 'normal'))
+    ap.add_argument('--rounds', type=int, default=200)
+    ap.add_argument('--cgi-requests', type=int, default=300)
+    ap.add_argument('--json', default='bench-http.json')
+    a = ap.parse_args()
+    rounds = max(5, min(a.rounds, 5000))
+    soukd = os.path.join(os.path.abspath(a.build), 'server', 'soukd')
+    bench = os.path.join(os.path.abspath(a.build), 'client', 'souk-bench-http')
+    for f in (soukd, bench):
+        if not os.access(f, os.X_OK):
+            raise SystemExit('%s is missing: build first (cmake + ninja, see README)' % f)
+    os.environ['SOUKD'] = soukd
+    import harness  # noqa: E402  (needs SOUKD)
+    import http_harness as hh  # noqa: E402
+
+    tmp = tempfile.mkdtemp(prefix='souk-bench-http-')
+    root = os.path.join(tmp, 'served')
+    os.mkdir(root)
+    with open(os.path.join(root, 'big.bin'), 'wb') as f:
+        f.write(os.urandom(16 << 20))
+    with open(os.path.join(root, 'one-mib.bin'), 'wb') as f:
+        f.write(os.urandom(1 << 20))
+    soukd_http = nginx = None
+    results = {'rounds': rounds, 'readv': '64 x 4 KiB scattered over 16 MiB', 'get': '1 MiB whole file',
+               'rows': [], 'cgi': {}}
+    try:
+        soukd_http = hh.SoukdHttp(root, extra=['-q']).start()
+        nginx = hh.Nginx(root).start()
+        targets = [
+            ('nginx multi-range GET', 'http://127.0.0.1:%d/' % nginx.port),
+            ('soukd --http smart POST', 'bzr+http://127.0.0.1:%d/' % soukd_http.port),
+            ('soukd --http multi-range GET', 'http://127.0.0.1:%d/' % soukd_http.port),
+            ('soukd cgi (nginx) smart POST', 'bzr+http://127.0.0.1:%d/' % nginx.port),
+            ('soukd cgi (nginx) GET', 'http://127.0.0.1:%d/cgi/' % nginx.port),
+        ]
+        for op, name in (('readv', 'big.bin'), ('get', 'one-mib.bin')):
+            for label, base in targets:
+                r = run_client(bench, base + name, op, rounds)
+                results['rows'].append({'target': label, 'op': op, 'median_ms': median_ms(r['us']),
+                                        'p90_ms': p90_ms(r['us']), 'bytes': r['bytes'],
+                                        'requests': r['requests']})
+        n = max(10, min(a.cgi_requests, 5000))
+        cgi, floor = cgi_rate(soukd, root, n)
+        results['cgi'] = {'requests': n, 'soukd_cgi_per_s': cgi, 'fork_exec_true_per_s': floor,
+                          'ratio_to_floor': cgi / floor,
+                          'nginx_fcgiwrap_soukd_cgi_per_s': nginx_cgi_rate(nginx.port, n)}
+    finally:
+        for s in (soukd_http, nginx):
+            if s is not None:
+                s.stop()
+        harness.remove_tree(tmp)
+
+    ref = {row['op']: row['median_ms'] for row in results['rows'] if row['target'] == 'nginx multi-range GET'}
+    for row in results['rows']:
+        row['ratio_to_nginx'] = row['median_ms'] / ref[row['op']] if ref.get(row['op']) else None
+    print('HTTP benchmark: %d rounds each; readv = %s, get = %s' % (rounds, results['readv'], results['get']))
+    print('%-30s %-6s %10s %10s %9s' % ('target', 'op', 'median ms', 'p90 ms', 'x nginx'))
+    for row in results['rows']:
+        print('%-30s %-6s %10.3f %10.3f %9.2f' % (row['target'], row['op'], row['median_ms'], row['p90_ms'],
+                                                   row['ratio_to_nginx']))
+    c = results['cgi']
+    print('CGI: soukd cgi %.0f req/s direct (fork+exec+wait), floor /bin/true %.0f req/s (ratio %.2f); '
+          'through nginx + fcgiwrap %.0f req/s' % (c['soukd_cgi_per_s'], c['fork_exec_true_per_s'],
+                                                   c['ratio_to_floor'], c['nginx_fcgiwrap_soukd_cgi_per_s']))
+    with open(a.json, 'w') as f:
+        json.dump(results, f, indent=2)
+    print('wrote %s' % a.json)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,729 @@
+"""Integration-test helpers for the web carriers (issue 3), beside harness.py.
+
+* `SoukdHttp`: `soukd serve --http 127.0.0.1:0` (optionally with bzr:// TCP
+  in the same process), port from --http-port-file, stopped by PID.
+* `Nginx`: nginx + fcgiwrap running `soukd cgi`, configured from
+  scripts/deploy/nginx-souk.conf (the file the README shows), on free ports
+  (HTTP and HTTPS with a self-signed certificate the test makes).
+* `Apache`: Debian apache2 (mpm_event + mod_cgid) running `soukd cgi`,
+  configured from scripts/deploy/apache-souk.conf.
+* `run_cgi`: one `soukd cgi` process with a given environment and stdin,
+  its output parsed into (status, headers, body) — no web server.
+* `http_request`: one raw request with http.client (bounded by a timeout).
+* `build_sources`: the Breezy branches every web test serves.
+* `WorkflowMixin`: brz branch/log/pull/checkout/info/cat over bzr+http://,
+  and souk-client writes, the same for every server.
+
+Every process is started by the test, on 127.0.0.1, and stopped by PID;
+every wait is bounded; a missing peer (nginx, fcgiwrap, apache2, openssl)
+fails loudly.
+"""
+
+import http.client
+import os
+import pwd
+import grp
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import time
+
+import harness
+from harness import HarnessError, make_tempdir, read_tail, remove_tree, stop_process, tree_files
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+DEPLOY = os.path.join(REPO, 'scripts', 'deploy')
+NGINX_TEMPLATE = os.path.join(DEPLOY, 'nginx-souk.conf')
+APACHE_TEMPLATE = os.path.join(DEPLOY, 'apache-souk.conf')
+
+NGINX = '/usr/sbin/nginx'
+FCGIWRAP = '/usr/sbin/fcgiwrap'
+APACHE = '/usr/sbin/apache2'
+APACHE_MODULES = '/usr/lib/apache2/modules'
+OPENSSL = '/usr/bin/openssl'
+
+START_TIMEOUT = 20.0
+HTTP_TIMEOUT = 20.0
+
+
+def require(*tools):
+    for tool in tools:
+        if not os.access(tool, os.X_OK):
+            raise HarnessError('%s is required (scripts/install-deps.sh installs it)' % tool)
+
+
+def souk_path():
+    path = os.environ.get('SOUK')
+    if not path or not os.path.isabs(path) or not os.access(path, os.X_OK):
+        raise HarnessError('SOUK must be the absolute path of the souk CLI, got %r' % path)
+    return path
+
+
+def fill(template, values):
+    with open(template) as f:
+        text = f.read()
+    for k, v in values.items():
+        text = text.replace('@%s@' % k, str(v))
+    if '@' in ''.join(line for line in text.splitlines() if not line.lstrip().startswith('#')):
+        leftover = [line for line in text.splitlines() if '@' in line and not line.lstrip().startswith('#')]
+        raise HarnessError('unfilled placeholder in %s: %s' % (template, leftover))
+    return text
+
+
+def wait_port(port, proc, timeout, what, log):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise HarnessError('%s exited with %s during start-up:\n%s' % (what, proc.returncode, log()))
+        try:
+            with socket.create_connection(('127.0.0.1', port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.02)
+    raise HarnessError('%s did not listen on %d within %.0fs:\n%s' % (what, port, timeout, log()))
+
+
+def make_world_readable(path):
+    """Let a web server's unprivileged workers reach `path` (tests run as root)."""
+    d = os.path.abspath(path)
+    for _ in range(64):
+        st = os.stat(d)
+        os.chmod(d, st.st_mode | 0o755 if os.path.isdir(d) else st.st_mode | 0o644)
+        parent = os.path.dirname(d)
+        if parent == d or d in ('/tmp', '/'):
+            break
+        d = parent
+
+
+def chown_tree(root, user, group):
+    uid = pwd.getpwnam(user).pw_uid
+    gid = grp.getgrnam(group).gr_gid
+    os.chown(root, uid, gid)
+    for dirpath, dirnames, filenames in os.walk(root):
+        for n in dirnames + filenames:
+            os.lchown(os.path.join(dirpath, n), uid, gid)
+
+
+# ---------------------------------------------------------------------------
+# raw HTTP
+
+class HttpAnswer:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers          # list of (name, value)
+        self.body = body
+
+    def header(self, name, default=None):
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return default
+
+    def __repr__(self):
+        return 'HttpAnswer(%d, %r, %r)' % (self.status, self.headers, self.body[:200])
+
+
+def http_request(base, method, path, headers=None, body=None, timeout=HTTP_TIMEOUT, context=None):
+    """One request on a fresh connection. base: 'http://127.0.0.1:PORT'."""
+    scheme, rest = base.split('://', 1)
+    host, port = rest.split(':')
+    if scheme == 'https':
+        conn = http.client.HTTPSConnection(host, int(port), timeout=timeout, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        data = r.read()
+        return HttpAnswer(r.status, r.getheaders(), data)
+    finally:
+        conn.close()
+
+
+def smart_post(base, path, body, headers=None):
+    h = {'Content-Type': 'application/octet-stream'}
+    h.update(headers or {})
+    return http_request(base, 'POST', path, headers=h, body=body)
+
+
+def parse_multipart(content_type, body):
+    """multipart/byteranges -> [(part headers dict, data)]; strict framing."""
+    marker = 'boundary='
+    i = content_type.find(marker)
+    if i < 0:
+        raise AssertionError('no boundary in %r' % content_type)
+    boundary = content_type[i + len(marker):].strip().strip('"').encode()
+    parts = []
+    delim = b'\r\n--' + boundary
+    pos = body.find(b'--' + boundary)
+    if pos < 0:
+        raise AssertionError('no first boundary')
+    pos = body.find(b'\r\n', pos) + 2
+    for _ in range(100000):
+        head_end = body.index(b'\r\n\r\n', pos)
+        headers = {}
+        for line in body[pos:head_end].split(b'\r\n'):
+            k, v = line.split(b':', 1)
+            headers[k.strip().lower().decode()] = v.strip().decode()
+        start = head_end + 4
+        rng = headers['content-range'].split()[1].split('/')[0]
+        a, b = (int(x) for x in rng.split('-'))
+        data = body[start:start + (b - a + 1)]
+        parts.append((headers, data))
+        nxt = start + (b - a + 1)
+        if body[nxt:nxt + len(delim)] != delim:
+            raise AssertionError('bad framing after part at %d' % nxt)
+        after = nxt + len(delim)
+        if body[after:after + 2] == b'--':
+            return parts
+        pos = after + 2
+    raise AssertionError('too many parts')
+
+
+# ---------------------------------------------------------------------------
+# CGI without a web server
+
+class CgiAnswer(HttpAnswer):
+    pass
+
+
+def cgi_env(root=None, **extra):
+    env = {'PATH': '/usr/bin:/bin', 'GATEWAY_INTERFACE': 'CGI/1.1', 'SERVER_PROTOCOL': 'HTTP/1.1'}
+    if root is not None:
+        env['SOUK_ROOT'] = root
+    for k, v in extra.items():
+        if v is None:
+            env.pop(k, None)
+        else:
+            env[k] = v
+    return env
+
+
+def parse_cgi_output(out):
+    head, sep, body = out.partition(b'\r\n\r\n')
+    if not sep:
+        raise AssertionError('CGI output has no header/body separator: %r' % out[:300])
+    headers = []
+    status = None
+    for line in head.split(b'\r\n'):
+        k, v = line.split(b':', 1)
+        k, v = k.decode(), v.strip().decode()
+        if k.lower() == 'status':
+            status = int(v.split()[0])
+        else:
+            headers.append((k, v))
+    if status is None:
+        raise AssertionError('CGI output without Status: %r' % head)
+    return CgiAnswer(status, headers, body)
+
+
+def run_cgi(env, stdin=b'', args=(), timeout=30):
+    """Run `soukd cgi` once; returns (CgiAnswer, returncode, stderr, seconds)."""
+    cmd = [harness.soukd_path(), 'cgi'] + list(args)
+    t0 = time.monotonic()
+    p = subprocess.run(cmd, input=stdin, env=env, capture_output=True, timeout=timeout)
+    return parse_cgi_output(p.stdout), p.returncode, p.stderr, time.monotonic() - t0
+
+
+# ---------------------------------------------------------------------------
+# Servers
+
+class SoukdHttp:
+    """soukd serve --http 127.0.0.1:0 [--listen 127.0.0.1 --port 0]."""
+
+    def __init__(self, root, allow_writes=False, extra=(), with_tcp=False):
+        self.root = root
+        self.allow_writes = allow_writes
+        self.extra = list(extra)
+        self.with_tcp = with_tcp
+        self.proc = None
+        self.tmp = None
+        self.port = None
+        self.tcp_port = None
+
+    def start(self):
+        self.tmp = make_tempdir('souk-http-')
+        self.log_path = os.path.join(self.tmp, 'soukd.log')
+        pf = os.path.join(self.tmp, 'http-port')
+        tf = os.path.join(self.tmp, 'tcp-port')
+        cmd = [harness.soukd_path(), 'serve', '--http', '127.0.0.1:0', '--http-port-file', pf,
+               '--directory=' + self.root, '-v', '-v'] + self.extra
+        if self.with_tcp:
+            cmd += ['--listen', '127.0.0.1', '--port', '0', '--port-file', tf]
+        if self.allow_writes:
+            cmd.append('--allow-writes')
+        with open(self.log_path, 'wb') as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
+                                         preexec_fn=harness._pdeathsig)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError('soukd --http exited with %s:\n%s' % (self.proc.returncode, self.log()))
+            try:
+                with open(pf) as f:
+                    self.port = int(f.read().strip())
+                if self.with_tcp:
+                    with open(tf) as f:
+                        self.tcp_port = int(f.read().strip())
+                break
+            except (OSError, ValueError):
+                time.sleep(0.02)
+        if self.port is None:
+            self.stop()
+            raise HarnessError('soukd --http did not start:\n' + self.log())
+        wait_port(self.port, self.proc, START_TIMEOUT, 'soukd --http', self.log)
+        return self
+
+    @property
+    def base(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def log(self):
+        return read_tail(self.log_path, 6000) if self.tmp else ''
+
+    def log_text(self):
+        with open(self.log_path, 'rb') as f:
+            return f.read().decode('utf-8', 'replace')
+
+    def stop(self):
+        rc = stop_process(self.proc)
+        self.proc = None
+        remove_tree(self.tmp)
+        self.tmp = None
+        return rc
+
+
+def make_cert(directory):
+    """A self-signed certificate for 127.0.0.1 (CA:TRUE, so it is its own CA)."""
+    require(OPENSSL)
+    cert = os.path.join(directory, 'cert.pem')
+    key = os.path.join(directory, 'key.pem')
+    r = subprocess.run([OPENSSL, 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key,
+                        '-out', cert, '-days', '2', '-subj', '/CN=127.0.0.1',
+                        '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost',
+                        '-addext', 'basicConstraints=critical,CA:TRUE'],
+                       capture_output=True, timeout=60)
+    if r.returncode != 0:
+        raise HarnessError('openssl req failed: %r' % r.stderr)
+    return cert, key
+
+
+class Nginx:
+    """nginx + fcgiwrap running `soukd cgi`, from scripts/deploy/nginx-souk.conf."""
+
+    def __init__(self, root, allow_writes=False):
+        require(NGINX, FCGIWRAP)
+        self.root = root
+        self.allow_writes = allow_writes
+        self.tmp = None
+        self.nginx = None
+        self.fcgi = None
+
+    def start(self):
+        self.tmp = make_tempdir('souk-nginx-')
+        t = self.tmp
+        self.cert, self.key = make_cert(t)
+        self.socket = os.path.join(t, 'fcgiwrap.sock')
+        self.fcgi_log = os.path.join(t, 'fcgiwrap.log')
+        with open(self.fcgi_log, 'wb') as log:
+            # Its own process group: fcgiwrap's preforked children outlive
+            # a SIGTERM to the parent, so stop() signals the group (whose
+            # id is the PID we started).
+            self.fcgi = subprocess.Popen([FCGIWRAP, '-f', '-c', '4', '-s', 'unix:' + self.socket],
+                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
+                                         preexec_fn=harness._pdeathsig, start_new_session=True)
+        deadline = time.monotonic() + START_TIMEOUT
+        while not os.path.exists(self.socket):
+            if self.fcgi.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise HarnessError('fcgiwrap did not start:\n' + read_tail(self.fcgi_log))
+            time.sleep(0.02)
+        self.error_log = os.path.join(t, 'nginx-error.log')
+        last = ''
+        for _attempt in range(5):
+            self.port = harness.free_port()
+            self.tls_port = harness.free_port()
+            conf = fill(NGINX_TEMPLATE, {
+                'USER': pwd.getpwuid(os.geteuid()).pw_name, 'PORT': self.port, 'TLS_PORT': self.tls_port,
+                'CERT': self.cert, 'KEY': self.key, 'ROOT': self.root, 'SOUKD': harness.soukd_path(),
+                'RUNDIR': t, 'FCGI_SOCKET': self.socket, 'ALLOW_WRITES': 1 if self.allow_writes else 0})
+            self.conf = os.path.join(t, 'nginx.conf')
+            with open(self.conf, 'w') as f:
+                f.write(conf)
+            with open(os.path.join(t, 'nginx.out'), 'wb') as log:
+                self.nginx = subprocess.Popen([NGINX, '-p', t, '-c', self.conf, '-e', self.error_log],
+                                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
+                                              preexec_fn=harness._pdeathsig)
+            try:
+                wait_port(self.port, self.nginx, START_TIMEOUT, 'nginx', self.log)
+                wait_port(self.tls_port, self.nginx, START_TIMEOUT, 'nginx (TLS)', self.log)
+                return self
+            except HarnessError as e:
+                last = str(e)
+                stop_process(self.nginx)
+                self.nginx = None
+                if 'Address already in use' not in last:
+                    break
+        self.stop()
+        raise HarnessError(last)
+
+    @property
+    def base(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    @property
+    def tls_base(self):
+        return 'https://127.0.0.1:%d' % self.tls_port
+
+    def log(self):
+        if not self.tmp:
+            return ''
+        return ('nginx:\n' + read_tail(self.error_log) + read_tail(os.path.join(self.tmp, 'nginx.out')) +
+                '\nfcgiwrap/soukd stderr:\n' + read_tail(self.fcgi_log))
+
+    def stop(self):
+        stop_process(self.nginx)
+        self.nginx = None
+        if self.fcgi is not None:
+            pgid = self.fcgi.pid
+            stop_process(self.fcgi)
+            try:
+                os.killpg(pgid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        self.fcgi = None
+        remove_tree(self.tmp)
+        self.tmp = None
+
+
+class Apache:
+    """Debian apache2 (mpm_event, mod_cgid) running `soukd cgi`, from
+    scripts/deploy/apache-souk.conf. Workers and CGIs run as www-data, so the
+    served tree is made reachable (and, for writes, owned) by it."""
+
+    USER = 'www-data'
+    GROUP = 'www-data'
+
+    def __init__(self, root, allow_writes=False):
+        require(APACHE)
+        self.root = root
+        self.allow_writes = allow_writes
+        self.tmp = None
+        self.proc = None
+
+    def start(self):
+        self.tmp = make_tempdir('souk-apache-')
+        t = self.tmp
+        make_world_readable(t)
+        make_world_readable(self.root)
+        for dirpath, dirnames, filenames in os.walk(self.root):
+            for n in dirnames:
+                p = os.path.join(dirpath, n)
+                os.chmod(p, os.stat(p).st_mode | 0o755)
+            for n in filenames:
+                p = os.path.join(dirpath, n)
+                os.chmod(p, os.stat(p).st_mode | 0o644)
+        if self.allow_writes:
+            chown_tree(self.root, self.USER, self.GROUP)
+        make_world_readable(os.path.dirname(harness.soukd_path()))
+        self.error_log = os.path.join(t, 'error.log')
+        last = ''
+        for _attempt in range(5):
+            self.port = harness.free_port()
+            soukd = harness.soukd_path()
+            conf = fill(APACHE_TEMPLATE, {
+                'USER': self.USER, 'GROUP': self.GROUP, 'PORT': self.port, 'ROOT': self.root,
+                'SOUKD': soukd, 'SOUKD_NAME': os.path.basename(soukd), 'RUNDIR': t,
+                'ALLOW_WRITES': 1 if self.allow_writes else 0, 'MODULES': APACHE_MODULES})
+            self.conf = os.path.join(t, 'httpd.conf')
+            with open(self.conf, 'w') as f:
+                f.write(conf)
+            env = {'PATH': '/usr/sbin:/usr/bin:/bin', 'LANG': 'C'}
+            with open(os.path.join(t, 'apache.out'), 'wb') as log:
+                self.proc = subprocess.Popen([APACHE, '-f', self.conf, '-DFOREGROUND'], env=env,
+                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
+                                             preexec_fn=harness._pdeathsig)
+            try:
+                wait_port(self.port, self.proc, START_TIMEOUT, 'apache2', self.log)
+                return self
+            except HarnessError as e:
+                last = str(e)
+                stop_process(self.proc)
+                self.proc = None
+                if 'Address already in use' not in last:
+                    break
+        self.stop()
+        raise HarnessError(last)
+
+    @property
+    def base(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def log(self):
+        if not self.tmp:
+            return ''
+        return read_tail(self.error_log) + read_tail(os.path.join(self.tmp, 'apache.out'))
+
+    def stop(self):
+        # SIGTERM to the parent: Apache stops its children itself.
+        stop_process(self.proc, timeout=10)
+        self.proc = None
+        remove_tree(self.tmp)
+        self.tmp = None
+
+
+# ---------------------------------------------------------------------------
+# Source branches and the shared Breezy workflow
+
+README_1 = b'souk over http\n'
+README_2 = README_1 + b'second revision\n'
+NOTES_3 = b'notes from revision 3\n' * 40
+BINARY = bytes(range(256)) * 64
+
+
+def _must(env, args, cwd=None):
+    r = env.run(args, cwd=cwd, hpss=False)
+    if r.rc != 0:
+        raise HarnessError(r.describe())
+    return r
+
+
+def _write(path, data):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'wb') as f:
+        f.write(data)
+
+
+def build_sources(env, base):
+    """Local sources: src (3 revisions, a spaced name, binary), and the
+    served tree layout: served/src (standalone branch), served/repo (a shared
+    repository) with served/repo/trunk. Returns (src path, served root)."""
+    src = os.path.join(base, 'src')
+    _must(env, ['init', '-q', src])
+    _write(os.path.join(src, 'README'), README_1)
+    _write(os.path.join(src, 'dir', 'file with space.txt'), b'spaced\n')
+    _must(env, ['add', '-q'], cwd=src)
+    _must(env, ['commit', '-q', '-m', 'first'], cwd=src)
+    _write(os.path.join(src, 'README'), README_2)
+    _write(os.path.join(src, 'data.bin'), BINARY)
+    _must(env, ['add', '-q'], cwd=src)
+    _must(env, ['commit', '-q', '-m', 'second'], cwd=src)
+    _write(os.path.join(src, 'notes.txt'), NOTES_3)
+    _must(env, ['add', '-q'], cwd=src)
+    _must(env, ['commit', '-q', '-m', 'third'], cwd=src)
+    return src
+
+
+def populate_served(env, src, root):
+    """root/src: a standalone copy of src; root/repo/trunk: in a shared repo.
+    Their parent locations (local paths outside the served root) are
+    dropped, as on a real server."""
+    _must(env, ['branch', '-q', src, os.path.join(root, 'src')])
+    _must(env, ['init-repo', '-q', '--no-trees', os.path.join(root, 'repo')])
+    _must(env, ['branch', '-q', src, os.path.join(root, 'repo', 'trunk')])
+    for b in ('src', 'repo/trunk'):
+        conf = os.path.join(root, b, '.bzr', 'branch', 'branch.conf')
+        with open(conf) as f:
+            lines = [ln for ln in f if not ln.startswith('parent_location')]
+        with open(conf, 'w') as f:
+            f.writelines(lines)
+
+
+class WorkflowMixin:
+    """Breezy over bzr+http:// against one web server (self.base), verified
+    against the local source branch (self.src)."""
+
+    base = None   # 'http://127.0.0.1:PORT' (set by the class)
+
+    def bzr_url(self, rel):
+        return 'bzr+' + self.base + '/' + rel
+
+    def brz(self, args, cwd=None):
+        return self.env.ok(self, args, cwd=cwd or self.work)
+
+    def assertSameBranch(self, path, revno=3):
+        self.assertEqual(int(self.brz(['revno', path]).stdout.strip()), revno)
+        self.assertEqual(self.brz(['log', path]).stdout, self.brz(['log', self.src]).stdout)
+
+    def assertTreeEquals(self, path, expected=None):
+        self.assertEqual(tree_files(path), expected if expected is not None else tree_files(self.src))
+
+    def assert_smart_only(self, r):
+        # brz -Dhpss logs every smart call: bzr+http must have used the smart server.
+        self.assertGreater(r.hpss_calls, 0, r.describe())
+
+    def test_wf_branch(self):
+        out = os.path.join(self.work, 'branch')
+        r = self.brz(['branch', self.bzr_url('src'), out])
+        self.assert_smart_only(r)
+        self.assertIn(b'Branched 3 revisions', r.stderr)
+        self.assertSameBranch(out)
+        self.assertTreeEquals(out)
+
+    def test_wf_branch_from_shared_repo(self):
+        out = os.path.join(self.work, 'from-repo')
+        r = self.brz(['branch', self.bzr_url('repo/trunk'), out])
+        self.assertIn(b'Branched 3 revisions', r.stderr)
+        self.assertSameBranch(out)
+        self.assertTreeEquals(out)
+
+    def test_wf_log(self):
+        r = self.brz(['log', self.bzr_url('src')])
+        self.assertEqual(r.stdout, self.brz(['log', self.src]).stdout)
+        r = self.brz(['log', '-r', '2', '--line', self.bzr_url('repo/trunk')])
+        self.assertIn(b'second', r.stdout)
+
+    def test_wf_pull(self):
+        out = os.path.join(self.work, 'pull')
+        self.brz(['branch', '-r', '1', self.bzr_url('src'), out])
+        self.assertEqual(int(self.brz(['revno', out]).stdout.strip()), 1)
+        self.assertEqual(tree_files(out), {'README': README_1, 'dir/file with space.txt': b'spaced\n'})
+        r = self.brz(['pull', self.bzr_url('src')], cwd=out)
+        self.assert_smart_only(r)
+        self.assertSameBranch(out)
+        self.assertTreeEquals(out)
+
+    def test_wf_checkout(self):
+        out = os.path.join(self.work, 'checkout')
+        self.brz(['checkout', self.bzr_url('src'), out])
+        self.assertTreeEquals(out)
+        info = self.brz(['info', out]).stdout.decode()
+        self.assertIn('checkout of branch: ' + self.bzr_url('src') + '/', info)
+        lw = os.path.join(self.work, 'lightweight')
+        self.brz(['checkout', '--lightweight', self.bzr_url('repo/trunk'), lw])
+        self.assertTreeEquals(lw)
+
+    def test_wf_info(self):
+        r = self.brz(['info', self.bzr_url('src')])
+        text = r.stdout.decode()
+        self.assertIn('branch root: ' + self.bzr_url('src') + '/', text)
+        r = self.brz(['info', self.bzr_url('repo/trunk')])
+        text = r.stdout.decode()
+        self.assertIn('shared repository: ' + self.bzr_url('repo') + '/', text)
+        self.assertIn('repository branch: ' + self.bzr_url('repo/trunk') + '/', text)
+
+    def test_wf_cat(self):
+        self.assertEqual(self.brz(['cat', self.bzr_url('src/notes.txt')]).stdout, NOTES_3)
+        self.assertEqual(self.brz(['cat', self.bzr_url('src/data.bin')]).stdout, BINARY)
+        self.assertEqual(self.brz(['cat', '-r', '1', self.bzr_url('repo/trunk/README')]).stdout, README_1)
+        self.assertEqual(self.brz(['cat', self.bzr_url('src/dir/file%20with%20space.txt')]).stdout, b'spaced\n')
+
+
+# ---------------------------------------------------------------------------
+# Golden wire cases: the same smart request over a web carrier and over
+# `soukd serve --inet` must get the same bytes. Each case: (name, directory
+# posted to, request as sent over HTTP, the same request with root-relative
+# paths for --inet). Served layout: build_sources/populate_served.
+
+V3 = harness.v3_request
+V12 = harness.v12_request
+
+GOLDEN = [
+    ('v1 hello', 'src', V12(1, [b'hello']), V12(1, [b'hello'])),
+    ('v2 hello', 'src', V12(2, [b'hello']), V12(2, [b'hello'])),
+    ('v3 hello', 'src', V3([b'hello']), V3([b'hello'])),
+    ('is_readonly', 'src', V3([b'Transport.is_readonly']), V3([b'Transport.is_readonly'])),
+    ('open_2.1 relative', 'src', V3([b'BzrDir.open_2.1', b'.']), V3([b'BzrDir.open_2.1', b'src'])),
+    ('open_branchV3', 'src', V3([b'BzrDir.open_branchV3', b'.']), V3([b'BzrDir.open_branchV3', b'src'])),
+    ('find_repositoryV3 in shared repo', 'repo/trunk', V3([b'BzrDir.find_repositoryV3', b'.']),
+     V3([b'BzrDir.find_repositoryV3', b'repo/trunk'])),
+    ('last_revision_info', 'src', V3([b'Branch.last_revision_info', b'.']),
+     V3([b'Branch.last_revision_info', b'src'])),
+    ('vfs get', 'src', V3([b'get', b'.bzr/branch-format']), V3([b'get', b'src/.bzr/branch-format'])),
+    ('vfs get ../ to the shared repo', 'repo/trunk', V3([b'get', b'../.bzr/repository/format']),
+     V3([b'get', b'repo/.bzr/repository/format'])),
+    ('v1 get', 'src', V12(1, [b'get', b'.bzr/branch-format']), V12(1, [b'get', b'src/.bzr/branch-format'])),
+    ('vfs readv', 'src', V3([b'readv', b'.bzr/branch-format'], body=b'0,6\n10,5'),
+     V3([b'readv', b'src/.bzr/branch-format'], body=b'0,6\n10,5')),
+    ('vfs stat', 'src', V3([b'stat', b'README']), V3([b'stat', b'src/README'])),
+    ('vfs has no', 'src', V3([b'has', b'missing']), V3([b'has', b'src/missing'])),
+    ('list_dir', 'src', V3([b'list_dir', b'.bzr']), V3([b'list_dir', b'src/.bzr'])),
+    ('unknown verb', 'src', V3([b'No.such_verb', b'x']), V3([b'No.such_verb', b'x'])),
+    ('readonly put', '', V3([b'put', b'x', b''], body=b'data'), V3([b'put', b'x', b''], body=b'data')),
+    ('no such file', '', V3([b'get', b'nope']), V3([b'get', b'nope'])),
+]
+
+
+def inet_reply(root, request):
+    """The bytes `soukd serve --inet` answers to one request (then EOF)."""
+    p = subprocess.run([harness.soukd_path(), 'serve', '--inet', '--directory=' + root],
+                       input=request, capture_output=True, timeout=30)
+    if p.returncode != 0:
+        raise HarnessError('soukd --inet exited %d: %r' % (p.returncode, p.stderr[-2000:]))
+    return p.stdout
+
+
+def smart_path(directory):
+    return '/' + (directory + '/' if directory else '') + '.bzr/smart'
+
+
+class GoldenMixin:
+    """Needs self.base (web server), self.root (served dir, read-only server)."""
+
+    def test_golden_wire_cases(self):
+        for name, directory, req, inet_req in GOLDEN:
+            with self.subTest(case=name):
+                want = inet_reply(self.root, inet_req)
+                got = smart_post(self.base, smart_path(directory), req)
+                self.assertEqual(got.status, 200, got)
+                self.assertEqual(got.body, want, name)
+        r = smart_post(self.base, '/src/.bzr/smart', b'hello\n')
+        self.assertEqual(r.body, b'ok\x012\n')   # Breezy's probe (spec 11.3)
+
+    def test_golden_incomplete_and_escape(self):
+        r = smart_post(self.base, '/src/.bzr/smart', V3([b'hello'])[:-3])
+        self.assertEqual((r.status, r.body), (200, b'error\x01incomplete request\n'))
+        r = smart_post(self.base, '/src/.bzr/smart', V3([b'get', b'../../etc/passwd']))
+        self.assertEqual(r.status, 200)
+        self.assertIn(b'PathNotChild', r.body)
+        self.assertNotIn(b'root:x:0:0', r.body)
+        self.assertNotIn(self.root.encode(), r.body)
+
+    def test_golden_non_post_is_405(self):
+        for method in ('GET', 'PUT', 'DELETE'):
+            with self.subTest(method=method):
+                r = http_request(self.base, method, '/src/.bzr/smart', body=b'' if method != 'GET' else None)
+                self.assertEqual(r.status, 405, r)
+                allow = r.header('Allow') or ''
+                self.assertIn('POST', allow)
+
+
+class WritesMixin:
+    """Writes over HTTP with the souk client (Breezy 3.3.2 cannot send VFS
+    writes over HTTP, spec 10.3). Needs self.wbase (a read-write server's
+    base URL) and self.wroot (its served dir)."""
+
+    def souk(self, *args, stdin=b''):
+        p = subprocess.run([souk_path()] + list(args), input=stdin, capture_output=True, timeout=60)
+        return p
+
+    def souk_ok(self, *args, stdin=b''):
+        p = self.souk(*args, stdin=stdin)
+        self.assertEqual(p.returncode, 0, 'souk %s: %r %r' % (' '.join(args), p.stdout, p.stderr[-2000:]))
+        return p
+
+    def test_writes_put_append_rename(self):
+        url = 'bzr+' + self.wbase + '/area'
+        self.souk_ok('mkdir', url)
+        self.assertTrue(os.path.isdir(os.path.join(self.wroot, 'area')))
+        self.souk_ok('put', url + '/f.txt', '-', stdin=b'first\n')
+        with open(os.path.join(self.wroot, 'area', 'f.txt'), 'rb') as f:
+            self.assertEqual(f.read(), b'first\n')
+        p = self.souk_ok('append', url + '/f.txt', '-', stdin=b'second\n')
+        self.assertEqual(p.stdout.strip(), b'6')
+        self.souk_ok('mv', url + '/f.txt', 'g.txt')
+        self.assertFalse(os.path.exists(os.path.join(self.wroot, 'area', 'f.txt')))
+        with open(os.path.join(self.wroot, 'area', 'g.txt'), 'rb') as f:
+            self.assertEqual(f.read(), b'first\nsecond\n')
+        self.assertEqual(self.souk_ok('get', url + '/g.txt').stdout, b'first\nsecond\n')
+        big = os.urandom(300000)
+        self.souk_ok('put', url + '/big.bin', '-', stdin=big)
+        with open(os.path.join(self.wroot, 'area', 'big.bin'), 'rb') as f:
+            self.assertEqual(f.read(), big)
+        p = self.souk_ok('readv', url + '/big.bin', '0:100', '200000:50')
+        self.assertEqual(p.stdout, big[:100] + big[200000:200050])
+        p = self.souk('mkdir', url)
+        self.assertEqual(p.returncode, 1, p.stderr)   # FileExists, reported as the server's error
