@@ -133,16 +133,18 @@ std::map<int, uint64_t> task_cpu_ns(pid_t pid) {
     return out;
 }
 
-// CPU seconds a server used between two samples: per-thread run time when
-// its threads persist (soukd's workers), the process's tick count when
-// that is coarse-grained enough to be exact (over 0.5 s) or threads died
-// meanwhile (brz serve's thread per connection).
+// CPU seconds a server used between two samples: per-thread run time
+// (precise) when every thread seen before is still there, else the
+// process's tick count, which also covers threads that died meanwhile
+// (brz serve's thread per connection). Work the kernel does for a socket
+// in another task's context (a loopback receiver's copy of sendfile'd
+// pages) is that task's, not the server's.
 double cpu_between(const ProcSample& a, const std::map<int, uint64_t>& ta, const ProcSample& b,
                    const std::map<int, uint64_t>& tb) {
     double ticks = b.cpu_s - a.cpu_s;
     bool died = false;
     for (const auto& [tid, ns] : ta) died |= !tb.count(tid);
-    if (ticks > 0.5 || died) return ticks;
+    if (died) return ticks;
     uint64_t ns = 0;
     for (const auto& [tid, v] : tb) {
         auto it = ta.find(tid);
