@@ -50,7 +50,14 @@ namespace souk::proto {
     X(get_stacked_on_url, "Branch.get_stacked_on_url", false, false, false, true, "1.13", 1, 1) \
     X(get_config_file, "Branch.get_config_file", false, true, false, true, "", 1, 1)            \
     X(get_tags_bytes, "Branch.get_tags_bytes", false, false, false, true, "1.13", 1, 1)         \
-    X(set_last_revision_info, "Branch.set_last_revision_info", false, false, true, true, "", 5, 5)
+    X(set_last_revision_info, "Branch.set_last_revision_info", false, false, true, true, "", 5, 5) \
+    X(get_parent, "Branch.get_parent", false, false, false, true, "1.13", 1, 1)                 \
+    X(get_all_reference_info, "Branch.get_all_reference_info", false, true, false, true, "3.1", 1, 1) \
+    X(branch_lock_status, "Branch.get_physical_lock_status", false, false, false, true, "2.5", 1, 1) \
+    X(bzrdir_config_file, "BzrDir.get_config_file", false, true, false, true, "1.15", 1, 1)    \
+    X(repo_lock_status, "Repository.get_physical_lock_status", false, false, false, true, "2.5", 1, 1) \
+    X(make_working_trees, "Repository.make_working_trees", false, false, false, true, "2.5", 1, 1) \
+    X(set_make_working_trees, "Repository.set_make_working_trees", false, false, true, true, "2.5", 2, 2)
 
 enum class Verb : uint8_t {
 #define SOUK_X(id, ...) id,

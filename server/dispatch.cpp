@@ -534,21 +534,18 @@ void verb_get_tags_bytes(Call& c) {
     if (branch_dir(c, dir) && optional_file(c, join(dir, "tags"), tags)) c.ok({Value(std::move(tags))});
 }
 
-void verb_get_stacked_on_url(Call& c) {
-    std::string dir, conf;
-    if (!branch_dir(c, dir) || !optional_file(c, join(dir, "branch.conf"), conf)) return;
-    // branch.conf is "key = value" lines (configobj); an empty or absent
-    // stacked_on_location means not stacked.
-    std::string url;
+// The value of `key` in a configobj file ("key = value" lines, optionally
+// quoted); "" when absent. Enough for the location options Bazaar writes.
+std::string config_value(std::string_view conf, std::string_view key) {
+    std::string value;
     size_t i = 0;
     while (i < conf.size()) {
         size_t j = conf.find('\n', i);
-        if (j == std::string::npos) j = conf.size();
-        std::string_view line(conf.data() + i, j - i);
+        if (j == std::string_view::npos) j = conf.size();
+        std::string_view line = conf.substr(i, j - i);
         i = j + 1;
-        constexpr std::string_view kKey = "stacked_on_location";
-        if (line.substr(0, kKey.size()) != kKey) continue;
-        line.remove_prefix(kKey.size());
+        if (line.substr(0, key.size()) != key) continue;
+        line.remove_prefix(key.size());
         size_t eq = line.find_first_not_of(" \t");
         if (eq == std::string_view::npos || line[eq] != '=') continue;
         line.remove_prefix(eq + 1);
@@ -556,10 +553,43 @@ void verb_get_stacked_on_url(Call& c) {
         while (!line.empty() && (line.back() == ' ' || line.back() == '\t' || line.back() == '\r')) line.remove_suffix(1);
         if (line.size() >= 2 && (line.front() == '"' || line.front() == '\'') && line.back() == line.front())
             line = line.substr(1, line.size() - 2);
-        url = line;
+        value = line;  // the last assignment wins, as in configobj
     }
+    return value;
+}
+
+void verb_get_stacked_on_url(Call& c) {
+    std::string dir, conf;
+    if (!branch_dir(c, dir) || !optional_file(c, join(dir, "branch.conf"), conf)) return;
+    std::string url = config_value(conf, "stacked_on_location");
     if (url.empty()) return c.fail(proto::error_args(Err::NotStacked));
     c.ok({Value("ok"), Value(url)});
+}
+
+void verb_get_parent(Call& c) {
+    std::string dir, conf;
+    if (branch_dir(c, dir) && optional_file(c, join(dir, "branch.conf"), conf))
+        c.ok({Value(config_value(conf, "parent_location"))});
+}
+
+void verb_get_all_reference_info(Call& c) {
+    std::string dir;
+    if (!branch_dir(c, dir)) return;
+    // Only the common case is answered here: no tree references at all.
+    // A branch that has them (a "references" file) is left to the client's
+    // own VFS code, which reads that file itself.
+    if (c.exists(join(dir, "references"))) return c.fail(proto::error_args(Err::UnknownMethod, c.args[0].bytes));
+    c.ok_body({Value("ok")}, "le");
+}
+
+void verb_branch_lock_status(Call& c) {
+    std::string dir;
+    if (branch_dir(c, dir)) c.ok({Value(c.exists(join(dir, "lock/held")) ? "yes" : "no")});
+}
+
+void verb_bzrdir_config_file(Call& c) {
+    std::string d, conf;
+    if (c.bzrdir(d) && optional_file(c, join(d, ".bzr/control.conf"), conf)) c.ok_body({}, std::move(conf));
 }
 
 // (path, branch token, repo token, revno, revid): move the tip under the
@@ -603,6 +633,25 @@ bool repo_dir(Call& c, std::string& repo) {
         return false;
     }
     return true;
+}
+
+void verb_repo_lock_status(Call& c) {
+    std::string repo;
+    if (repo_dir(c, repo)) c.ok({Value(c.exists(join(repo, "lock/held")) ? "yes" : "no")});
+}
+
+void verb_make_working_trees(Call& c) {
+    std::string repo;
+    if (repo_dir(c, repo)) c.ok({Value(c.exists(join(repo, "no-working-trees")) ? "no" : "yes")});
+}
+
+void verb_set_make_working_trees(Call& c) {
+    std::string repo;
+    if (!c.writable() || !repo_dir(c, repo)) return;
+    std::string marker = join(repo, "no-working-trees");
+    int e = c.arg(1) == "True" ? c.store().unlink(marker) : c.store().put(marker, "", -1);
+    if (e && e != ENOENT) return c.fail_errno(e, c.arg(0));
+    c.ok({Value("ok")});
 }
 
 void verb_repo_is_shared(Call& c) {

@@ -225,6 +225,26 @@ TEST_CASE("dispatch: bzrdir verbs and real LockDir locks") {
     CHECK(f.call(A({"Branch.last_revision_info", "b/"})).args == A({"ok", "1", "rev-1"}));
     CHECK(f.call(A({"Branch.unlock", "b/", token.c_str(), ""})).args == A({"ok"}));
     CHECK(f.call(A({"Branch.get_config_file", "repo-none/"})).args == A({"nobranch"}));
+    f.write("b/.bzr/branch/branch.conf", "parent_location = \"file:///src/\"\nnick = b\n");
+    CHECK(f.call(A({"Branch.get_parent", "b/"})).args == A({"file:///src/"}));
+    f.write("b/.bzr/branch/branch.conf", "");
+    CHECK(f.call(A({"Branch.get_parent", "b/"})).args == A({""}));
+    r = f.call(A({"Branch.get_all_reference_info", "b/"}));
+    CHECK(r.args == A({"ok"}));
+    CHECK(r.body == "le");
+    f.write("b/.bzr/branch/references", "x");
+    CHECK(f.call(A({"Branch.get_all_reference_info", "b/"})).args ==
+          A({"UnknownMethod", "Branch.get_all_reference_info"}));
+    CHECK(f.call(A({"Branch.get_physical_lock_status", "b/"})).args == A({"no"}));
+    r = f.call(A({"Branch.lock_write", "b/", "", ""}));
+    CHECK(f.call(A({"Branch.get_physical_lock_status", "b/"})).args == A({"yes"}));
+    CHECK(f.call(A({"Branch.unlock", "b/", r.args[1].bytes.c_str(), ""})).args == A({"ok"}));
+    r = f.call(A({"BzrDir.get_config_file", "b/"}));
+    CHECK(r.success);
+    CHECK(r.args.empty());
+    CHECK(r.body.empty());
+    f.write("b/.bzr/control.conf", "default_stack_on = x\n");
+    CHECK(f.call(A({"BzrDir.get_config_file", "b/"})).body == "default_stack_on = x\n");
 
     // A shared repository in an ancestor bzrdir.
     fs::create_directory(f.root / "repo");
@@ -239,4 +259,12 @@ TEST_CASE("dispatch: bzrdir verbs and real LockDir locks") {
     CHECK(f.call(A({"BzrDir.find_repositoryV3", "repo/trunk/"})).args ==
           A({"ok", "..", "yes", "yes", "yes", "Bazaar repository format 2a (needs bzr 1.16 or later)\n"}));
     CHECK(f.call(A({"Repository.lock_write", "repo/", ""})).args == A({"ok", ""}));
+    CHECK(f.call(A({"Repository.get_physical_lock_status", "repo/"})).args == A({"no"}));
+    CHECK(f.call(A({"Repository.make_working_trees", "repo/"})).args == A({"yes"}));
+    CHECK(f.call(A({"Repository.set_make_working_trees", "repo/", "False"})).args == A({"ok"}));
+    CHECK(fs::exists(f.root / "repo/.bzr/repository/no-working-trees"));
+    CHECK(f.call(A({"Repository.make_working_trees", "repo/"})).args == A({"no"}));
+    CHECK(f.call(A({"Repository.set_make_working_trees", "repo/", "True"})).args == A({"ok"}));
+    CHECK(f.call(A({"Repository.set_make_working_trees", "repo/", "True"})).args == A({"ok"}));
+    CHECK(f.call(A({"Repository.make_working_trees", "repo/"})).args == A({"yes"}));
 }
