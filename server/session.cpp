@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
@@ -109,6 +110,35 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
         return proto::Args{proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
                            proto::Value(std::to_string(length)), proto::Value(std::to_string(got))};
     };
+    // Send n bytes of range (offset, length) from `done` on, inside a part
+    // whose length already went out with part_left bytes still owed.
+    // nullopt when all went out; else what write_reply must return.
+    auto send_piece = [&](uint64_t offset, uint64_t length, uint64_t done, uint64_t n,
+                          uint64_t part_left) -> std::optional<bool> {
+        int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
+        if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
+        if (sent < 0) {
+            // Unknown how much of the part went out: cannot be repaired.
+            int e = errno;
+            if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == ENOTCONN || e == ECONNABORTED)
+                return cancelled();
+            count(counters().stream_errors);
+            return false;
+        }
+        if (static_cast<uint64_t>(sent) == n) return std::nullopt;
+        // The file ended early or failed after `sent` bytes: complete the
+        // part with zeros (the client discards a failed body), then say why
+        // in an error part (v3; a v1/v2 length prefix cannot be taken back).
+        if (version != 3) {
+            count(counters().stream_errors);
+            return false;
+        }
+        if (!pad_part(out, part_left - static_cast<uint64_t>(sent), deadline)) return cancelled();
+        char probe;
+        ssize_t r = ctx.store->pread(reply.file, &probe, 1, offset + done + static_cast<uint64_t>(sent));
+        return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
+                                        done + static_cast<uint64_t>(sent)));
+    };
     proto::response::begin(version, reply.success, reply.args, buf);
     uint64_t total = reply.body_size();
     proto::response::body_begin(version, total, buf);
@@ -130,26 +160,7 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
                     if (!flush()) return cancelled();
                 }
                 uint64_t n = std::min(length - done, part_left);
-                int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
-                if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
-                if (sent < 0) {
-                    int e = errno;
-                    if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == ENOTCONN || e == ECONNABORTED)
-                        return cancelled();
-                    count(counters().stream_errors);
-                    return false;
-                }
-                if (static_cast<uint64_t>(sent) < n) {
-                    if (version != 3) {
-                        count(counters().stream_errors);
-                        return false;
-                    }
-                    if (!pad_part(out, part_left - static_cast<uint64_t>(sent), deadline)) return cancelled();
-                    char probe;
-                    ssize_t r = ctx.store->pread(reply.file, &probe, 1, offset + done + static_cast<uint64_t>(sent));
-                    return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
-                                                    done + static_cast<uint64_t>(sent)));
-                }
+                if (auto stop = send_piece(offset, length, done, n, part_left)) return *stop;
                 done += n;
                 part_left -= n;
                 sent_total += n;
@@ -184,32 +195,7 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
                 uint64_t n = std::min(kPartBytes, length - done);
                 proto::response::body_chunk_header(version, static_cast<uint32_t>(n), buf);
                 if (!flush()) return cancelled();
-                int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
-                if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
-                if (sent < 0) {
-                    // Unknown how much of the part went out: cannot be repaired.
-                    int e = errno;
-                    if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == ENOTCONN || e == ECONNABORTED)
-                        return cancelled();
-                    count(counters().stream_errors);
-                    return false;
-                }
-                if (static_cast<uint64_t>(sent) < n) {
-                    // The file ended early or failed after `sent` bytes of a
-                    // part whose length already went out: complete the part
-                    // with zeros (the client discards a failed body), then
-                    // say why in an error part (v3).
-                    if (version != 3) {
-                        count(counters().stream_errors);
-                        return false;
-                    }
-                    if (!pad_part(out, n - static_cast<uint64_t>(sent), deadline)) return cancelled();
-                    char probe;
-                    uint64_t at = offset + done + static_cast<uint64_t>(sent);
-                    ssize_t r = ctx.store->pread(reply.file, &probe, 1, at);
-                    return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
-                                                    done + static_cast<uint64_t>(sent)));
-                }
+                if (auto stop = send_piece(offset, length, done, n, n)) return *stop;
                 done += n;
             }
         }
