@@ -1,5 +1,7 @@
 #include "server/counters.hpp"
 
+#include <string_view>
+
 namespace souk::server {
 namespace {
 Counters g_local;
@@ -36,11 +38,16 @@ std::string counters_json(const Counters& c) {
     return out + "}}";
 }
 
+// A counter whose help text says "(gauge)" is a level, not a running total.
+constexpr const char* prometheus_type(std::string_view help) {
+    return help.find("(gauge)") == std::string_view::npos ? " counter\n" : " gauge\n";
+}
+
 std::string counters_prometheus(const Counters& c) {
     std::string out;
-#define SOUK_X(name, help)                                                              \
-    out += "# HELP soukd_" #name " " help "\n# TYPE soukd_" #name " counter\nsoukd_" #name " " + \
-           std::to_string(c.name.load(std::memory_order_relaxed)) + "\n";
+#define SOUK_X(name, help)                                                                          \
+    out += std::string("# HELP soukd_" #name " " help "\n# TYPE soukd_" #name) + prometheus_type(help) + \
+           "soukd_" #name " " + std::to_string(c.name.load(std::memory_order_relaxed)) + "\n";
     SOUK_COUNTERS(SOUK_X)
 #undef SOUK_X
     out += "# HELP soukd_verb_requests requests per verb\n# TYPE soukd_verb_requests counter\n";

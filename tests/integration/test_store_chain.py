@@ -405,6 +405,9 @@ class TestStats(ChainCase):
         self.assertIn('\nsoukd_requests 6\n', text)
         self.assertIn('# TYPE soukd_cache_hits counter\n', text)
         self.assertIn('# TYPE soukd_cache_fragmentation gauge\n', text)
+        # Levels among the declared counters ("(gauge)" in their help) are gauges.
+        self.assertIn('# TYPE soukd_tcp_conns_live gauge\n', text)
+        self.assertIn('# TYPE soukd_pool_req_live gauge\n', text)
         self.assertIn('soukd_verb_requests{verb="get"} 6\n', text)
         # A root nothing has served: zeros, and a note on stderr.
         other = make_tempdir('souk-chain-none-')
