@@ -110,6 +110,27 @@ def chown_tree(root, user, group):
 # ---------------------------------------------------------------------------
 # raw HTTP
 
+
+def start_on_free_ports(what, count, spawn, log):
+    """Start a web server on `count` free loopback ports. spawn(ports) writes
+    its config and returns its Popen. Retries (at most 5 times) only when
+    another process took a port between the pick and the bind; otherwise,
+    or after the last try, stops what it started and raises HarnessError."""
+    last = ''
+    for _attempt in range(5):
+        ports = [harness.free_port() for _ in range(count)]
+        proc = spawn(ports)
+        try:
+            for port in ports:
+                wait_port(port, proc, START_TIMEOUT, what, log)
+            return proc
+        except HarnessError as e:
+            last = str(e)
+            stop_process(proc)
+            if 'Address already in use' not in last:
+                break
+    raise HarnessError(last)
+
 class HttpAnswer:
     def __init__(self, status, headers, body):
         self.status = status
@@ -342,10 +363,9 @@ class Nginx:
                 raise HarnessError('fcgiwrap did not start:\n' + read_tail(self.fcgi_log))
             time.sleep(0.02)
         self.error_log = os.path.join(t, 'nginx-error.log')
-        last = ''
-        for _attempt in range(5):
-            self.port = harness.free_port()
-            self.tls_port = harness.free_port()
+
+        def spawn(ports):
+            self.port, self.tls_port = ports
             conf = fill(NGINX_TEMPLATE, {
                 'USER': pwd.getpwuid(os.geteuid()).pw_name, 'PORT': self.port, 'TLS_PORT': self.tls_port,
                 'CERT': self.cert, 'KEY': self.key, 'ROOT': self.root, 'SOUKD': harness.soukd_path(),
@@ -357,18 +377,15 @@ class Nginx:
                 self.nginx = subprocess.Popen([NGINX, '-p', t, '-c', self.conf, '-e', self.error_log],
                                               stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
                                               preexec_fn=harness._pdeathsig)
-            try:
-                wait_port(self.port, self.nginx, START_TIMEOUT, 'nginx', self.log)
-                wait_port(self.tls_port, self.nginx, START_TIMEOUT, 'nginx (TLS)', self.log)
-                return self
-            except HarnessError as e:
-                last = str(e)
-                stop_process(self.nginx)
-                self.nginx = None
-                if 'Address already in use' not in last:
-                    break
-        self.stop()
-        raise HarnessError(last)
+            return self.nginx
+
+        try:
+            start_on_free_ports('nginx', 2, spawn, self.log)
+        except HarnessError:
+            self.nginx = None
+            self.stop()
+            raise
+        return self
 
     @property
     def base(self):
@@ -430,9 +447,9 @@ class Apache:
             chown_tree(self.root, self.USER, self.GROUP)
         make_world_readable(os.path.dirname(harness.soukd_path()))
         self.error_log = os.path.join(t, 'error.log')
-        last = ''
-        for _attempt in range(5):
-            self.port = harness.free_port()
+
+        def spawn(ports):
+            (self.port,) = ports
             soukd = harness.soukd_path()
             conf = fill(APACHE_TEMPLATE, {
                 'USER': self.USER, 'GROUP': self.GROUP, 'PORT': self.port, 'ROOT': self.root,
@@ -446,17 +463,15 @@ class Apache:
                 self.proc = subprocess.Popen([APACHE, '-f', self.conf, '-DFOREGROUND'], env=env,
                                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
                                              preexec_fn=harness._pdeathsig)
-            try:
-                wait_port(self.port, self.proc, START_TIMEOUT, 'apache2', self.log)
-                return self
-            except HarnessError as e:
-                last = str(e)
-                stop_process(self.proc)
-                self.proc = None
-                if 'Address already in use' not in last:
-                    break
-        self.stop()
-        raise HarnessError(last)
+            return self.proc
+
+        try:
+            start_on_free_ports('apache2', 1, spawn, self.log)
+        except HarnessError:
+            self.proc = None
+            self.stop()
+            raise
+        return self
 
     @property
     def base(self):
