@@ -44,8 +44,8 @@
 #include <vector>
 
 #include "client/client.hpp"
-#include "server/shm.hpp"
-#include "server/shm_stats.hpp"
+#include "server/store/shm.hpp"
+#include "server/store/shm_stats.hpp"
 
 namespace {
 

@@ -12,8 +12,8 @@ builds=${SOUK_BUILDS:-"normal asan"}
 jobs=$(nproc)
 for b in $builds; do
   case $b in
-    normal) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
-    asan)   flags=(-DCMAKE_BUILD_TYPE=Debug -DSOUK_SANITIZE=ON) ;;
+    normal) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_WERROR=ON) ;;
+    asan)   flags=(-DCMAKE_BUILD_TYPE=Debug -DSOUK_SANITIZE=ON -DSOUK_WERROR=ON) ;;
     *) echo "unknown build $b" >&2; exit 2 ;;
   esac
   echo "=== build: $b ==="

@@ -20,6 +20,9 @@ using Clock = std::chrono::steady_clock;
 using Deadline = Clock::time_point;
 inline Deadline no_deadline() { return Deadline::max(); }
 inline Deadline after_ms(int64_t ms) { return Clock::now() + std::chrono::milliseconds(ms); }
+inline Deadline after_seconds(double s) {
+    return Clock::now() + std::chrono::microseconds(static_cast<int64_t>(s * 1e6));
+}
 
 class Stream {
 public:

@@ -1,6 +1,6 @@
 #include "server/store/chain.hpp"
 
-#include "server/log.hpp"
+#include "server/base/log.hpp"
 #include "server/store/cache_store.hpp"
 
 namespace souk::server {

@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "server/params.hpp"
-#include "server/shm.hpp"
+#include "server/base/params.hpp"
+#include "server/store/shm.hpp"
 #include "server/store/fs_store.hpp"
 #include "server/store/layers.hpp"
 #include "server/store/range_cache.hpp"

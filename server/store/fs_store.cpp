@@ -15,7 +15,7 @@
 #include <cstring>
 #include <memory>
 
-#include "server/paths.hpp"
+#include "server/store/paths.hpp"
 
 namespace souk::server {
 namespace {

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "server/counters.hpp"
+#include "server/base/counters.hpp"
 #include "server/store/store.hpp"
 
 namespace souk::server {

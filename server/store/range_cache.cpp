@@ -7,7 +7,7 @@
 #include <cstring>
 #include <string>
 
-#include "server/log.hpp"
+#include "server/base/log.hpp"
 
 namespace souk::server {
 namespace {

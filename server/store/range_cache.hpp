@@ -26,7 +26,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "server/shm.hpp"
+#include "server/store/shm.hpp"
 
 namespace souk::server {
 

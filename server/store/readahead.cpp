@@ -7,7 +7,7 @@
 #include <chrono>
 #include <system_error>
 
-#include "server/log.hpp"
+#include "server/base/log.hpp"
 #include "server/store/cache_store.hpp"
 
 namespace souk::server {

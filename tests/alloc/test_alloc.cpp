@@ -31,10 +31,10 @@
 #include <vector>
 
 #include "protocol/message.hpp"
-#include "server/counters.hpp"
-#include "server/dispatch.hpp"
+#include "server/base/counters.hpp"
+#include "server/verbs/dispatch.hpp"
 #include "server/store/fs_store.hpp"
-#include "server/tcp_server.hpp"
+#include "server/carriers/tcp_server.hpp"
 
 // ------------------------------------------------------------ counting --
 

@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "protocol/bencode.hpp"
-#include "server/bzr.hpp"
-#include "server/bzr_revisions.hpp"
+#include "server/bzr/bzr.hpp"
+#include "server/bzr/revisions.hpp"
 #include "server/store/fs_store.hpp"
 
 using namespace souk::server;

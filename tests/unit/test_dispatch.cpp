@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "protocol/verbs.hpp"
-#include "server/dispatch.hpp"
+#include "server/verbs/dispatch.hpp"
 #include "server/store/fs_store.hpp"
 
 namespace fs = std::filesystem;

@@ -14,8 +14,8 @@
 
 #include "protocol/bencode.hpp"
 #include "protocol/message.hpp"
-#include "server/dispatch.hpp"
-#include "server/paths.hpp"
+#include "server/verbs/dispatch.hpp"
+#include "server/store/paths.hpp"
 #include "server/store/fs_store.hpp"
 
 using namespace souk;

@@ -10,9 +10,9 @@
 #include <cstring>
 #include <vector>
 
-#include "server/counters.hpp"
-#include "server/handler.hpp"
-#include "server/mempool.hpp"
+#include "server/base/counters.hpp"
+#include "server/request/handler.hpp"
+#include "server/request/mempool.hpp"
 
 using namespace souk::server;
 using Clock = Mempool::Clock;

@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "server/paths.hpp"
+#include "server/store/paths.hpp"
 
 using souk::server::PathContext;
 using souk::server::resolve_path;

@@ -16,8 +16,8 @@
 #include <string>
 #include <thread>
 
-#include "server/counters.hpp"
-#include "server/shm.hpp"
+#include "server/base/counters.hpp"
+#include "server/store/shm.hpp"
 #include "server/store/range_cache.hpp"
 
 namespace fs = std::filesystem;

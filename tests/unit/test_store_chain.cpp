@@ -18,8 +18,8 @@
 #include <thread>
 #include <vector>
 
-#include "server/counters.hpp"
-#include "server/shm.hpp"
+#include "server/base/counters.hpp"
+#include "server/store/shm.hpp"
 #include "server/store/chain.hpp"
 
 namespace fs = std::filesystem;

@@ -21,9 +21,9 @@
 
 #include "client/client.hpp"
 #include "protocol/message.hpp"
-#include "server/counters.hpp"
+#include "server/base/counters.hpp"
 #include "server/store/fs_store.hpp"
-#include "server/tcp_server.hpp"
+#include "server/carriers/tcp_server.hpp"
 
 using namespace souk;
 using namespace std::chrono_literals;

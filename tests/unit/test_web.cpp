@@ -4,8 +4,8 @@
 
 #include "client/http.hpp"
 #include "client/url.hpp"
-#include "server/cgi.hpp"
-#include "server/web.hpp"
+#include "server/carriers/cgi.hpp"
+#include "server/carriers/web.hpp"
 
 using namespace souk;
 

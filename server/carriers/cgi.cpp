@@ -1,0 +1,179 @@
+#include "server/carriers/cgi.hpp"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <cstring>
+
+#include "server/base/log.hpp"
+#include "server/store/paths.hpp"
+#include "transport/stream.hpp"
+
+extern char** environ;
+
+namespace souk::server {
+namespace {
+
+std::string env(const char* name) {
+    const char* v = ::getenv(name);
+    return v ? std::string(v) : std::string();
+}
+
+// "If-None-Match" -> HTTP_IF_NONE_MATCH (RFC 3875 4.1.18).
+std::string header_from_env(std::string_view name) {
+    std::string key = "HTTP_";
+    for (char c : name) key += c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    return env(key.c_str());
+}
+
+// Total size of the HTTP_* variables: the request's header block.
+uint64_t header_bytes() {
+    uint64_t n = 0;
+    for (char** e = environ; e && *e; ++e)
+        if (std::strncmp(*e, "HTTP_", 5) == 0) n += std::strlen(*e) + 2;
+    return n;
+}
+
+bool write_response(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
+    std::string head = "Status: " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
+    for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    bool has_body = r.status != 304;
+    if (has_body) head += "Content-Length: " + std::to_string(r.content_length()) + "\r\n";
+    head += "\r\n";
+    auto deadline = io::after_seconds(ctx.params.write_timeout);
+    if (r.head || !has_body || r.pieces.empty()) {
+        if (!r.head && has_body) head += r.body;
+        return out.write_all(head, deadline) == 0;
+    }
+    if (out.write_all(head, deadline) != 0) return false;
+    for (const auto& p : r.pieces) {
+        if (!p.text.empty() && out.write_all(p.text, deadline) != 0) return false;
+        if (p.length == 0) continue;
+        int64_t sent = out.send_file(r.file.fd.get(), p.offset, p.length, deadline);
+        if (sent < 0 || static_cast<uint64_t>(sent) != p.length) {
+            SOUK_LOG(Warn, "cgi: the file shrank or the web server went away while sending");
+            return false;
+        }
+    }
+    return true;
+}
+
+int answer(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
+    if (!write_response(out, ctx, r)) return 1;
+    return 0;
+}
+
+WebResponse failure(int status, std::string_view msg) {
+    WebResponse r;
+    r.status = status;
+    r.headers.emplace_back("Content-Type", "text/plain; charset=utf-8");
+    r.body.assign(msg);
+    r.body += '\n';
+    return r;
+}
+
+}  // namespace
+
+int64_t parse_content_length(const char* value) {
+    if (!value || !*value) return -1;
+    std::string_view s(value);
+    for (char c : s)
+        if (c < '0' || c > '9') return -2;
+    uint64_t v = 0;
+    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (r.ec != std::errc() || r.ptr != s.data() + s.size() || v > static_cast<uint64_t>(INT64_MAX)) return -2;
+    return static_cast<int64_t>(v);
+}
+
+int cgi_fail(int status, const std::string& message) {
+    io::Stream out(-1, STDOUT_FILENO, false);
+    WebResponse r = failure(status, message);
+    Params p;
+    std::string head = "Status: " + std::to_string(status) + " " + status_text(status) +
+                       "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
+                       std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
+    out.write_all(head, io::after_seconds(p.write_timeout));
+    return 0;
+}
+
+int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
+    io::Stream io(STDIN_FILENO, STDOUT_FILENO, false);
+    std::string method = env("REQUEST_METHOD");
+    if (method.empty()) {
+        WebResponse r = failure(400, "bad request: REQUEST_METHOD is not set (is this a CGI request?)");
+        return answer(io, ctx, r);
+    }
+    if (header_bytes() > static_cast<uint64_t>(ctx.params.http_max_header_bytes)) {
+        WebResponse r = failure(431, "request header fields too large");
+        return answer(io, ctx, r);
+    }
+    // The path, already decoded (PATH_INFO), or REQUEST_URI minus the prefix.
+    std::string path;
+    if (!opts.prefix.empty()) {
+        std::string uri = env("REQUEST_URI");
+        if (uri.empty()) {
+            SOUK_LOG(Error, "cgi: SOUK_PREFIX is set but the web server passes no REQUEST_URI");
+            WebResponse r = failure(500, "server misconfigured: no REQUEST_URI for SOUK_PREFIX");
+            return answer(io, ctx, r);
+        }
+        path = percent_decode(uri.substr(0, uri.find('?')));
+    } else {
+        path = env("PATH_INFO");
+        if (path.empty()) path = "/";
+    }
+    std::string body;
+    if (method == "POST") {
+        const char* cl = ::getenv("CONTENT_LENGTH");
+        int64_t want = parse_content_length(cl);
+        const uint64_t cap = static_cast<uint64_t>(ctx.params.max_body);
+        if (want == -2) {
+            WebResponse r = failure(400, "bad request: malformed CONTENT_LENGTH");
+            return answer(io, ctx, r);
+        }
+        if (want >= 0 && static_cast<uint64_t>(want) > cap) {
+            WebResponse r = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes)");
+            return answer(io, ctx, r);
+        }
+        // Read it all before answering, within one deadline.
+        auto deadline = io::after_seconds(ctx.params.cgi_read_timeout);
+        if (want > 0) body.reserve(static_cast<size_t>(want));
+        char buf[64 * 1024];
+        for (;;) {  // bounded: each pass reads >= 1 byte, or ends (EOF, error, deadline)
+            size_t room = sizeof buf;
+            if (want >= 0) {
+                uint64_t left = static_cast<uint64_t>(want) - body.size();
+                if (left == 0) break;
+                room = static_cast<size_t>(std::min<uint64_t>(room, left));
+            } else if (body.size() > cap) {
+                WebResponse r = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes)");
+                return answer(io, ctx, r);
+            }
+            ssize_t n = io.read_some(buf, room, deadline);
+            if (n == 0) {
+                if (want < 0) break;  // EOF ends a body of unannounced length
+                WebResponse r = failure(400, "bad request: the body is shorter than CONTENT_LENGTH");
+                return answer(io, ctx, r);
+            }
+            if (n < 0) {
+                bool timeout = errno == ETIMEDOUT;
+                SOUK_LOG(Info, "cgi: reading the request body: %s", timeout ? "timed out" : std::strerror(errno));
+                WebResponse r = timeout ? failure(408, "request timeout: the body did not arrive in time")
+                                        : failure(400, "bad request: cannot read the body");
+                return answer(io, ctx, r);
+            }
+            body.append(buf, static_cast<size_t>(n));
+        }
+    }
+    WebRequest req;
+    req.method = method;
+    req.path = path;
+    req.body = body;
+    req.header = [](std::string_view name) { return header_from_env(name); };
+    WebResponse r;
+    handle_web(ctx, opts, req, r);
+    return answer(io, ctx, r);
+}
+
+}  // namespace souk::server

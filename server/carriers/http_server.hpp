@@ -1,0 +1,30 @@
+// soukd's own HTTP carrier (DESIGN.md 3.3): cpp-httplib with a fixed worker
+// pool, keep-alive, header/body limits and timeouts from Params; every
+// request goes to handle_web (web.hpp). Runs until *stop becomes true.
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+#include <string>
+
+#include "server/verbs/dispatch.hpp"
+#include "server/carriers/web.hpp"
+
+namespace souk::server {
+
+struct HttpOptions {
+    std::string address = "127.0.0.1";
+    uint16_t port = 8080;       // 0 picks a free port
+    std::string port_file;      // if set, the bound port is written here once listening
+    WebOptions web;
+};
+
+// Parse "ADDR:PORT" ("127.0.0.1:8080", "[::1]:8080", ":8080" = all
+// addresses). Returns "" or what is wrong.
+std::string parse_http_address(const std::string& text, HttpOptions& out);
+
+// Serve until *stop (checked at least every 200 ms). Returns a process exit
+// code; prints why on failure.
+int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile sig_atomic_t* stop);
+
+}  // namespace souk::server

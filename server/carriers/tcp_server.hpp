@@ -1,0 +1,24 @@
+// The bzr:// carrier: listen, then the acceptor + epoll waiter + bounded
+// worker pool of server/waiter.hpp (idle connections hold no thread),
+// capped by --max-connections. Runs until SIGTERM/SIGINT (see main).
+#pragma once
+
+#include <csignal>
+#include <cstdint>
+#include <string>
+
+#include "server/verbs/dispatch.hpp"
+
+namespace souk::server {
+
+struct TcpOptions {
+    std::string address = "127.0.0.1";
+    uint16_t port = 4155;
+    std::string port_file;  // if set, the bound port is written here once listening
+};
+
+// Serve until *stop becomes true (checked at least every 200 ms). Returns a
+// process exit code; prints why on failure.
+int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile sig_atomic_t* stop);
+
+}  // namespace souk::server

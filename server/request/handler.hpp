@@ -1,0 +1,124 @@
+// Request handlers and the request loop shared by the stream carriers
+// (DESIGN.md 3.1, the Varnish idea). Every request gets a fresh handler —
+// the request object and its workspace — from the "req" mempool and gives
+// it back when its response is written, when it fails, or when the client
+// goes away; reads go through a buffer from the "iobuf" pool that is held
+// only while bytes are being read. A connection between requests holds
+// neither.
+//
+// A handler survives recycling with its containers' capacity (decoder
+// buffers, argument storage, reply, response builder), so in steady state
+// serving get, readv and stat touches the heap not at all
+// (tests/alloc/test_alloc.cpp proves it). Its workspace (the rest of its
+// pool item) holds the request body; a body that outgrows it goes to the
+// heap and is counted (workspace_overflows), and the pool manager doubles
+// the workspace of new handlers, up to --workspace-max.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "protocol/message.hpp"
+#include "protocol/verbs.hpp"
+#include "server/verbs/dispatch.hpp"
+#include "server/request/mempool.hpp"
+#include "transport/stream.hpp"
+
+namespace souk::server {
+
+class Handler {
+public:
+    static constexpr uint32_t kMagic = 0x52657148;  // "ReqH"
+
+    // Built by the req pool in fresh item memory; `ws` is the rest of the item.
+    Handler(char* ws, size_t ws_size);
+    Handler(const Handler&) = delete;
+    Handler& operator=(const Handler&) = delete;
+
+    void check() const;  // aborts unless this is a live handler (magic number)
+
+    // The request's arguments (args()[0] is the verb).
+    std::span<const proto::Value> args() const { return {arg_storage.data(), argc}; }
+    // The request body: in the workspace, or on the heap beyond it.
+    std::string_view body() const;
+    void body_append(std::string_view chunk);
+    size_t workspace_size() const { return ws_size_; }
+
+    // Ready for a new request under these parameters.
+    void begin(const Params& p);
+    // The request is over (answered, failed or cancelled): close its file,
+    // drop its data, keep capacity (oversized buffers are released).
+    void finish();
+    // Debug builds: fill the workspace with a pattern on release.
+    void poison();
+
+    uint32_t magic = kMagic;
+    proto::RequestDecoder decoder;
+    proto::Args arg_storage;  // grows, never shrinks (its strings keep capacity)
+    size_t argc = 0;
+    int version = 0;
+    const proto::VerbInfo* verb = nullptr;
+    bool answered = false, aborted = false;
+    io::Deadline deadline{};
+    Reply reply;
+    std::string path;  // scratch for the dispatcher's path resolution
+    std::string out;   // the response builder
+
+private:
+    char* ws_;
+    size_t ws_size_;
+    size_t body_len_ = 0;     // bytes of body in the workspace
+    bool spilled_ = false;    // the body lives in heap_body_
+    std::string heap_body_;
+};
+
+// A handler from the req pool for one request; given back (finish()ed) on
+// destruction or release(). Empty when default-built.
+class HandlerLease {
+public:
+    HandlerLease() = default;
+    ~HandlerLease() { release(); }
+    HandlerLease(const HandlerLease&) = delete;
+    HandlerLease& operator=(const HandlerLease&) = delete;
+    void acquire(const Params& p);
+    void release();
+    Handler* operator->() const { return h_; }
+    Handler& operator*() const { return *h_; }
+    explicit operator bool() const { return h_ != nullptr; }
+
+private:
+    Handler* h_ = nullptr;
+};
+
+// A read buffer from the iobuf pool, held while bytes are being read.
+class IoBuffer {
+public:
+    IoBuffer() = default;
+    ~IoBuffer() { release(); }
+    IoBuffer(const IoBuffer&) = delete;
+    IoBuffer& operator=(const IoBuffer&) = delete;
+    void acquire();
+    void release();
+    char* data() const { return data_; }
+    size_t size() const { return size_; }
+    explicit operator bool() const { return data_ != nullptr; }
+
+private:
+    char* data_ = nullptr;
+    size_t size_ = 0;
+};
+
+// The pools (created on first use; maintained by PoolManager).
+Mempool& req_pool();    // handlers + workspaces
+Mempool& iobuf_pool();  // 64 KiB read buffers
+Mempool& sess_pool();   // TCP session records (server/waiter.cpp)
+
+// Apply --workspace, --pool-min, --pool-max, --pool-max-age to the pools
+// (idempotent; carriers call it before serving). Installs the manager's
+// workspace-growth hook (--workspace-max).
+void configure_pools(const Params& p);
+
+}  // namespace souk::server

@@ -1,0 +1,233 @@
+#include "server/request/reply.hpp"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+
+#include "protocol/errors.hpp"
+#include "protocol/message.hpp"
+#include "server/base/counters.hpp"
+#include "server/request/handler.hpp"
+#include "server/base/log.hpp"
+#include "server/store/send.hpp"
+
+namespace souk::server {
+namespace {
+
+
+// Ranges up to this size are copied into the output buffer (one write for
+// many small readv ranges); larger ones go out with sendfile.
+constexpr uint64_t kCopyThreshold = 128 * 1024;
+// Flush the output buffer beyond this size.
+constexpr size_t kFlushBytes = 1024 * 1024;
+// Size of one v3 body part for a large streamed range.
+constexpr uint64_t kPartBytes = 4 * 1024 * 1024;
+// File bodies above this go out with sendfile range after range when the
+// store chain allows it (Store::direct_ok), in parts that span ranges: a
+// readv of many small ranges costs no copy through user space.
+constexpr uint64_t kDirectBody = 64 * 1024;
+
+// Pad the rest of a v3 part whose length already went out (after a short
+// send): the client discards a body that ends with an error part.
+bool pad_part(io::Stream& out, uint64_t pad, io::Deadline deadline) {
+    static const char kZeros[64 * 1024] = {};
+    while (pad > 0) {  // bounded: each pass writes a piece or fails
+        size_t k = static_cast<size_t>(std::min<uint64_t>(pad, sizeof kZeros));
+        if (out.write_all(std::string_view(kZeros, k), deadline) != 0) return false;
+        pad -= k;
+    }
+    return true;
+}
+
+// TCP_CORK while a body goes out in many sendfile calls: full segments, not
+// one per range (TCP_NODELAY is on). A no-op on pipes.
+void cork(io::Stream& out, bool on) {
+    int v = on ? 1 : 0;
+    ::setsockopt(out.out_fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
+}
+
+}  // namespace
+
+bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& reply, std::string& buf,
+                 const std::string& client_path) {
+    auto deadline = io::after_seconds(ctx.params.write_timeout);
+    auto flush = [&] {
+        if (buf.empty()) return true;
+        bool ok = out.write_all(buf, deadline) == 0;
+        if (ok) count(counters().bytes_out, buf.size());
+        buf.clear();
+        return ok;
+    };
+    buf.clear();
+    if (reply.body_kind != Reply::Body::File) {
+        proto::response::encode(version, reply.success, reply.args,
+                                reply.body_kind == Reply::Body::Bytes ? &reply.body : nullptr, buf);
+        return flush();
+    }
+    // From here on a failure abandons a streamed body: the client went away
+    // (cancelled) or the file failed in a way the stream cannot carry.
+    auto cancelled = [] {
+        count(counters().streams_cancelled);
+        return false;
+    };
+    // A read failure mid-body: v3 ends the body with an error part (the
+    // client reports an error, never a short file); a v1/v2 length prefix
+    // cannot be taken back, so the connection closes.
+    auto fail_stream = [&](proto::Args error) {
+        count(counters().stream_errors);
+        if (version != 3) return false;
+        proto::response::stream_error(version, error, buf);
+        proto::response::end(version, buf);
+        return flush() || cancelled();
+    };
+    auto read_failure = [&](int err, uint64_t offset, uint64_t length, uint64_t got) {
+        if (err) return proto::error_args(proto::Err::ReadError, client_path);
+        // The file shrank since it was checked.
+        return proto::Args{proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
+                           proto::Value(std::to_string(length)), proto::Value(std::to_string(got))};
+    };
+    // Send n bytes of range (offset, length) from `done` on, inside a part
+    // whose length already went out with part_left bytes still owed.
+    // nullopt when all went out; else what write_reply must return.
+    auto send_piece = [&](uint64_t offset, uint64_t length, uint64_t done, uint64_t n,
+                          uint64_t part_left) -> std::optional<bool> {
+        int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
+        if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
+        if (sent < 0) {
+            // Unknown how much of the part went out: cannot be repaired.
+            int e = errno;
+            if (e == EPIPE || e == ECONNRESET || e == ETIMEDOUT || e == ENOTCONN || e == ECONNABORTED)
+                return cancelled();
+            count(counters().stream_errors);
+            return false;
+        }
+        if (static_cast<uint64_t>(sent) == n) return std::nullopt;
+        // The file ended early or failed after `sent` bytes: complete the
+        // part with zeros (the client discards a failed body), then say why
+        // in an error part (v3; a v1/v2 length prefix cannot be taken back).
+        if (version != 3) {
+            count(counters().stream_errors);
+            return false;
+        }
+        if (!pad_part(out, part_left - static_cast<uint64_t>(sent), deadline)) return cancelled();
+        char probe;
+        ssize_t r = ctx.store->pread(reply.file, &probe, 1, offset + done + static_cast<uint64_t>(sent));
+        return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
+                                        done + static_cast<uint64_t>(sent)));
+    };
+    proto::response::begin(version, reply.success, reply.args, buf);
+    uint64_t total = reply.body_size();
+    proto::response::body_begin(version, total, buf);
+    if (total == 0) proto::response::body_chunk(version, {}, buf);
+    if (total > kDirectBody && reply.ranges.size() > 1 && ctx.store->direct_ok()) {
+        // Every range with sendfile, back to back, in parts of up to
+        // kPartBytes that span ranges.
+        cork(out, true);
+        struct Uncork {
+            io::Stream& s;
+            ~Uncork() { cork(s, false); }
+        } uncork{out};
+        uint64_t part_left = 0, sent_total = 0;
+        for (const auto& [offset, length] : reply.ranges) {
+            for (uint64_t done = 0; done < length;) {  // bounded: each pass sends a piece or returns
+                if (part_left == 0) {
+                    part_left = std::min(kPartBytes, total - sent_total);
+                    proto::response::body_chunk_header(version, static_cast<uint32_t>(part_left), buf);
+                    if (!flush()) return cancelled();
+                }
+                uint64_t n = std::min(length - done, part_left);
+                if (auto stop = send_piece(offset, length, done, n, part_left)) return *stop;
+                done += n;
+                part_left -= n;
+                sent_total += n;
+            }
+        }
+        proto::response::body_end(version, buf);
+        proto::response::end(version, buf);
+        return flush() || cancelled();
+    }
+    for (const auto& [offset, length] : reply.ranges) {
+        if (length <= kCopyThreshold) {
+            size_t at = buf.size();
+            proto::response::body_chunk_header(version, static_cast<uint32_t>(length), buf);
+            size_t data_at = buf.size();
+            buf.resize(data_at + length);
+            uint64_t got = 0;
+            int err = 0;
+            while (got < length) {  // bounded: each pass reads >= 1 byte or stops
+                ssize_t r = ctx.store->pread(reply.file, buf.data() + data_at + got, length - got, offset + got);
+                if (r <= 0) {
+                    err = r < 0 ? static_cast<int>(-r) : 0;
+                    break;
+                }
+                got += static_cast<uint64_t>(r);
+            }
+            if (got < length) {
+                buf.resize(at);  // this range's part never goes out
+                return fail_stream(read_failure(err, offset, length, got));
+            }
+        } else {
+            for (uint64_t done = 0; done < length;) {
+                uint64_t n = std::min(kPartBytes, length - done);
+                proto::response::body_chunk_header(version, static_cast<uint32_t>(n), buf);
+                if (!flush()) return cancelled();
+                if (auto stop = send_piece(offset, length, done, n, n)) return *stop;
+                done += n;
+            }
+        }
+        if (buf.size() >= kFlushBytes && !flush()) return cancelled();
+    }
+    proto::response::body_end(version, buf);
+    proto::response::end(version, buf);
+    return flush() || cancelled();
+}
+
+bool encode_reply(const ServerContext& ctx, int version, Reply& reply, std::string& out,
+                  const std::string& client_path) {
+    out.clear();
+    if (reply.body_kind != Reply::Body::File) {
+        proto::response::encode(version, reply.success, reply.args,
+                                reply.body_kind == Reply::Body::Bytes ? &reply.body : nullptr, out);
+        return true;
+    }
+    proto::response::begin(version, reply.success, reply.args, out);
+    proto::response::body_begin(version, reply.body_size(), out);
+    if (reply.body_size() == 0) proto::response::body_chunk(version, {}, out);
+    for (const auto& [offset, length] : reply.ranges) {
+        for (uint64_t done = 0; done < length;) {  // bounded: each pass consumes a part or returns
+            uint64_t n = std::min(kPartBytes, length - done);
+            size_t at = out.size();
+            proto::response::body_chunk_header(version, static_cast<uint32_t>(n), out);
+            size_t data_at = out.size();
+            out.resize(data_at + n);
+            uint64_t got = 0;
+            while (got < n) {
+                ssize_t r = ctx.store->pread(reply.file, out.data() + data_at + got, n - got, offset + done + got);
+                if (r <= 0) break;
+                got += static_cast<uint64_t>(r);
+            }
+            if (got < n) {
+                if (version != 3) return false;
+                out.resize(at);
+                proto::response::stream_error(
+                    version,
+                    {proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
+                     proto::Value(std::to_string(length)), proto::Value(std::to_string(done + got))},
+                    out);
+                proto::response::end(version, out);
+                return true;
+            }
+            done += n;
+        }
+    }
+    proto::response::body_end(version, out);
+    proto::response::end(version, out);
+    return true;
+}
+
+}  // namespace souk::server

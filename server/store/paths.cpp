@@ -1,0 +1,225 @@
+#include "server/store/paths.hpp"
+
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <memory>
+#include <vector>
+
+namespace souk::server {
+namespace {
+
+int hexval(char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+void split_into(std::string_view p, std::vector<std::string>& segs) {
+    size_t i = 0;
+    while (i <= p.size()) {
+        size_t j = p.find('/', i);
+        if (j == std::string_view::npos) j = p.size();
+        std::string_view seg = p.substr(i, j - i);
+        if (!seg.empty()) segs.emplace_back(seg);
+        i = j + 1;
+    }
+}
+
+// The home directory of "~" (the server's user) or "~name", or "".
+std::string home_of(std::string_view tilde) {
+    std::string user(tilde.substr(1));
+    struct passwd pw{}, *res = nullptr;
+    std::vector<char> buf(16384);
+    if (user.empty()) ::getpwuid_r(::getuid(), &pw, buf.data(), buf.size(), &res);
+    else ::getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &res);
+    if (!res || !res->pw_dir) return {};
+    std::unique_ptr<char, decltype(&::free)> real(::realpath(res->pw_dir, nullptr), &::free);
+    return real ? std::string(real.get()) : std::string();
+}
+
+// If `home` lies inside `root`, its path relative to root ("" = root).
+bool relative_inside(const std::string& home, std::string_view root, std::string& rel) {
+    if (home.empty() || root.empty()) return false;
+    if (root == "/") {
+        rel = home.substr(1);
+        return true;
+    }
+    if (home == root) {
+        rel.clear();
+        return true;
+    }
+    if (home.size() > root.size() && std::string_view(home).substr(0, root.size()) == root && home[root.size()] == '/') {
+        rel = home.substr(root.size() + 1);
+        return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '%' && i + 2 < s.size()) {
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                out += static_cast<char>(hi * 16 + lo);
+                i += 2;
+                continue;
+            }
+        }
+        out += s[i];
+    }
+    return out;
+}
+
+std::string percent_encode(std::string_view s, bool keep_slash) {
+    static const char hex[] = "0123456789ABCDEF";
+    std::string out;
+    out.reserve(s.size());
+    for (unsigned char c : s) {
+        bool safe = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '.' || c == '-' || c == '~' || (keep_slash && c == '/');
+        if (safe) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex[c >> 4];
+            out += hex[c & 15];
+        }
+    }
+    return out;
+}
+
+std::string join(std::string_view dir, std::string_view name) {
+    if (dir.empty()) return std::string(name);
+    std::string out(dir);
+    out += '/';
+    out += name;
+    return out;
+}
+
+Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx) {
+    std::string raw = vfs ? percent_decode(client) : std::string(client);
+    if (raw.find('\0') != std::string::npos) return make_error("path contains a NUL byte");
+    std::vector<std::string> given;
+    split_into(raw, given);
+    // '~' or '~user' as the first segment of the path as received: expand
+    // to that home directory when it lies inside the root (spec 5.3).
+    std::vector<std::string> segs;
+    bool absolute = !raw.empty() && raw[0] == '/';
+    if (!absolute) split_into(ctx.base, segs);
+    size_t first = 0;
+    if (!given.empty() && given[0][0] == '~') {
+        std::string rel;
+        if (relative_inside(home_of(given[0]), ctx.root_realpath, rel)) {
+            segs.clear();
+            split_into(rel, segs);
+            first = 1;
+        }
+    }
+    for (size_t i = first; i < given.size(); ++i) {
+        const std::string& seg = given[i];
+        if (seg == ".") continue;
+        if (seg == "..") {
+            if (segs.empty()) return make_error("path is outside the served root");
+            segs.pop_back();
+            continue;
+        }
+        segs.push_back(seg);
+    }
+    std::string out;
+    for (const auto& s : segs) {
+        if (!out.empty()) out += '/';
+        out += s;
+    }
+    return out;
+}
+
+const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out) {
+    // Segments are appended to `out` as they are decoded; "." and empty
+    // segments are dropped and ".." removes the last one. A leading '~'
+    // segment (home expansion, rare) takes the general path.
+    out.clear();
+    // Absolute if the *decoded* path starts with '/' ("%2F..." too).
+    bool absolute = !client.empty() && client[0] == '/';
+    if (vfs && client.size() >= 3 && client[0] == '%' && hexval(client[1]) * 16 + hexval(client[2]) == '/' &&
+        hexval(client[1]) >= 0 && hexval(client[2]) >= 0)
+        absolute = true;
+    if (!absolute) {
+        for (size_t i = 0; i < ctx.base.size();) {  // base is already normal, but be safe
+            size_t j = ctx.base.find('/', i);
+            if (j == std::string_view::npos) j = ctx.base.size();
+            if (j > i) {
+                if (!out.empty()) out += '/';
+                out.append(ctx.base.substr(i, j - i));
+            }
+            i = j + 1;
+        }
+    }
+    size_t seg_start = out.size();  // where the current segment's text begins
+    bool first_segment = true;
+    auto end_segment = [&]() -> const char* {
+        std::string_view seg(out.data() + seg_start, out.size() - seg_start);
+        if (first_segment && !seg.empty() && seg[0] == '~') return "~";
+        if (!seg.empty()) first_segment = false;
+        if (seg.empty() || seg == "." || seg == "..") {
+            bool up = seg == "..";
+            // Drop the segment and its separator.
+            size_t cut = seg_start > 0 ? seg_start - 1 : 0;
+            out.resize(cut);
+            if (up) {
+                if (out.empty()) return "path is outside the served root";
+                size_t slash = out.rfind('/');
+                out.resize(slash == std::string::npos ? 0 : slash);
+            }
+        }
+        if (!out.empty()) out += '/';
+        seg_start = out.size();
+        return nullptr;
+    };
+    if (!out.empty()) {
+        out += '/';
+        seg_start = out.size();
+    }
+    for (size_t i = 0; i < client.size(); ++i) {
+        char c = client[i];
+        if (vfs && c == '%' && i + 2 < client.size()) {
+            int hi = hexval(client[i + 1]), lo = hexval(client[i + 2]);
+            if (hi >= 0 && lo >= 0) {
+                c = static_cast<char>(hi * 16 + lo);
+                i += 2;
+            }
+        }
+        if (c == '\0') return "path contains a NUL byte";
+        if (c == '/') {
+            if (const char* why = end_segment()) {
+                if (why[0] != '~') return why;
+                goto general;
+            }
+            continue;
+        }
+        out += c;
+    }
+    if (const char* why = end_segment()) {
+        if (why[0] != '~') return why;
+        goto general;
+    }
+    if (!out.empty() && out.back() == '/') out.pop_back();
+    return nullptr;
+general:
+    auto r = resolve_path(client, vfs, ctx);
+    if (!r) {
+        // The general path's messages are static text; map them back.
+        return r.error() == "path contains a NUL byte" ? "path contains a NUL byte" : "path is outside the served root";
+    }
+    out = std::move(r).value();
+    return nullptr;
+}
+
+}  // namespace souk::server
