@@ -12,11 +12,13 @@ struct Error {
     std::string message;
 };
 
-template <typename T>
-class [[nodiscard]] Result {
+// A value or an error of type E (Result<T> below uses souk::Error; the
+// Bazaar format library uses its own bzr::Error, server/bzr/error.hpp).
+template <typename T, typename E>
+class [[nodiscard]] BasicResult {
 public:
-    Result(T value) : v_(std::move(value)) {}                 // NOLINT: implicit by design
-    Result(Error error) : v_(std::move(error)) {}             // NOLINT
+    BasicResult(T value) : v_(std::move(value)) {}            // NOLINT: implicit by design
+    BasicResult(E error) : v_(std::move(error)) {}            // NOLINT
     bool ok() const { return v_.index() == 0; }
     explicit operator bool() const { return ok(); }
     T& value() & { return std::get<0>(v_); }
@@ -25,10 +27,17 @@ public:
     T* operator->() { return &std::get<0>(v_); }
     const T* operator->() const { return &std::get<0>(v_); }
     T& operator*() & { return std::get<0>(v_); }
-    const std::string& error() const { return std::get<1>(v_).message; }
+    const E& err() const { return std::get<1>(v_); }
 
 private:
-    std::variant<T, Error> v_;
+    std::variant<T, E> v_;
+};
+
+template <typename T>
+class [[nodiscard]] Result : public BasicResult<T, Error> {
+public:
+    using BasicResult<T, Error>::BasicResult;
+    const std::string& error() const { return this->err().message; }
 };
 
 inline Error make_error(std::string message) { return Error{std::move(message)}; }

@@ -13,7 +13,9 @@
 #include <utility>
 
 #include "protocol/bencode.hpp"
-#include "server/bzr/bzr.hpp"
+#include "server/bzr/btree.hpp"
+#include "server/bzr/control.hpp"
+#include "server/bzr/pack_collection.hpp"
 #include "server/store/paths.hpp"
 
 namespace souk::server::bzr {

@@ -9,7 +9,10 @@
 #include <set>
 
 #include "protocol/errors.hpp"
-#include "server/bzr/bzr.hpp"
+#include "server/base/compress.hpp"
+#include "server/bzr/control.hpp"
+#include "server/bzr/lockdir.hpp"
+#include "server/bzr/pack_collection.hpp"
 #include "server/bzr/revisions.hpp"
 
 namespace souk::server {
@@ -752,7 +755,7 @@ void verb_get_parent_map(Call& c) {
         if (!text.empty()) text += '\n';
         text += line;
     }
-    c.ok_body({Value("ok")}, bzr::bz2_compress(text));
+    c.ok_body({Value("ok")}, bz2_compress(text));
 }
 
 void verb_get_revision_graph(Call& c) {

@@ -28,7 +28,7 @@ class CheckIncludes(unittest.TestCase):
             # The Bazaar format library must never know a verb.
             bad = os.path.join(tmp, "server", "bzr", "uses_a_verb.cpp")
             with open(bad, "w") as f:
-                f.write('#include "server/bzr/bzr.hpp"\n#include "server/verbs/dispatch.hpp"\n')
+                f.write('#include "server/bzr/control.hpp"\n#include "server/verbs/dispatch.hpp"\n')
             r = run(tmp)
             self.assertEqual(r.returncode, 1, r.stdout)
             self.assertIn('server/bzr/uses_a_verb.cpp:2: server/bzr may not include "server/verbs/dispatch.hpp"',

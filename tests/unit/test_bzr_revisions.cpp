@@ -20,7 +20,9 @@
 #include <vector>
 
 #include "protocol/bencode.hpp"
-#include "server/bzr/bzr.hpp"
+#include "server/bzr/btree.hpp"
+#include "server/bzr/control.hpp"
+#include "server/bzr/pack_collection.hpp"
 #include "server/bzr/revisions.hpp"
 #include "server/store/fs_store.hpp"
 
