@@ -1,4 +1,4 @@
-// souk: the command-line client (DESIGN.md 1: "a person at a shell").
+// souk: the command-line client (docs/layout.md#who-uses-souk: "a person at a shell").
 // Unix conventions: data on stdout, messages on stderr, exit status says
 // what kind of failure happened. Every error is a sentence a person can act
 // on; bad input never crashes it.

@@ -145,8 +145,9 @@ Result<Client::Target> Client::target(std::string_view path) const {
                           std::string(path));
     Target t;
     // bzr+http: requests are POSTed to <URL path>/.bzr/smart, and paths are
-    // relative to the URL path (spec 11.3), so a server under a URL prefix
-    // works too. Elsewhere (and for plain http GETs) paths are absolute.
+    // relative to the URL path (docs/protocol/http.md#post-to-bzrsmart), so a
+    // server under a URL prefix works too. Elsewhere (and for plain http GETs)
+    // paths are absolute.
     t.wire = url_.is_http() && !url_.is_plain_http() ? escape_path(relative_path(url_.path, *abs)) : escape_path(*abs);
     t.shown = std::move(*abs);
     return t;
@@ -212,7 +213,7 @@ Result<Reply> Client::exchange(const proto::VerbInfo* verb, const proto::Args& a
                 size_t n = std::min<size_t>(rest.size(), 1u << 20);
                 const char head_bytes[5] = {'b', static_cast<char>(n >> 24), static_cast<char>(n >> 16),
                                             static_cast<char>(n >> 8), static_cast<char>(n)};
-                std::string_view head(head_bytes, 5);  // a v3 'b' part header (spec 3.2)
+                std::string_view head(head_bytes, 5);  // a v3 'b' part header (docs/protocol/framing.md#v3-messages)
                 if (conn_.write_all(head, idle) < 0 || conn_.write_all(rest.substr(0, n), idle) < 0) werr = errno;
                 rest.remove_prefix(n);
                 if (werr == 0 && opts_.upload_progress) opts_.upload_progress(body->size() - rest.size());
@@ -261,7 +262,7 @@ Result<Reply> Client::exchange(const proto::VerbInfo* verb, const proto::Args& a
                     reply.args = std::move(ev.args);
                     continue;
                 case proto::Ev::BodyChunk:
-                    if (!success || stream_error) continue;  // a failure's body is discarded (spec 3.2)
+                    if (!success || stream_error) continue;  // a failure's body is discarded (docs/protocol/framing.md#responses)
                     if (sink) {
                         sink_used = true;
                         if (!(*sink)(ev.chunk)) return fail(ErrorKind::Cancelled, "cancelled by the caller", false);
@@ -582,7 +583,7 @@ Result<bool> Client::is_readonly() {
     if (url_.is_plain_http()) return true;
     auto r = exchange(info(Verb::is_readonly), {"Transport.is_readonly"}, std::nullopt, nullptr, "");
     if (!r) {
-        if (r.error().kind == ErrorKind::UnknownMethod) return false;  // spec 6: assume writable
+        if (r.error().kind == ErrorKind::UnknownMethod) return false;  // assume writable (docs/protocol/vfs.md)
         return std::move(r).take_error();
     }
     if (is_word(r->args, 0, "yes")) return true;

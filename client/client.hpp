@@ -1,4 +1,4 @@
-// libsouk: the souk client API (DESIGN.md 1, 3). One Client = one
+// libsouk: the souk client API (docs/layout.md). One Client = one
 // connection (bzr:// TCP or bzr+ssh:// pipes) carrying many sequential
 // protocol-v3 requests.
 //
@@ -6,11 +6,12 @@
 //   if (!c) { report(c.error()); return; }
 //   auto data = c->get(".bzr/branch-format");
 //
-// Paths: every `path` argument is an unescaped relative path, resolved
-// against the URL's path ("" or "." = the URL's path itself, "a/b", "../x");
-// a leading '/' makes it absolute on the server. '..' may not climb above
-// '/'. The client percent-encodes the result for the wire (spec 5.2) and
-// shows the unescaped absolute path in error messages.
+// Paths: every `path` argument is an unescaped relative path, resolved against
+// the URL's path ("" or "." = the URL's path itself, "a/b", "../x"); a leading
+// '/' makes it absolute on the server. '..' may not climb above '/'. The
+// client percent-encodes the result for the wire
+// (docs/protocol/paths.md#two-path-styles) and shows the unescaped absolute
+// path in error messages.
 //
 // Errors are values (error.hpp). A server failure reply leaves the
 // connection usable; a transport or protocol failure drops it and the next

@@ -29,7 +29,7 @@ Result<std::vector<std::string>> split_command(std::string_view line);
 
 // The argv that reaches a bzr+ssh URL's server. REMOTE is `remote_program`
 // followed by `serve --inet --directory=/ --allow-writes` (the arguments
-// `bzr serve` takes, spec 11.1).
+// `bzr serve` takes, docs/protocol/README.md#over-ssh).
 //
 //  * `ssh_command` blank: Breezy's OpenSSH argv,
 //      ssh -oForwardX11=no -oForwardAgent=no -oClearAllForwardings=yes

@@ -1,9 +1,10 @@
-// Errors of the souk client API, as values (STYLE.md 7): every public call
-// returns a Result<T> (or Status = Result<void>) holding either the value or
-// a client::Error with a kind a program can switch on, a message a person
-// can read, the client path involved and the server's raw error args.
-// Nothing in libsouk throws, except std::bad_alloc and whatever a caller's
-// callback throws.
+// Errors of the souk client API, as values
+// (docs/conventions.md#errors-as-values): every public call returns a
+// Result<T> (or Status = Result<void>) holding either the value or a
+// client::Error with a kind a program can switch on, a message a person can
+// read, the client path involved and the server's raw error args. Nothing in
+// libsouk throws, except std::bad_alloc and whatever a caller's callback
+// throws.
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,7 @@
 namespace souk::client {
 
 enum class ErrorKind : uint8_t {
-    // Failures the server reported (a protocol failure reply, spec 8).
+    // Failures the server reported (a protocol failure reply, docs/protocol/errors.md).
     NoSuchFile,         // ('NoSuchFile', path)
     FileExists,         // ('FileExists', path)
     DirectoryNotEmpty,  // ('DirectoryNotEmpty', path)
@@ -92,7 +93,7 @@ Error make_error(ErrorKind kind, std::string message, std::string path = {});
 
 // Turn a server failure reply into an Error. `verb` is the wire verb and
 // `path` the client path the request named (shown instead of any server
-// path, which may reveal the server's layout, spec 8).
+// path, which may reveal the server's layout, docs/protocol/errors.md).
 Error error_from_reply(std::string_view verb, std::string_view path, const proto::Args& args);
 
 }  // namespace souk::client

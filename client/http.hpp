@@ -1,6 +1,6 @@
-// The client's HTTP carrier (DESIGN.md 3.3): one keep-alive HTTP(S)
+// The client's HTTP carrier (docs/protocol/http.md): one keep-alive HTTP(S)
 // connection (cpp-httplib) that POSTs smart requests to <path>/.bzr/smart
-// (bzr+http://, spec 11.3) or GETs files with Range (http://, any web
+// (bzr+http://, docs/protocol/http.md) or GETs files with Range (http://, any web
 // server). Asks for zstd and decodes it. Knows nothing of verbs.
 #pragma once
 

@@ -53,7 +53,7 @@ struct ReadvPlan {
 Result<ReadvPlan> plan_readv(std::span<const Range> ranges, const ReadvLimits& limits = {});
 
 // The readv request body: "offset,length" lines joined by '\n', no
-// trailing newline (spec 7).
+// trailing newline (docs/protocol/vfs.md#readv-ranges).
 std::string encode_readv_body(std::span<const Range> wire);
 
 // Sum of the lengths of `wire`: the exact size of a good reply body.

@@ -1,7 +1,8 @@
-// souk URLs and paths: parsing bzr:// and bzr+ssh:// URLs, percent-encoding
-// of VFS paths (spec 5.2: the server percent-decodes VFS paths once, so the
-// client sends every path escaped), and joining a caller's relative path
-// onto the URL's path. Pure functions, no I/O.
+// souk URLs and paths: parsing bzr:// and bzr+ssh:// URLs, percent-encoding of
+// VFS paths (docs/protocol/paths.md#two-path-styles: the server
+// percent-decodes VFS paths once, so the client sends every path escaped), and
+// joining a caller's relative path onto the URL's path. Pure functions, no
+// I/O.
 #pragma once
 
 #include <cstdint>
@@ -14,10 +15,10 @@
 
 namespace souk::client {
 
-inline constexpr uint16_t kDefaultTcpPort = 4155;  // IANA port of bzr (spec 11.2)
+inline constexpr uint16_t kDefaultTcpPort = 4155;  // IANA port of bzr (docs/protocol/README.md#over-tcp)
 
 // Bzr: TCP; BzrSsh: an ssh child; BzrHttp(s): smart requests POSTed to
-// <path>/.bzr/smart (spec 11.3); Http(s): plain GETs of files (reads only,
+// <path>/.bzr/smart (docs/protocol/http.md); Http(s): plain GETs of files (reads only,
 // any web server).
 enum class Scheme : uint8_t { Bzr, BzrSsh, BzrHttp, BzrHttps, Http, Https };
 

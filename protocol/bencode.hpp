@@ -1,4 +1,4 @@
-// Strict bencode (spec 3.1): canonical integers and lengths, dict keys in
+// Strict bencode (docs/protocol/framing.md#bencode): canonical integers and lengths, dict keys in
 // strictly ascending byte order on both encode and decode, the whole input
 // consumed by exactly one value, depth and length caps checked before any
 // allocation.

@@ -1,11 +1,31 @@
 #include "protocol/errors.hpp"
 
+#include <errno.h>
+
 namespace souk::proto {
 
 const ErrorInfo* find_error(std::string_view name) {
     for (const auto& e : kErrors)
         if (e.name == name) return &e;
     return nullptr;
+}
+
+Err err_for_errno(int e, bool reading) {
+    switch (e) {
+    case ENOENT:
+    case ENOTDIR:
+    case ENAMETOOLONG: return Err::NoSuchFile;
+    case EEXIST: return Err::FileExists;
+    case ENOTEMPTY: return Err::DirectoryNotEmpty;
+    case EACCES:
+    case EPERM:
+    case ELOOP:  // a symbolic link: never followed
+    case EXDEV: return Err::PermissionDenied;
+    case EROFS: return Err::ReadOnlyError;
+    case EISDIR:
+    case EINVAL: return reading ? Err::ReadError : Err::Generic;
+    default: return Err::Generic;
+    }
 }
 
 Args error_args(Err e) { return {Value(error_info(e).name)}; }

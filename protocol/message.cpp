@@ -47,8 +47,9 @@ void structure(const Args& items, std::string& out) {
 }
 
 void v3_prelude(std::string& out) {
-    // Breezy ignores header contents; an empty dict is valid (spec 3.2), but
-    // naming the software helps whoever reads a capture.
+    // Breezy ignores header contents; an empty dict is valid
+    // (docs/protocol/framing.md#headers), but naming the software helps
+    // whoever reads a capture.
     static const std::string headers = bencode(Value::of_dict({{"Software version", Value("souk " SOUK_VERSION)}}));
     out += kV3Marker;
     put_be32(static_cast<uint32_t>(headers.size()), out);
@@ -267,7 +268,7 @@ Event RequestDecoder::on_line(int version, std::string_view line) {
         ev.args = split_line(line);
         verb = find_verb(ev.args[0].bytes);
     }
-    state_ = verb && verb->request_body ? State::V12BodyLen : State::V12Done;
+    state_ = verb && verb->request_body() ? State::V12BodyLen : State::V12Done;
     body_left_ = 0;
     line_.clear();  // `line` may view line_: it is not used after this
     return ev;
@@ -307,7 +308,7 @@ Event RequestDecoder::next(std::string_view& in) {
             using P = detail::V3Reader::Part;
             switch (part.part) {
             case P::NeedMore: return {};
-            case P::Headers: break;  // informational (spec 3.2)
+            case P::Headers: break;  // informational (docs/protocol/framing.md#headers)
             case P::OneByte:
                 if (part.byte == 'E' && have_args_ && !aborting_) {
                     aborting_ = true;

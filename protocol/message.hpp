@@ -1,4 +1,4 @@
-// Smart-protocol messages v1, v2 and v3 (spec 2-4): incremental decoders
+// Smart-protocol messages v1, v2 and v3 (docs/protocol/framing.md): incremental decoders
 // (bytes in, events out, hard limits) and streaming encoders, for both the
 // server side (decode requests, encode responses) and the client side
 // (encode requests, decode responses). Pure: no I/O, no threads.
@@ -18,7 +18,8 @@ inline constexpr std::string_view kV3Marker = "bzr message 3 (bzr 1.6)\n";
 inline constexpr std::string_view kV2RequestMarker = "bzr request 2\n";
 inline constexpr std::string_view kV2ResponseMarker = "bzr response 2\n";
 
-// Hard limits, checked before anything is allocated (STYLE.md 3).
+// Hard limits, checked before anything is allocated
+// (docs/conventions.md#validate-once-at-the-edge).
 struct DecoderLimits {
     size_t max_line = 64 * 1024;              // v1/v2 request/args line
     size_t max_structure = 1024 * 1024;       // v3 header dict or args structure
@@ -47,7 +48,7 @@ struct Event {
 };
 
 namespace detail {
-// The v3 message grammar shared by requests and responses (spec 3.2).
+// The v3 message grammar shared by requests and responses (docs/protocol/framing.md#v3-messages).
 class V3Reader {
 public:
     enum class Part : uint8_t { NeedMore, Headers, OneByte, Structure, Bytes, End, Error };
@@ -133,7 +134,8 @@ void body_begin(int version, uint64_t total, std::string& out);
 void body_chunk_header(int version, uint32_t n, std::string& out);
 void body_chunk(int version, std::string_view data, std::string& out);
 void body_end(int version, std::string& out);
-// v3 only: fail after some body chunks (spec 3.2); follow with end().
+// v3 only: fail after some body chunks
+// (docs/protocol/framing.md#error-in-a-streamed-body); follow with end().
 void stream_error(int version, const Args& args, std::string& out);
 void end(int version, std::string& out);
 // A whole response with an optional in-memory body.
@@ -150,7 +152,7 @@ void encode(int version, const Args& args, const std::string* body, std::string&
 }  // namespace request
 
 // Client side: decodes one response. v1/v2 need to know whether the request
-// verb implies a response body (spec 4.3).
+// verb implies a response body (docs/protocol/framing.md#v1-and-v2-bodies).
 class ResponseDecoder {
 public:
     explicit ResponseDecoder(int version = 3, bool expect_body = false, DecoderLimits limits = {});

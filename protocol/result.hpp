@@ -1,4 +1,4 @@
-// Result<T>: a value or an error message, for the data path (STYLE.md 7).
+// Result<T>: a value or an error message, for the data path (docs/conventions.md#errors-as-values).
 // C++20 has no std::expected; this is the small subset souk needs.
 #pragma once
 

@@ -1,5 +1,6 @@
-// The verb table (STYLE.md 1): declared once, shared by every carrier, the
-// server's dispatcher and the client. A carrier never knows a verb.
+// The verb table (docs/conventions.md#one-table-many-doors): declared once,
+// shared by every carrier, the server's dispatcher and the client. A carrier
+// never knows a verb.
 #pragma once
 
 #include <cstdint>
@@ -9,55 +10,61 @@ namespace souk::proto {
 
 // X(id, wire name, request body, response body, mutating, safe to retry,
 //   introduced in, min args, max args)       (args exclude the verb itself)
-// "response body" matters only to v1/v2, where bodies are implicit
-// (spec 4.2); "safe to retry" is the client's rule after a connection reset
-// (spec 3.4). max args 255 = unbounded.
+// "request body": None (a body sent anyway is discarded), Whole (the pipeline
+// buffers it, up to --max-body, and hands it to the verb) or Streamed (the
+// verb takes it chunk by chunk as it arrives, up to --max-upload, never held
+// whole in memory). "mutating": refused with ReadOnlyError by the pipeline,
+// before any body is read, unless writes are allowed. "response body" matters
+// only to v1/v2, where bodies are implicit
+// (docs/protocol/framing.md#v1-and-v2-bodies); "safe to retry" is the client's
+// rule after a connection reset
+// (docs/protocol/framing.md#retries-after-a-reset). max args 255 = unbounded.
 #define SOUK_VERBS(X)                                                                   \
-    X(hello, "hello", false, false, false, true, "", 0, 0)                              \
-    X(is_readonly, "Transport.is_readonly", false, false, false, true, "", 0, 0)       \
-    X(has, "has", false, false, false, true, "", 1, 1)                                  \
-    X(get, "get", false, true, false, true, "", 1, 1)                                   \
-    X(readv, "readv", true, true, false, true, "", 1, 1)                                \
-    X(append, "append", true, false, true, false, "", 2, 2)                             \
-    X(put, "put", true, false, true, true, "", 2, 2)                                    \
-    X(put_non_atomic, "put_non_atomic", true, false, true, true, "", 4, 4)              \
-    X(mkdir, "mkdir", false, false, true, false, "", 2, 2)                              \
-    X(rmdir, "rmdir", false, false, true, false, "", 1, 1)                              \
-    X(del, "delete", false, false, true, false, "", 1, 1)                               \
-    X(rename, "rename", false, false, true, false, "", 2, 2)                            \
-    X(move, "move", false, false, true, false, "", 2, 2)                                \
-    X(stat, "stat", false, false, false, true, "", 1, 1)                                \
-    X(list_dir, "list_dir", false, false, false, true, "", 1, 1)                        \
-    X(iter_files_recursive, "iter_files_recursive", false, false, false, true, "", 1, 1) \
-    X(bzrdir_open, "BzrDir.open", false, false, false, true, "", 1, 1)                  \
-    X(bzrdir_open_2_1, "BzrDir.open_2.1", false, false, false, true, "2.1", 1, 1)       \
-    X(open_branch, "BzrDir.open_branch", false, false, false, true, "", 1, 1)           \
-    X(open_branch_v2, "BzrDir.open_branchV2", false, false, false, true, "1.13", 1, 1)  \
-    X(open_branch_v3, "BzrDir.open_branchV3", false, false, false, true, "2.1", 1, 1)   \
-    X(find_repository, "BzrDir.find_repository", false, false, false, true, "", 1, 1)   \
-    X(find_repository_v2, "BzrDir.find_repositoryV2", false, false, false, true, "1.13", 1, 1) \
-    X(find_repository_v3, "BzrDir.find_repositoryV3", false, false, false, true, "1.13", 1, 1) \
-    X(bzrdir_initialize, "BzrDirFormat.initialize", false, false, true, false, "", 1, 1) \
-    X(last_revision_info, "Branch.last_revision_info", false, false, false, true, "", 1, 1) \
-    X(branch_lock_write, "Branch.lock_write", false, false, true, true, "", 1, 3)      \
-    X(branch_unlock, "Branch.unlock", false, false, true, true, "", 2, 3)              \
-    X(repo_lock_write, "Repository.lock_write", false, false, true, true, "", 1, 2)    \
-    X(repo_unlock, "Repository.unlock", false, false, true, true, "", 1, 2)            \
-    X(repo_is_shared, "Repository.is_shared", false, false, false, true, "", 1, 1)     \
-    X(get_parent_map, "Repository.get_parent_map", true, true, false, true, "1.2", 1, 255) \
-    X(get_revision_graph, "Repository.get_revision_graph", false, true, false, true, "", 1, 2) \
-    X(gather_stats, "Repository.gather_stats", false, true, false, true, "", 1, 3)                \
-    X(get_stacked_on_url, "Branch.get_stacked_on_url", false, false, false, true, "1.13", 1, 1) \
-    X(get_config_file, "Branch.get_config_file", false, true, false, true, "", 1, 1)            \
-    X(get_tags_bytes, "Branch.get_tags_bytes", false, false, false, true, "1.13", 1, 1)         \
-    X(set_last_revision_info, "Branch.set_last_revision_info", false, false, true, true, "", 5, 5) \
-    X(get_parent, "Branch.get_parent", false, false, false, true, "1.13", 1, 1)                 \
-    X(get_all_reference_info, "Branch.get_all_reference_info", false, true, false, true, "3.1", 1, 1) \
-    X(branch_lock_status, "Branch.get_physical_lock_status", false, false, false, true, "2.5", 1, 1) \
-    X(bzrdir_config_file, "BzrDir.get_config_file", false, true, false, true, "1.15", 1, 1)    \
-    X(repo_lock_status, "Repository.get_physical_lock_status", false, false, false, true, "2.5", 1, 1) \
-    X(make_working_trees, "Repository.make_working_trees", false, false, false, true, "2.5", 1, 1) \
-    X(set_make_working_trees, "Repository.set_make_working_trees", false, false, true, true, "2.5", 2, 2)
+    X(hello, "hello", None, false, false, true, "", 0, 0)                              \
+    X(is_readonly, "Transport.is_readonly", None, false, false, true, "", 0, 0)       \
+    X(has, "has", None, false, false, true, "", 1, 1)                                  \
+    X(get, "get", None, true, false, true, "", 1, 1)                                   \
+    X(readv, "readv", Whole, true, false, true, "", 1, 1)                                \
+    X(append, "append", Streamed, false, true, false, "", 2, 2)                             \
+    X(put, "put", Streamed, false, true, true, "", 2, 2)                                    \
+    X(put_non_atomic, "put_non_atomic", Streamed, false, true, true, "", 4, 4)              \
+    X(mkdir, "mkdir", None, false, true, false, "", 2, 2)                              \
+    X(rmdir, "rmdir", None, false, true, false, "", 1, 1)                              \
+    X(del, "delete", None, false, true, false, "", 1, 1)                               \
+    X(rename, "rename", None, false, true, false, "", 2, 2)                            \
+    X(move, "move", None, false, true, false, "", 2, 2)                                \
+    X(stat, "stat", None, false, false, true, "", 1, 1)                                \
+    X(list_dir, "list_dir", None, false, false, true, "", 1, 1)                        \
+    X(iter_files_recursive, "iter_files_recursive", None, false, false, true, "", 1, 1) \
+    X(bzrdir_open, "BzrDir.open", None, false, false, true, "", 1, 1)                  \
+    X(bzrdir_open_2_1, "BzrDir.open_2.1", None, false, false, true, "2.1", 1, 1)       \
+    X(open_branch, "BzrDir.open_branch", None, false, false, true, "", 1, 1)           \
+    X(open_branch_v2, "BzrDir.open_branchV2", None, false, false, true, "1.13", 1, 1)  \
+    X(open_branch_v3, "BzrDir.open_branchV3", None, false, false, true, "2.1", 1, 1)   \
+    X(find_repository, "BzrDir.find_repository", None, false, false, true, "", 1, 1)   \
+    X(find_repository_v2, "BzrDir.find_repositoryV2", None, false, false, true, "1.13", 1, 1) \
+    X(find_repository_v3, "BzrDir.find_repositoryV3", None, false, false, true, "1.13", 1, 1) \
+    X(bzrdir_initialize, "BzrDirFormat.initialize", None, false, true, false, "", 1, 1) \
+    X(last_revision_info, "Branch.last_revision_info", None, false, false, true, "", 1, 1) \
+    X(branch_lock_write, "Branch.lock_write", None, false, true, true, "", 1, 3)      \
+    X(branch_unlock, "Branch.unlock", None, false, true, true, "", 2, 3)              \
+    X(repo_lock_write, "Repository.lock_write", None, false, true, true, "", 1, 2)    \
+    X(repo_unlock, "Repository.unlock", None, false, true, true, "", 1, 2)            \
+    X(repo_is_shared, "Repository.is_shared", None, false, false, true, "", 1, 1)     \
+    X(get_parent_map, "Repository.get_parent_map", Whole, true, false, true, "1.2", 1, 255) \
+    X(get_revision_graph, "Repository.get_revision_graph", None, true, false, true, "", 1, 2) \
+    X(gather_stats, "Repository.gather_stats", None, true, false, true, "", 1, 3)                \
+    X(get_stacked_on_url, "Branch.get_stacked_on_url", None, false, false, true, "1.13", 1, 1) \
+    X(get_config_file, "Branch.get_config_file", None, true, false, true, "", 1, 1)            \
+    X(get_tags_bytes, "Branch.get_tags_bytes", None, false, false, true, "1.13", 1, 1)         \
+    X(set_last_revision_info, "Branch.set_last_revision_info", None, false, true, true, "", 5, 5) \
+    X(get_parent, "Branch.get_parent", None, false, false, true, "1.13", 1, 1)                 \
+    X(get_all_reference_info, "Branch.get_all_reference_info", None, true, false, true, "3.1", 1, 1) \
+    X(branch_lock_status, "Branch.get_physical_lock_status", None, false, false, true, "2.5", 1, 1) \
+    X(bzrdir_config_file, "BzrDir.get_config_file", None, true, false, true, "1.15", 1, 1)    \
+    X(repo_lock_status, "Repository.get_physical_lock_status", None, false, false, true, "2.5", 1, 1) \
+    X(make_working_trees, "Repository.make_working_trees", None, false, false, true, "2.5", 1, 1) \
+    X(set_make_working_trees, "Repository.set_make_working_trees", None, false, true, true, "2.5", 2, 2)
 
 enum class Verb : uint8_t {
 #define SOUK_X(id, ...) id,
@@ -65,20 +72,23 @@ enum class Verb : uint8_t {
 #undef SOUK_X
 };
 
+enum class BodyKind : uint8_t { None, Whole, Streamed };
+
 struct VerbInfo {
     Verb id;
     std::string_view name;
-    bool request_body;
+    BodyKind body;
     bool response_body;
     bool mutating;
     bool safe_retry;
     std::string_view since;
     uint8_t min_args;
     uint8_t max_args;
+    bool request_body() const { return body != BodyKind::None; }
 };
 
 inline constexpr VerbInfo kVerbs[] = {
-#define SOUK_X(id, name, rq, rs, mut, safe, since, lo, hi) {Verb::id, name, rq, rs, mut, safe, since, lo, hi},
+#define SOUK_X(id, name, rq, rs, mut, safe, since, lo, hi) {Verb::id, name, BodyKind::rq, rs, mut, safe, since, lo, hi},
     SOUK_VERBS(SOUK_X)
 #undef SOUK_X
 };

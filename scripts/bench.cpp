@@ -1,4 +1,4 @@
-// souk-bench: the load generator and machine-floor meter (DESIGN.md 4).
+// souk-bench: the load generator and machine-floor meter (docs/layout.md#performance-model).
 //
 //   souk-bench [run] [--soukd PATH] [--brz PATH | --no-brz] [--json FILE] [--quick] ...
 //   souk-bench idle [--soukd PATH] [--connections N] [--json FILE]
@@ -942,7 +942,7 @@ int cmd_run(const Args& a) {
     std::printf("%s\n", std::string(100, '-').c_str());
     out["ratios_soukd_over_brz"] = ratios;
 
-    // The targets of DESIGN.md 4 / issue 4, as ratios from this run.
+    // The targets of docs/layout.md#performance-model / issue 4, as ratios from this run.
     json targets;
     auto target = [&](const std::string& key, const std::string& text, double value, double want, bool at_least) {
         bool ok = !std::isnan(value) && (at_least ? value >= want : value <= want);

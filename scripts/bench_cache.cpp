@@ -1,6 +1,7 @@
-// souk-bench-cache: what readahead and the shared range cache are worth
-// (issue 5; DESIGN.md 3.2 and 4). A benchmark, not a test: it prints a table
-// of medians and ratios from one run and writes JSON; it asserts nothing.
+// souk-bench-cache: what readahead and the shared range cache are worth (issue
+// 5; docs/store-chain.md, docs/layout.md#performance-model). A benchmark, not
+// a test: it prints a table of medians and ratios from one run and writes
+// JSON; it asserts nothing.
 //
 //   souk-bench-cache [--soukd PATH] [--json FILE] [--quick] [--no-cgi] [--no-zstd] [--cases ABCZ]
 //

@@ -1,4 +1,4 @@
-// Move-only owner of a file descriptor (STYLE.md 8).
+// Move-only owner of a file descriptor (docs/conventions.md#raii-for-every-resource).
 #pragma once
 
 #include <unistd.h>

@@ -1,5 +1,6 @@
-// soukd's counters, declared once (STYLE.md 4): one list gives the struct,
-// the JSON and Prometheus output and the docs. Every degraded path gets a
+// soukd's counters, declared once
+// (docs/conventions.md#declare-counters-and-parameters-once): one list gives
+// the struct, the JSON and Prometheus output and the docs. Every degraded path gets a
 // counter. The struct is plain atomics, address-free, so it can live in a
 // shared-memory segment that several soukd processes add to.
 #pragma once
@@ -27,6 +28,8 @@ namespace souk::server {
     X(write_failures, "responses that could not be written (peer gone or --write-timeout)") \
     X(bytes_in, "request bytes received")                                                \
     X(bytes_out, "response bytes sent")                                                  \
+    X(request_us, "microseconds from a request's first byte to its reply written (sum)") \
+    X(body_over_cap, "requests refused: a whole body beyond --max-body (nothing buffered beyond it)") \
     X(store_opens, "store: files opened for reading")                                    \
     X(store_open_errors, "store: opens that failed")                                     \
     X(store_reads, "store: client reads served by the store chain")                     \
@@ -83,7 +86,7 @@ namespace souk::server {
     X(streams_cancelled, "responses abandoned mid-body: the client went away (handler, buffers, file freed at once)") \
     X(stream_errors, "responses ended with an error part mid-body (read error, or the file shrank)")
 
-// The nine counters of one mempool (server/mempool.hpp). live and pooled
+// The nine counters of one mempool (server/request/mempool.hpp). live and pooled
 // are gauges (items now); the others only grow.
 #define SOUK_MEMPOOL_COUNTERS(X, p, what)                                                    \
     X(pool_##p##_live, "mempool " what ": items in use now (gauge)")                         \
@@ -96,12 +99,22 @@ namespace souk::server {
     X(pool_##p##_surplus, "mempool " what ": returned items freed: the pool was full (--pool-max)") \
     X(pool_##p##_ran_dry, "mempool " what ": gets that found the pool empty and allocated")
 
+// Request latency histogram: upper bounds of the buckets in microseconds
+// (the last bucket has none). Counted by the request pipeline for every
+// carrier alike.
+inline constexpr uint64_t kLatencyBoundsUs[] = {100, 1000, 10000, 100000, 1000000, 10000000};
+inline constexpr size_t kLatencyBuckets = sizeof(kLatencyBoundsUs) / sizeof(kLatencyBoundsUs[0]) + 1;
+
 struct Counters {
 #define SOUK_X(name, help) std::atomic<uint64_t> name{0};
     SOUK_COUNTERS(SOUK_X)
 #undef SOUK_X
     std::atomic<uint64_t> verb_requests[proto::kVerbCount] = {};
+    std::atomic<uint64_t> request_latency[kLatencyBuckets] = {};  // not cumulative
 };
+
+// Count one answered request's latency (its bucket and the sum).
+void count_latency(Counters& c, uint64_t us);
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "counters must be usable in shared memory");
 
 // The counters this process adds to. Defaults to a process-local instance;

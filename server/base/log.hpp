@@ -1,4 +1,5 @@
-// Logging: never on the protocol channel (STYLE.md 10). Lines go to stderr
+// Logging: never on the protocol channel
+// (docs/conventions.md#logs-never-on-the-protocol-channel). Lines go to stderr
 // or to a file, level-checked before any formatting.
 #pragma once
 

@@ -1,4 +1,5 @@
-// soukd's run-time parameters, declared once (STYLE.md 4): one list gives
+// soukd's run-time parameters, declared once
+// (docs/conventions.md#declare-counters-and-parameters-once): one list gives
 // the struct, the command-line options, their range checks and --help.
 #pragma once
 
@@ -16,7 +17,9 @@ namespace souk::server {
     X(max_structure, "max-structure", Bytes, 1024 * 1024, 64, 256 * 1024 * 1024,                            \
       "largest v3 header or argument structure")                                                           \
     X(max_body, "max-body", Bytes, 256ull * 1024 * 1024, 0, 1ull << 40,                                      \
-      "largest request body (put/append data, readv offsets)")                                              \
+      "largest request body held in memory (readv ranges, get_parent_map keys)")                            \
+    X(max_upload, "max-upload", Bytes, 64ull << 30, 0, 1ull << 50,                                           \
+      "largest streamed request body (put, append data; HTTP/CGI: largest POST), never held in memory")    \
     X(max_bencode_depth, "max-bencode-depth", Count, 32, 1, 1024, "deepest nesting of bencoded values")    \
     X(max_readv_ranges, "max-readv-ranges", Count, 4096, 1, 1 << 24, "most ranges in one readv")           \
     X(max_readv_bytes, "max-readv-bytes", Bytes, 1ull << 30, 1, 1ull << 40, "most bytes one readv returns") \

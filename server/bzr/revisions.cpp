@@ -1,7 +1,6 @@
 #include "server/bzr/revisions.hpp"
 
 #include <errno.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <charconv>
@@ -15,15 +14,16 @@
 #include "protocol/bencode.hpp"
 #include "server/bzr/btree.hpp"
 #include "server/bzr/control.hpp"
+#include "server/bzr/format.hpp"
+#include "server/bzr/groupcompress.hpp"
 #include "server/bzr/pack_collection.hpp"
+#include "server/bzr/revision.hpp"
 #include "server/store/paths.hpp"
 
 namespace souk::server::bzr {
 namespace {
 
 constexpr std::string_view kNullRevision = "null:";
-constexpr size_t kReadChunk = 64 * 1024;  // compressed bytes read per pread
-constexpr size_t kMaxHeader = 4096;       // container + gcb headers of a block
 constexpr uint64_t kMaxIndexFile = 1ull << 30;
 // A concurrent repack may delete packs between reading pack-names and
 // reading the packs; like Breezy (RetryWithNewPacks) reload and retry.
@@ -32,6 +32,21 @@ constexpr int kAttempts = 3;
 int fail(std::string* why, std::string msg, int err = EINVAL) {
     if (why) *why = std::move(msg);
     return err;
+}
+
+// A format-library error as this file's errno and message.
+int fail(std::string* why, const Error& e) {
+    int err = EINVAL;
+    if (e.code == Errc::Io) err = e.sys_errno ? e.sys_errno : EIO;
+    else if (e.code == Errc::Unsupported) err = ENOTSUP;
+    return fail(why, e.detail, err);
+}
+
+// Block reading bounds: kMaxBlockContent for the content and every text.
+gc::Limits block_limits() {
+    gc::Limits limits;
+    limits.max_content = limits.max_text = kMaxBlockContent;
+    return limits;
 }
 
 // A printable rendering of an identifier for messages.
@@ -56,66 +71,6 @@ bool parse_u64(std::string_view s, uint64_t& v) {
     for (char c : s)
         if (c < '0' || c > '9') return false;
     auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-// Base128 little-endian varint (decode_base128_int) of at most max_len
-// bytes, value at most 2^63.
-bool decode_varint(std::string_view s, size_t& pos, size_t max_len, uint64_t& v) {
-    v = 0;
-    for (size_t i = 0, shift = 0; i < max_len; ++i, shift += 7) {
-        if (pos >= s.size()) return false;
-        auto b = static_cast<unsigned char>(s[pos++]);
-        uint64_t part = b & 0x7f;
-        if (shift >= 63 && part > (shift == 63 ? 1u : 0u)) return false;
-        v |= part << shift;
-        if (!(b & 0x80)) return true;
-    }
-    return false;
-}
-
-// Python's strict UTF-8 decoder: no overlongs, surrogates or > U+10FFFF.
-bool valid_utf8(std::string_view s) {
-    size_t i = 0, n = s.size();
-    auto cont = [&](size_t k) { return k < n && (static_cast<unsigned char>(s[k]) & 0xc0) == 0x80; };
-    while (i < n) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x80) {
-            ++i;
-            continue;
-        }
-        size_t len;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf) len = 2;
-        else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0) lo = 0xa0;
-            if (c == 0xed) hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            if (c == 0xf0) lo = 0x90;
-            if (c == 0xf4) hi = 0x8f;
-        } else {
-            return false;
-        }
-        if (i + 1 >= n) return false;
-        auto c1 = static_cast<unsigned char>(s[i + 1]);
-        if (c1 < lo || c1 > hi) return false;
-        for (size_t k = 2; k < len; ++k)
-            if (!cont(i + k)) return false;
-        i += len;
-    }
-    return true;
-}
-
-// Python float() of the timestamp bytes (Breezy writes "%.3f").
-bool parse_timestamp(std::string_view s, double& v) {
-    auto space = [](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); };
-    while (!s.empty() && space(s.front())) s.remove_prefix(1);
-    while (!s.empty() && space(s.back())) s.remove_suffix(1);
-    if (s.size() > 1 && s[0] == '+' && s[1] != '-' && s[1] != '+') s.remove_prefix(1);
-    if (s.empty()) return false;
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v, std::chars_format::general);
     return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
@@ -154,19 +109,14 @@ bool valid_pack_name(std::string_view n) {
            n.find('\0') == std::string_view::npos;
 }
 
-// The first line of .bzr/repository/format for the groupcompress formats.
-constexpr std::string_view kGcFormats[] = {
-    "Bazaar repository format 2a (needs bzr 1.16 or later)\n",
-    "Bazaar development format 8\n",  // 2a with subtree support
-};
-
+// Only groupcompress/CHK formats (the format table's chk flag) store
+// revision texts souk reads.
 int check_format(Store& store, const std::string& repo, std::string* why) {
     std::string data;
     if (int e = read_file(store, join(repo, "format"), data, 64 * 1024)) return e;
-    size_t nl = data.find('\n');
-    std::string_view first = std::string_view(data).substr(0, nl == std::string::npos ? data.size() : nl + 1);
-    for (std::string_view f : kGcFormats)
-        if (first == f) return 0;
+    const RepositoryFormat* f = find_repository_format(data);
+    if (f && f->chk) return 0;
+    std::string_view first = format_first_line(data);
     if (!first.empty() && first.back() == '\n') first.remove_suffix(1);
     return fail(why, "revision texts of repository format '" + show(first) + "' are not supported", ENOTSUP);
 }
@@ -182,30 +132,42 @@ struct RevisionIndex {
     std::map<std::string, IndexEntryData, std::less<>> entries;
 };
 
-// Load the .rix of every pack in pack-names. With `only`, keep just those
-// keys (and no parents). *retry is set when a listed index has vanished.
+// Load the .rix of every pack in pack-names, through the pack collection's
+// index readers. With `only`, look up just those keys (and no parents).
+// *retry is set when a listed index has vanished.
 int load_index(Store& store, const std::string& repo, const std::set<std::string, std::less<>>* only,
                RevisionIndex& idx, std::string* why, bool* retry) {
     idx = RevisionIndex{};
-    if (int e = pack_names(store, repo, idx.packs, why)) return e;
-    std::string data;
-    for (size_t i = 0; i < idx.packs.size(); ++i) {
-        const std::string& name = idx.packs[i];
-        if (!valid_pack_name(name)) return fail(why, "pack-names: bad pack name '" + show(name) + "'");
-        if (int e = read_file(store, join(repo, "indices/" + name + ".rix"), data, kMaxIndexFile)) {
-            if (e == ENOENT) *retry = true;
-            return fail(why, "cannot read index " + name + ".rix", e);
-        }
-        std::string err = parse_btree(data, [&](const IndexEntry& e) {
-            std::string_view key = e.key[0];
-            if (only && !only->count(key)) return;
-            auto [it, fresh] = idx.entries.try_emplace(std::string(key));
-            if (!fresh) return;  // the first pack listing a key serves it
-            parse_position(e.value, i, it->second.pos);
-            if (!only && !e.refs.empty())
-                for (const auto& ref : e.refs[0]) it->second.parents.emplace_back(ref.empty() ? std::string_view() : ref[0]);
-        });
-        if (!err.empty()) return fail(why, name + ".rix: " + err);
+    BTreeLimits limits;
+    limits.max_file_size = kMaxIndexFile;
+    auto pc = PackCollection::open(store, repo, limits);
+    if (!pc) {
+        const Error& e = pc.err();
+        if (e.code == Errc::NotFound || e.code == Errc::Io) return e.sys_errno ? e.sys_errno : EIO;
+        return fail(why, e.detail);
+    }
+    for (const auto& p : pc->packs()) {  // bounded: the packs
+        if (!valid_pack_name(p.name)) return fail(why, "pack-names: bad pack name '" + show(p.name) + "'");
+        idx.packs.push_back(p.name);
+    }
+    auto add = [&](std::string_view key, std::string_view parents, std::string_view value, size_t pack) {
+        auto [it, fresh] = idx.entries.try_emplace(std::string(key));
+        if (!fresh) return;  // the first pack listing a key serves it
+        parse_position(value, pack, it->second.pos);
+        if (!only) it->second.parents = split_parents(parents);
+    };
+    Status st = Ok{};
+    if (only) {
+        std::vector<std::string_view> keys(only->begin(), only->end());
+        st = pc->lookup_revisions(keys, add);
+    } else {
+        st = pc->iter_revisions(add);
+    }
+    if (!st) {
+        const Error& e = st.err();
+        if (e.code == Errc::NotFound) *retry = true;
+        bool io = e.code == Errc::NotFound || e.code == Errc::Io;
+        return fail(why, e.detail, io ? (e.sys_errno ? e.sys_errno : EIO) : EINVAL);
     }
     return 0;
 }
@@ -213,29 +175,13 @@ int load_index(Store& store, const std::string& repo, const std::set<std::string
 // Extract the text of the record at [start, end) of a block's content.
 int extract_record(std::string_view content, uint64_t start, uint64_t end, std::string& text, ReadStats& stats,
                    std::string* why) {
-    if (start == 0 && end == 0) {
-        text.clear();
-        return 0;
-    }
-    if (start >= end || end > content.size()) return fail(why, "record lies outside its block");
-    size_t pos = static_cast<size_t>(start) + 1;
-    uint64_t len = 0;
-    // Breezy reads the length from at most 5 bytes (content[start+1:start+6]).
-    std::string_view upto_end = content.substr(0, static_cast<size_t>(end));
-    if (!decode_varint(upto_end, pos, 5, len)) return fail(why, "bad record length");
-    if (len != end - pos) return fail(why, "record length does not match its index entry");
-    std::string_view body = content.substr(pos, static_cast<size_t>(len));
-    char kind = content[static_cast<size_t>(start)];
-    if (kind == 'f') {
-        ++stats.fulltexts;
-        text.assign(body);
-        return 0;
-    }
-    if (kind != 'd') return fail(why, "unknown record kind in groupcompress block");
-    ++stats.deltas;
-    // A delta copies from the content before it (the compressor never
-    // references anything later).
-    return apply_delta(content.substr(0, static_cast<size_t>(start)), body, text, why);
+    gc::EntryKind kind = gc::EntryKind::Empty;
+    auto r = gc::extract_text(content, start, end, block_limits(), &kind);
+    if (kind == gc::EntryKind::Fulltext) ++stats.fulltexts;
+    if (kind == gc::EntryKind::Delta) ++stats.deltas;
+    if (!r) return fail(why, r.err());
+    text = std::move(*r);
+    return 0;
 }
 
 struct Wanted {
@@ -244,108 +190,6 @@ struct Wanted {
 };
 
 using RevisionFn = std::function<void(std::string_view revid, RevisionInfo&& info)>;
-
-// Parse a block's container and gcb headers; z_offset/z_len locate the
-// compressed bytes in the pack.
-int block_header(Store& store, OpenFile& f, const Position& p, uint64_t& z_offset, uint64_t& z_len,
-                 uint64_t& content_len, std::string* why) {
-    std::string hdr(static_cast<size_t>(std::min<uint64_t>(p.block_length, kMaxHeader)), '\0');
-    size_t got = 0;
-    while (got < hdr.size()) {
-        ssize_t r = store.pread(f, hdr.data() + got, hdr.size() - got, p.block_start + got);
-        if (r < 0) return fail(why, "cannot read pack", static_cast<int>(-r));
-        if (r == 0) break;
-        got += static_cast<size_t>(r);
-    }
-    if (got < hdr.size()) return fail(why, "pack is truncated");
-    std::string_view h = hdr;
-    // Container Bytes record: "B" <length> "\n" {name "\n"} "\n" <bytes>.
-    if (h.empty() || h[0] != 'B') return fail(why, "no pack record at the indexed offset");
-    size_t nl = h.find('\n');
-    uint64_t record_len = 0;
-    if (nl == std::string_view::npos || !parse_u64(h.substr(1, nl - 1), record_len))
-        return fail(why, "bad pack record header");
-    size_t pos = nl + 1;
-    for (;;) {  // names (none for groupcompress blocks), then an empty line
-        size_t e = h.find('\n', pos);
-        if (e == std::string_view::npos) return fail(why, "bad pack record header");
-        bool empty = e == pos;
-        pos = e + 1;
-        if (empty) break;
-    }
-    if (record_len != p.block_length - pos) return fail(why, "pack record length does not match its index entry");
-    // "gcb1z\n" <z_len> "\n" <content_len> "\n": each number under 14 bytes.
-    std::string_view g = h.substr(pos);
-    if (g.substr(0, 6) == "gcb1l\n") return fail(why, "lzma-compressed groupcompress blocks are not supported", ENOTSUP);
-    if (g.substr(0, 6) != "gcb1z\n") return fail(why, "not a groupcompress block");
-    size_t q = 6;
-    uint64_t* nums[] = {&z_len, &content_len};
-    for (auto* n : nums) {
-        size_t e = g.find('\n', q);
-        if (e == std::string_view::npos || e - q >= 14 || !parse_u64(g.substr(q, e - q), *n))
-            return fail(why, "bad groupcompress block header");
-        q = e + 1;
-    }
-    if (q > record_len || z_len != record_len - q) return fail(why, "groupcompress block length mismatch");
-    z_offset = p.block_start + pos + q;
-    return 0;
-}
-
-// Inflate the first `needed` bytes of the zlib stream at [z_offset, +z_len).
-int inflate_prefix(Store& store, OpenFile& f, uint64_t z_offset, uint64_t z_len, size_t needed, std::string& out,
-                   std::string* why) {
-    out.assign(needed, '\0');
-    if (needed == 0) return 0;
-    z_stream zs{};
-    if (inflateInit(&zs) != Z_OK) return fail(why, "zlib initialisation failed", ENOMEM);
-    std::string in(static_cast<size_t>(std::min<uint64_t>(z_len, kReadChunk)), '\0');
-    uint64_t read = 0;
-    size_t produced = 0;
-    int err = 0;
-    const char* msg = "";
-    auto stop = [&](int e, const char* m) {
-        err = e;
-        msg = m;
-    };
-    constexpr const char* kShort = "groupcompress block is shorter than its index entry says";
-    while (produced < needed) {
-        if (zs.avail_in == 0) {
-            if (read >= z_len) {
-                stop(EINVAL, kShort);
-                break;
-            }
-            size_t n = static_cast<size_t>(std::min<uint64_t>(z_len - read, in.size()));
-            ssize_t r = store.pread(f, in.data(), n, z_offset + read);
-            if (r < 0) {
-                stop(static_cast<int>(-r), "cannot read pack");
-                break;
-            }
-            if (r == 0) {
-                stop(EINVAL, "pack is truncated");
-                break;
-            }
-            read += static_cast<uint64_t>(r);
-            zs.next_in = reinterpret_cast<Bytef*>(in.data());
-            zs.avail_in = static_cast<uInt>(r);
-        }
-        size_t room = std::min<size_t>(needed - produced, 1u << 30);
-        zs.next_out = reinterpret_cast<Bytef*>(out.data() + produced);
-        zs.avail_out = static_cast<uInt>(room);
-        int rc = inflate(&zs, Z_NO_FLUSH);
-        produced += room - zs.avail_out;
-        if (rc == Z_STREAM_END) {
-            if (produced < needed) stop(EINVAL, kShort);
-            break;
-        }
-        if (rc != Z_OK && !(rc == Z_BUF_ERROR && zs.avail_in == 0)) {
-            stop(EINVAL, "corrupt zlib data in groupcompress block");
-            break;
-        }
-    }
-    inflateEnd(&zs);
-    if (err) return fail(why, msg, err);
-    return 0;
-}
 
 // Read the wanted revisions block by block, calling fn for each. *retry is
 // set when a pack has vanished.
@@ -384,16 +228,14 @@ int read_blocks(Store& store, const std::string& repo, const std::vector<std::st
         if (needed > kMaxBlockContent)
             return fail(why, "groupcompress block content exceeds " + std::to_string(kMaxBlockContent) + " bytes" +
                                  where);
-        uint64_t z_offset = 0, z_len = 0, content_len = 0;
-        if (int e = block_header(store, f, p, z_offset, z_len, content_len, why)) {
+        auto block = gc::read_block_prefix(store, f, p.block_start, p.block_length, static_cast<size_t>(needed),
+                                           block_limits());
+        if (!block) {
+            int e = fail(why, block.err());
             if (why) *why += where;
             return e;
         }
-        if (needed > content_len) return fail(why, "record lies beyond the end of its block" + where);
-        if (int e = inflate_prefix(store, f, z_offset, z_len, static_cast<size_t>(needed), content, why)) {
-            if (why) *why += where;
-            return e;
-        }
+        content = std::move(*block);
         ++stats.blocks;
         for (; i < j; ++i) {
             const Wanted& w = wanted[i];
@@ -414,105 +256,21 @@ int read_blocks(Store& store, const std::string& repo, const std::vector<std::st
 
 }  // namespace
 
-int apply_delta(std::string_view source, std::string_view delta, std::string& out, std::string* why) {
-    out.clear();
-    size_t pos = 0;
-    uint64_t target = 0;
-    if (!decode_varint(delta, pos, 10, target)) return fail(why, "bad delta target length");
-    if (target > kMaxBlockContent) return fail(why, "delta target exceeds " + std::to_string(kMaxBlockContent) + " bytes");
-    out.reserve(static_cast<size_t>(target));
-    while (pos < delta.size()) {
-        auto cmd = static_cast<unsigned char>(delta[pos++]);
-        if (cmd & 0x80) {
-            uint64_t offset = 0, length = 0;
-            for (int bit = 0; bit < 7; ++bit) {
-                if (!(cmd & (1u << bit))) continue;
-                if (pos >= delta.size()) return fail(why, "truncated delta copy instruction");
-                uint64_t b = static_cast<unsigned char>(delta[pos++]);
-                if (bit < 4) offset |= b << (8 * bit);
-                else length |= b << (8 * (bit - 4));
-            }
-            if (length == 0) length = 0x10000;
-            if (offset > source.size() || length > source.size() - offset)
-                return fail(why, "delta copies bytes past the end of its source");
-            if (length > target - out.size()) return fail(why, "delta output exceeds its target length");
-            out.append(source.substr(static_cast<size_t>(offset), static_cast<size_t>(length)));
-        } else {
-            if (cmd == 0) return fail(why, "delta instruction 0 is not supported");
-            if (cmd > delta.size() - pos) return fail(why, "truncated delta insert");
-            if (cmd > target - out.size()) return fail(why, "delta output exceeds its target length");
-            out.append(delta.substr(pos, cmd));
-            pos += cmd;
-        }
-    }
-    if (out.size() != target) return fail(why, "delta output is shorter than its target length");
-    return 0;
-}
-
 int parse_revision(std::string_view text, RevisionInfo& out, std::string* why) {
     out = RevisionInfo{};
     out.has_timezone = false;
-    auto decoded = proto::bdecode(text);
-    if (!decoded) return fail(why, "revision text is not bencode: " + decoded.error());
-    const proto::Value& top = *decoded;
-    if (!top.is_list()) return fail(why, "invalid revision text");
-    // BEncodeRevisionSerializer1._schema; bit i set when key i was seen.
-    static constexpr std::string_view kKeys[] = {"format",         "committer",   "timezone",
-                                                 "timestamp",      "revision-id", "parent-ids",
-                                                 "inventory-sha1", "message",     "properties"};
-    unsigned seen = 0;
-    for (const auto& item : top.list) {
-        if (!item.is_list() || item.list.size() != 2 || !item.list[0].is_bytes())
-            return fail(why, "revision text item is not a (key, value) pair");
-        const std::string& key = item.list[0].bytes;
-        const proto::Value& v = item.list[1];
-        size_t k = 0;
-        while (k < std::size(kKeys) && kKeys[k] != key) ++k;
-        if (k == std::size(kKeys)) return fail(why, "unknown revision key '" + show(key) + "'");
-        seen |= 1u << k;
-        bool type_ok = true;
-        switch (k) {
-        case 0:
-            type_ok = v.is_int();
-            if (type_ok && v.integer != 10) return fail(why, "revision format is not 10");
-            break;
-        case 1:
-            type_ok = v.is_bytes();
-            if (type_ok && !valid_utf8(v.bytes)) return fail(why, "committer is not valid UTF-8");
-            if (type_ok) out.committer = v.bytes;
-            break;
-        case 2:
-            type_ok = v.is_int();
-            out.timezone = v.integer;
-            out.has_timezone = true;
-            break;
-        case 3:
-            type_ok = v.is_bytes();
-            if (type_ok && !parse_timestamp(v.bytes, out.timestamp)) return fail(why, "bad revision timestamp");
-            break;
-        case 5:
-            type_ok = v.is_list();
-            break;
-        case 7:
-            type_ok = v.is_bytes();
-            if (type_ok && !valid_utf8(v.bytes)) return fail(why, "message is not valid UTF-8");
-            break;
-        case 8:
-            type_ok = v.is_dict();
-            if (type_ok)
-                for (const auto& [name, value] : v.dict)
-                    if (!valid_utf8(name)) return fail(why, "revision property name is not valid UTF-8");
-            break;
-        default:  // revision-id, inventory-sha1
-            type_ok = v.is_bytes();
-            break;
-        }
-        if (!type_ok) return fail(why, "revision key '" + key + "' has the wrong type");
-    }
-    constexpr unsigned kRequired = ((1u << std::size(kKeys)) - 1) & ~(1u << 2);
-    if ((seen & kRequired) != kRequired) return fail(why, "revision text is missing expected keys");
-    if (!(seen & (1u << 2))) out.timezone = 0;
+    auto rev = parse_revision(text);
+    if (!rev) return fail(why, rev.err());
+    out.committer = std::move(rev->committer);
+    out.timestamp = rev->timestamp;
+    out.timezone = rev->timezone;
+    out.has_timezone = rev->has_timezone;
     return 0;
+}
+
+int apply_delta(std::string_view source, std::string_view delta, std::string& out, std::string* why) {
+    Status st = gc::apply_delta(source, delta, out, kMaxBlockContent);
+    return st ? 0 : fail(why, st.err());
 }
 
 int read_revisions(Store& store, const std::string& repo, const std::vector<std::string>& revids,

@@ -1,4 +1,4 @@
-// Revision texts of a 2a repository, read without Breezy (spec Appendix A):
+// Revision texts of a 2a repository, read without Breezy (docs/formats/revisions.md):
 // each pack's .rix B+Tree index maps a revision id to
 // "block_start block_length start end"; [block_start, +block_length) of
 // packs/<name>.pack is a container Bytes record holding a groupcompress
@@ -78,14 +78,14 @@ int gather_stats(Store& store, const std::string& repo, std::string_view revid, 
 
 // Building blocks, exposed for tests.
 
-// Parse a bencoded revision text with the checks of Breezy's
-// read_revision_from_string (known keys and types, format 10, every key but
-// timezone present, strict UTF-8 where Breezy decodes). 0 or EINVAL.
+// Parse a revision text into the fields read_revisions keeps: the
+// Result-returning parse_revision of server/bzr/revision.hpp, as 0 or EINVAL.
 int parse_revision(std::string_view text, RevisionInfo& out, std::string* why);
 
 // Apply a groupcompress delta (<base128 target length> then copy/insert
-// instructions) to `source`. 0 or EINVAL; the output never exceeds
-// kMaxBlockContent.
+// instructions) to `source`: gc::apply_delta (server/bzr/groupcompress.hpp)
+// as 0 or EINVAL; the output never exceeds kMaxBlockContent. (Revision
+// texts are parsed by parse_revision, server/bzr/revision.hpp.)
 int apply_delta(std::string_view source, std::string_view delta, std::string& out, std::string* why);
 
 }  // namespace souk::server::bzr

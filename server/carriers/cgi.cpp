@@ -4,11 +4,13 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
 #include "server/base/log.hpp"
 #include "server/store/paths.hpp"
+#include "transport/sink.hpp"
 #include "transport/stream.hpp"
 
 extern char** environ;
@@ -123,57 +125,76 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
         path = env("PATH_INFO");
         if (path.empty()) path = "/";
     }
-    std::string body;
-    if (method == "POST") {
-        const char* cl = ::getenv("CONTENT_LENGTH");
-        int64_t want = parse_content_length(cl);
-        const uint64_t cap = static_cast<uint64_t>(ctx.params.max_body);
-        if (want == -2) {
-            WebResponse r = failure(400, "bad request: malformed CONTENT_LENGTH");
-            return answer(io, ctx, r);
-        }
-        if (want >= 0 && static_cast<uint64_t>(want) > cap) {
-            WebResponse r = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes)");
-            return answer(io, ctx, r);
-        }
-        // Read it all before answering, within one deadline.
-        auto deadline = io::after_seconds(ctx.params.cgi_read_timeout);
-        if (want > 0) body.reserve(static_cast<size_t>(want));
-        char buf[64 * 1024];
-        for (;;) {  // bounded: each pass reads >= 1 byte, or ends (EOF, error, deadline)
-            size_t room = sizeof buf;
-            if (want >= 0) {
-                uint64_t left = static_cast<uint64_t>(want) - body.size();
-                if (left == 0) break;
-                room = static_cast<size_t>(std::min<uint64_t>(room, left));
-            } else if (body.size() > cap) {
-                WebResponse r = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes)");
-                return answer(io, ctx, r);
-            }
-            ssize_t n = io.read_some(buf, room, deadline);
-            if (n == 0) {
-                if (want < 0) break;  // EOF ends a body of unannounced length
-                WebResponse r = failure(400, "bad request: the body is shorter than CONTENT_LENGTH");
-                return answer(io, ctx, r);
-            }
-            if (n < 0) {
-                bool timeout = errno == ETIMEDOUT;
-                SOUK_LOG(Info, "cgi: reading the request body: %s", timeout ? "timed out" : std::strerror(errno));
-                WebResponse r = timeout ? failure(408, "request timeout: the body did not arrive in time")
-                                        : failure(400, "bad request: cannot read the body");
-                return answer(io, ctx, r);
-            }
-            body.append(buf, static_cast<size_t>(n));
-        }
-    }
     WebRequest req;
     req.method = method;
     req.path = path;
-    req.body = body;
     req.header = [](std::string_view name) { return header_from_env(name); };
     WebResponse r;
     handle_web(ctx, opts, req, r);
-    return answer(io, ctx, r);
+    if (!r.smart) return answer(io, ctx, r);  // a request body, if any, is never read
+
+    // A smart request: its body goes through the request pipeline as it
+    // arrives from stdin, never held whole.
+    const char* cl = ::getenv("CONTENT_LENGTH");
+    const int64_t want = parse_content_length(cl);
+    const uint64_t cap = static_cast<uint64_t>(ctx.params.max_upload);
+    if (want == -2) {
+        WebResponse f = failure(400, "bad request: malformed CONTENT_LENGTH");
+        return answer(io, ctx, f);
+    }
+    if (want >= 0 && static_cast<uint64_t>(want) > cap) {
+        WebResponse f = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes, --max-upload)");
+        return answer(io, ctx, f);
+    }
+    SmartExchange ex(ctx, "cgi", req, r.smart_base);
+    const auto deadline = io::after_seconds(ctx.params.cgi_read_timeout);
+    char buf[64 * 1024];
+    uint64_t got = 0;
+    for (;;) {  // bounded: each pass reads >= 1 byte, or ends (EOF, error, deadline, cap)
+        size_t room = sizeof buf;
+        if (want >= 0) {
+            uint64_t left = static_cast<uint64_t>(want) - got;
+            if (left == 0) break;
+            room = static_cast<size_t>(std::min<uint64_t>(room, left));
+        } else if (got > cap) {
+            WebResponse f = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes, --max-upload)");
+            return answer(io, ctx, f);
+        }
+        ssize_t n = io.read_some(buf, room, deadline);
+        if (n == 0) {
+            if (want < 0) break;  // EOF ends a body of unannounced length
+            WebResponse f = failure(400, "bad request: the body is shorter than CONTENT_LENGTH");
+            return answer(io, ctx, f);
+        }
+        if (n < 0) {
+            bool timeout = errno == ETIMEDOUT;
+            SOUK_LOG(Info, "cgi: reading the request body: %s", timeout ? "timed out" : std::strerror(errno));
+            WebResponse f = timeout ? failure(408, "request timeout: the body did not arrive in time")
+                                    : failure(400, "bad request: cannot read the body");
+            return answer(io, ctx, f);
+        }
+        got += static_cast<uint64_t>(n);
+        ex.body(std::string_view(buf, static_cast<size_t>(n)));
+    }
+    ex.end();
+    if (ex.zstd()) r.headers.emplace_back("Content-Encoding", "zstd");
+    if (ex.small()) {
+        // Small enough to answer with a Content-Length.
+        io::StringSink s(r.body);
+        if (!ex.write(s)) {
+            WebResponse f = failure(500, "the file changed while it was read; try again");
+            return answer(io, ctx, f);
+        }
+        return answer(io, ctx, r);
+    }
+    // Streamed as it is produced; the web server frames it (chunked or
+    // to EOF), since the length is not known in advance.
+    std::string head = "Status: 200 OK\r\n";
+    for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    head += "\r\n";
+    io::StreamSink out(io, io::after_seconds(ctx.params.write_timeout));
+    if (!out.write(head)) return 1;
+    return ex.write(out) ? 0 : 1;
 }
 
 }  // namespace souk::server

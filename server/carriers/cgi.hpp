@@ -1,4 +1,4 @@
-// The CGI carrier (RFC 3875; DESIGN.md 3.3): one request from the
+// The CGI carrier (RFC 3875; docs/protocol/http.md#cgi): one request from the
 // environment and stdin, one response on stdout, then exit. Start-up does
 // almost nothing (no threads, no directory scan), so a request costs little
 // more than fork + exec. Works behind nginx + fcgiwrap and Apache mod_cgi(d).

@@ -2,6 +2,8 @@
 
 #include <httplib.h>
 
+#include <errno.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -10,6 +12,7 @@
 #include <thread>
 
 #include "server/base/log.hpp"
+#include "transport/sink.hpp"
 
 namespace souk::server {
 namespace {
@@ -57,6 +60,23 @@ bool provide(const ServerContext& ctx, WebResponse& r, size_t offset, httplib::D
     return false;
 }
 
+// A reply written into httplib's response stream.
+class HttpSink final : public io::Sink {
+public:
+    explicit HttpSink(httplib::DataSink& sink) : sink_(sink) {}
+    bool write(std::string_view data) override {
+        if (!sink_.write(data.data(), data.size())) {
+            errno = EPIPE;
+            return false;
+        }
+        written_ += data.size();
+        return true;
+    }
+
+private:
+    httplib::DataSink& sink_;
+};
+
 }  // namespace
 
 std::string parse_http_address(const std::string& text, HttpOptions& out) {
@@ -84,9 +104,11 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
     svr.set_read_timeout(rs, rus);
     auto [ws, wus] = split_seconds(ctx.params.write_timeout);
     svr.set_write_timeout(ws, wus);
-    svr.set_payload_max_length(static_cast<size_t>(ctx.params.max_body));
+    // POST bodies are smart requests, streamed through the pipeline: their
+    // cap is --max-upload (other methods' bodies are never read).
+    svr.set_payload_max_length(static_cast<size_t>(ctx.params.max_upload));
 
-    // Nothing internal reaches a response (STYLE.md 7).
+    // Nothing internal reaches a response (docs/conventions.md#errors-as-values).
     svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
         const char* what = "unknown exception";
         std::string msg;
@@ -126,22 +148,60 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
     });
 
     const WebOptions web = opts.web;
-    auto handler = [&ctx, web](const httplib::Request& creq, httplib::Response& res) {
+    // Route and answer; for a smart POST, stream its body through a
+    // SmartExchange (the request pipeline) when `reader` is given.
+    auto serve = [&ctx, web](const httplib::Request& creq, httplib::Response& res,
+                             const httplib::ContentReader* reader) {
         // Ranges are ours to apply (handle_web): stop httplib from slicing
         // the body again. The object is httplib's non-const local.
         const_cast<httplib::Request&>(creq).ranges.clear();
-        WebRequest wr;
-        wr.method = creq.method;
-        wr.path = creq.path;
-        wr.body = creq.body;
-        wr.header = [&creq](std::string_view name) { return creq.get_header_value(std::string(name)); };
+        auto wr = std::make_shared<WebRequest>();
+        auto hdr = std::make_shared<httplib::Headers>(creq.headers);
+        wr->method = creq.method;
+        wr->header = [hdr](std::string_view name) {
+            auto it = hdr->find(std::string(name));
+            return it == hdr->end() ? std::string() : it->second;
+        };
+        auto path = std::make_shared<std::string>(creq.path);
+        wr->path = *path;
         auto out = std::make_shared<WebResponse>();
-        handle_web(ctx, web, wr, *out);
+        handle_web(ctx, web, *wr, *out);
         res.status = out->status;
         std::string content_type = "application/octet-stream";
         for (const auto& [k, v] : out->headers) {
             if (k == "Content-Type") content_type = v;
             else res.set_header(k, v);
+        }
+        if (out->smart) {
+            auto ex = std::make_shared<SmartExchange>(ctx, "http", *wr, out->smart_base);
+            if (reader) {
+                (*reader)([&ex](const char* data, size_t n) {
+                    ex->body(std::string_view(data, n));
+                    return true;
+                });
+            }
+            ex->end();
+            if (ex->zstd()) res.set_header("Content-Encoding", "zstd");
+            if (ex->small()) {
+                std::string body;
+                io::StringSink s(body);
+                if (!ex->write(s)) {
+                    res.status = 500;
+                    res.set_content("the file changed while it was read; try again\n", "text/plain; charset=utf-8");
+                    return;
+                }
+                res.set_content(std::move(body), content_type);
+                return;
+            }
+            // Streamed as the pipeline produces it (chunked).
+            res.set_chunked_content_provider(
+                content_type, [ex, wr, hdr, path](size_t, httplib::DataSink& sink) {
+                    HttpSink body(sink);
+                    bool ok = ex->write(body);
+                    if (ok) sink.done();
+                    return ok;
+                });
+            return;
         }
         if (out->pieces.empty()) {
             if (out->status == 304) return;
@@ -155,9 +215,13 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
                                      return provide(ctx, *out, offset, sink, *buf);
                                  });
     };
+    auto handler = [serve](const httplib::Request& req, httplib::Response& res) { serve(req, res, nullptr); };
+    auto with_body = [serve](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
+        serve(req, res, &reader);
+    };
     const std::string any = ".*";
     svr.Get(any, handler);
-    svr.Post(any, handler);
+    svr.Post(any, with_body);
     svr.Put(any, handler);
     svr.Patch(any, handler);
     svr.Delete(any, handler);

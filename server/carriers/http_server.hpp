@@ -1,4 +1,4 @@
-// soukd's own HTTP carrier (DESIGN.md 3.3): cpp-httplib with a fixed worker
+// soukd's own HTTP carrier (docs/protocol/http.md): cpp-httplib with a fixed worker
 // pool, keep-alive, header/body limits and timeouts from Params; every
 // request goes to handle_web (web.hpp). Runs until *stop becomes true.
 #pragma once

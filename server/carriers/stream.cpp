@@ -14,7 +14,7 @@ SessionEnd serve_stream(const ServerContext& shared_ctx, io::Stream& stream, con
         conn_ctx.store = conn_store.get();
     }
     const ServerContext& ctx = conn_store ? conn_ctx : shared_ctx;
-    // The request loop with pooled handlers (server/handler.cpp); between
+    // The request loop with pooled handlers (server/request/pipeline.cpp); between
     // requests the session holds no handler and no buffer.
     configure_pools(ctx.params);
     return serve_requests(ctx, stream, peer.c_str(), ServeMode::Blocking);

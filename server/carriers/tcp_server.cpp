@@ -35,7 +35,7 @@ int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile s
     }
     SOUK_LOG(Info, "serving %s on bzr://%s:%u/ (%s)", ctx.root_realpath.c_str(), opts.address.c_str(), port,
              ctx.allow_writes ? "read-write" : "read-only");
-    // Acceptor, epoll waiter and worker pool (server/waiter.hpp).
+    // Acceptor, epoll waiter and worker pool (server/carriers/waiter.hpp).
     return run_waiter(ctx, std::move(listener), stop);
 }
 

@@ -1,5 +1,5 @@
 // The bzr:// carrier: listen, then the acceptor + epoll waiter + bounded
-// worker pool of server/waiter.hpp (idle connections hold no thread),
+// worker pool of server/carriers/waiter.hpp (idle connections hold no thread),
 // capped by --max-connections. Runs until SIGTERM/SIGINT (see main).
 #pragma once
 

@@ -49,7 +49,7 @@ struct Conn {
 
     int fd() const { return stream.in_fd(); }
 };
-static_assert(sizeof(Conn) <= 256, "a parked connection must stay small (DESIGN.md 3.1)");
+static_assert(sizeof(Conn) <= 256, "a parked connection must stay small (docs/conventions.md)");
 
 // An intrusive FIFO of connections (parked: oldest deadline first, since
 // every connection parks with the same idle timeout; run queue: arrival order).

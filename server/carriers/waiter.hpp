@@ -1,9 +1,9 @@
-// The bzr:// carrier's connection machinery (DESIGN.md 3.1, 3.3; Varnish's
+// The bzr:// carrier's connection machinery (docs/request-lifecycle.md; Varnish's
 // waiter): an acceptor, an epoll waiter that parks idle connections with
 // no thread and no workspace — only a session record from the "sess" pool
 // (under 256 bytes) plus the kernel's socket — and a bounded pool of
 // worker threads (--workers) that takes a connection when bytes arrive and
-// serves its requests with pooled handlers (server/handler.hpp).
+// serves its requests with pooled handlers (server/request/handler.hpp).
 //
 // Timeouts: --idle-timeout applies only while a connection waits between
 // requests (parked, or lingering on a worker); once a request has started

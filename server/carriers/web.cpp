@@ -11,10 +11,8 @@
 
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
-#include "server/request/handler.hpp"
 #include "server/base/log.hpp"
 #include "server/store/paths.hpp"
-#include "server/request/reply.hpp"
 #include "server/store/shm_stats.hpp"
 
 namespace souk::server {
@@ -66,15 +64,6 @@ void text(WebResponse& out, int status, std::string_view msg) {
     out.file = OpenFile{};
 }
 
-proto::DecoderLimits limits_of(const Params& p) {
-    proto::DecoderLimits l;
-    l.max_line = static_cast<size_t>(p.max_line);
-    l.max_structure = static_cast<size_t>(p.max_structure);
-    l.max_body = static_cast<uint64_t>(p.max_body);
-    l.bencode.max_depth = static_cast<size_t>(p.max_bencode_depth);
-    return l;
-}
-
 // Replace `body` by its zstd frame when the client accepts zstd and it
 // saves bytes. Returns true if it did.
 bool maybe_zstd(const ServerContext& ctx, const WebRequest& req, std::string& body) {
@@ -121,99 +110,20 @@ bool none_match_hits(std::string_view list, const std::string& etag, const std::
     return hit;
 }
 
-struct Smart {
-    const ServerContext& ctx;
-    const WebRequest& req;
-    WebResponse& out;
-
-    void run(std::string_view base_path) {
-        auto base = resolve_path(base_path, false, PathContext{ctx.root_realpath, {}});
-        if (!base) return text(out, 404, "not found: the path is outside the served root");
-        proto::RequestDecoder dec(limits_of(ctx.params));
-        std::string_view in = req.body;
-        int version = 0;
-        const proto::VerbInfo* verb = nullptr;
-        proto::Args args;
-        std::string body;
-        bool aborted = false, done = false;
-        std::string& wire = out.body;
-        for (;;) {  // bounded: every call consumes input or ends the request
-            proto::Event ev = dec.next(in);
-            if (ev.kind == proto::Ev::NeedMore) break;
-            if (ev.kind == proto::Ev::ArgsReady) {
-                version = ev.version;
-                args = std::move(ev.args);
-                verb = proto::find_verb(args[0].bytes);
-            } else if (ev.kind == proto::Ev::BodyChunk) {
-                if (verb && verb->request_body) body.append(ev.chunk);
-            } else if (ev.kind == proto::Ev::Abort) {
-                aborted = true;
-            } else if (ev.kind == proto::Ev::End) {
-                done = true;
-                break;
-            } else if (ev.kind == proto::Ev::Error) {
-                SOUK_LOG(Info, "http: protocol error: %s", ev.error.c_str());
-                proto::response::encode(ev.version ? ev.version : 1, false, proto::protocol_error_args(ev.error),
-                                        nullptr, wire);
-                return finish();
-            }
-        }
-        if (!done) {
-            // What Breezy's WSGI server answers (spec 11.3), still 200.
-            wire = "error\x01incomplete request\n";
-            return finish();
-        }
-        if (!verb) {
-            proto::response::encode(version, false,
-                                     version == 3 ? proto::error_args(proto::Err::UnknownMethod, args[0].bytes)
-                                                  : proto::v12_unknown_verb_args(args[0].bytes),
-                                     nullptr, wire);
-            return finish();
-        }
-        if (aborted) {
-            proto::response::encode(version, false, {proto::Value("error"), proto::Value("request aborted by client")},
-                                    nullptr, wire);
-            return finish();
-        }
-        // A pooled handler per request, as on the stream carriers (server/handler.hpp).
-        HandlerLease h;
-        h.acquire(ctx.params);
-        Reply& reply = h->reply;
-        dispatch(ctx, *verb, args, body, *base, reply, &h->path);
-        SOUK_LOG(Debug, "http: %s -> %s", proto::to_display(args).c_str(), proto::to_display(reply.args).c_str());
-        std::string path = args.size() > 1 && args[1].is_bytes() ? args[1].bytes : std::string();
-        if (!encode_reply(ctx, version, reply, wire, path))
-            return text(out, 500, "the file changed while it was read; try again");
-        finish();
-    }
-
-    void finish() {
-        out.status = 200;
-        out.headers.emplace_back("Content-Type", kOctets);
-        if (maybe_zstd(ctx, req, out.body)) out.headers.emplace_back("Content-Encoding", "zstd");
-        out.headers.emplace_back("Cache-Control", "no-store");
-    }
-};
-
 void serve_file(const ServerContext& ctx, const WebRequest& req, std::string_view path, WebResponse& out) {
     auto rel = resolve_path(path, false, PathContext{ctx.root_realpath, {}});
     if (!rel) return text(out, 404, "not found");
     OpenFile f;
     if (int e = ctx.store->open_read(*rel, f)) {
-        switch (e) {
-        case ENOENT:
-        case ENOTDIR:
-        case ENAMETOOLONG: return text(out, 404, "not found");
-        case EISDIR: return text(out, 403, "forbidden: a directory (no listings)");
-        case EINVAL: return text(out, 403, "forbidden: not a regular file");
-        case ELOOP:
-        case EXDEV: return text(out, 403, "forbidden: symbolic links are not followed");
-        case EACCES:
-        case EPERM: return text(out, 403, "forbidden: permission denied");
-        default:
-            SOUK_LOG(Warn, "http: open %s: %s", rel->c_str(), std::strerror(e));
-            return text(out, 500, "cannot read the file");
-        }
+        // The one errno -> error map, and the error table's HTTP status.
+        const proto::Err err = proto::err_for_errno(e, true);
+        const char* msg = "cannot read the file";
+        if (err == proto::Err::NoSuchFile) msg = "not found";
+        else if (err == proto::Err::ReadError) msg = "forbidden: not a regular file (no listings)";
+        else if (err == proto::Err::PermissionDenied)
+            msg = e == EACCES || e == EPERM ? "forbidden: permission denied" : "forbidden: symbolic links are not followed";
+        else SOUK_LOG(Warn, "http: open %s: %s", rel->c_str(), std::strerror(e));
+        return text(out, proto::error_info(err).http_status, msg);
     }
     const uint64_t size = f.info.size;
     const int64_t mtime = f.info.mtime_ns / 1000000000;
@@ -469,6 +379,34 @@ int parse_range_header(std::string_view value, uint64_t size, size_t max_ranges,
     return out.empty() ? 416 : 1;
 }
 
+SmartExchange::SmartExchange(const ServerContext& ctx, const char* peer, const WebRequest& req, std::string base)
+    : ctx_(ctx), req_(req), base_(std::move(base)), pipe_(ctx, peer, base_) {}
+
+void SmartExchange::body(std::string_view chunk) {
+    // One request per exchange: bytes after it are ignored.
+    if (!ready_ && pipe_.feed(chunk) == Pipeline::Step::Ready) ready_ = true;
+}
+
+void SmartExchange::end() {
+    if (ready_) return;
+    pipe_.incomplete();
+    ready_ = true;
+}
+
+bool SmartExchange::zstd() const {
+    const uint64_t n = pipe_.reply_body_size();
+    return n >= 64 && n <= static_cast<uint64_t>(ctx_.params.zstd_max_bytes) &&
+           accepts_coding(req_.header("Accept-Encoding"), "zstd");
+}
+
+bool SmartExchange::small() const { return pipe_.reply_body_size() <= kInlineReply; }
+
+bool SmartExchange::write(io::Sink& out) {
+    if (!zstd()) return pipe_.write_reply(out);
+    io::ZstdSink z(out, static_cast<int>(ctx_.params.zstd_level));
+    return pipe_.write_reply(z);
+}
+
 void handle_web(const ServerContext& ctx, const WebOptions& opts, const WebRequest& req, WebResponse& out) {
     out = WebResponse{};
     out.head = req.method == "HEAD";
@@ -499,8 +437,16 @@ void handle_web(const ServerContext& ctx, const WebOptions& opts, const WebReque
             out.headers.emplace_back("Allow", "POST");
             return;
         }
-        Smart s{ctx, req, out};
-        return s.run(path.substr(0, path.size() - kSmartSuffix.size()));
+        // Relative client paths start at the URL's directory; the jail
+        // stays the served root (docs/protocol/http.md).
+        auto base = resolve_path(path.substr(0, path.size() - kSmartSuffix.size()), false,
+                                 PathContext{ctx.root_realpath, {}});
+        if (!base) return text(out, 404, "not found: the path is outside the served root");
+        out.smart = true;
+        out.smart_base = std::move(*base);
+        out.headers.emplace_back("Content-Type", kOctets);
+        out.headers.emplace_back("Cache-Control", "no-store");
+        return;
     }
     if (req.method == "GET" || req.method == "HEAD") return serve_file(ctx, req, path, out);
     text(out, 405, "method not allowed: files take GET and HEAD; the smart endpoint is <path>/.bzr/smart");

@@ -1,11 +1,11 @@
-// The web carriers' shared request logic (DESIGN.md 3.3): one function turns
+// The web carriers' shared request logic (docs/protocol/http.md): one function turns
 // an HTTP request into a response, whatever brought it in: soukd's own HTTP
 // server (http_server.cpp, cpp-httplib) or CGI (cgi.cpp, environment +
 // stdin). Carriers only translate; they never know a verb or a range.
 //
 //  * POST <path>/.bzr/smart: the body is one smart request of any version;
 //    relative client paths start at <path>, the jail stays the served root
-//    (spec 11.3). Answer 200 application/octet-stream with the response.
+//    (docs/protocol/http.md#post-to-bzrsmart). Answer 200 application/octet-stream with the response.
 //    Other methods there: 405 with Allow: POST.
 //  * GET/HEAD of a file: Range (one range 206, several 206
 //    multipart/byteranges, 416 when none is satisfiable), ETag and
@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "server/request/pipeline.hpp"
 #include "server/verbs/dispatch.hpp"
+#include "transport/sink.hpp"
 
 namespace souk::server {
 
@@ -38,7 +40,6 @@ struct WebOptions {
 struct WebRequest {
     std::string_view method;  // "GET", "HEAD", "POST", ...
     std::string_view path;    // the URL path, already percent-decoded, no query
-    std::string_view body;    // POST: the whole body
     // A request header by name (case-insensitive), "" when absent.
     std::function<std::string(std::string_view name)> header;
 };
@@ -56,14 +57,46 @@ struct WebResponse {
     OpenFile file;
     std::vector<Piece> pieces;
     bool head = false;  // HEAD: send the headers (and Content-Length) only
+    // A smart request (status 200, headers set): the carrier streams the
+    // request body through a SmartExchange rooted at smart_base.
+    bool smart = false;
+    std::string smart_base;
 
     uint64_t content_length() const;
     const std::string* find_header(std::string_view name) const;
 };
 
-// Answer one request. Never throws (except std::bad_alloc); every failure
-// is a status with a short text/plain body that names no server path.
+// Route one request and answer it, except the body of a smart request
+// (out.smart): the carrier then runs a SmartExchange. Never throws (except
+// std::bad_alloc); every failure is a status with a short text/plain body
+// that names no server path. Reads no request body.
 void handle_web(const ServerContext& ctx, const WebOptions& opts, const WebRequest& req, WebResponse& out);
+
+// One smart request over HTTP or CGI: the POST body is fed to the request
+// pipeline as it arrives, and the reply is written to the carrier's Sink,
+// zstd-compressed when the client accepts it and the body is worth it.
+class SmartExchange {
+public:
+    // Replies up to this body size are written whole, with a
+    // Content-Length; larger ones stream (chunked, or to EOF for CGI).
+    static constexpr uint64_t kInlineReply = 256 * 1024;
+
+    SmartExchange(const ServerContext& ctx, const char* peer, const WebRequest& req, std::string base);
+    void body(std::string_view chunk);  // the next piece of the POST body
+    void end();                         // the POST body is complete
+    bool zstd() const;                  // after end(): Content-Encoding: zstd
+    bool small() const;                 // after end(): write it whole (Content-Length)
+    // After end(): write the reply (counted by the pipeline). false when it
+    // could not be written whole.
+    bool write(io::Sink& out);
+
+private:
+    const ServerContext& ctx_;
+    const WebRequest& req_;
+    std::string base_;
+    Pipeline pipe_;
+    bool ready_ = false;
+};
 
 // The reason phrase of a status ("Not Found"); "Unknown" for others.
 const char* status_text(int status);

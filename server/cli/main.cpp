@@ -220,7 +220,8 @@ int main(int argc, char** argv) {
 
     if (cgi) return run_cgi(ctx, http.web);
     if (inet) {
-        // stdout carries only protocol bytes (STYLE.md 10).
+        // stdout carries only protocol bytes
+        // (docs/conventions.md#logs-never-on-the-protocol-channel).
         souk::io::Stream stdio(STDIN_FILENO, STDOUT_FILENO, false);
         SessionEnd why = serve_stream(ctx, stdio, "stdio");
         return (why == SessionEnd::Eof || why == SessionEnd::IdleTimeout) ? 0 : 1;

@@ -26,7 +26,9 @@ proto::DecoderLimits limits_of(const Params& p) {
     proto::DecoderLimits l;
     l.max_line = static_cast<size_t>(p.max_line);
     l.max_structure = static_cast<size_t>(p.max_structure);
-    l.max_body = static_cast<uint64_t>(p.max_body);
+    // The framing's cap is the larger one: streamed bodies go up to
+    // --max-upload; the pipeline holds whole bodies to --max-body.
+    l.max_body = static_cast<uint64_t>(std::max(p.max_body, p.max_upload));
     l.bencode.max_depth = static_cast<size_t>(p.max_bencode_depth);
     return l;
 }
@@ -117,14 +119,16 @@ void Handler::begin(const Params& p) {
     argc = 0;
     version = 0;
     verb = nullptr;
-    answered = aborted = false;
+    aborted = prepared = close_after = false;
     body_len_ = 0;
     spilled_ = false;
+    started = io::Clock::now();
     deadline = io::after_seconds(p.request_timeout);
 }
 
 void Handler::finish() {
     check();
+    sink.reset();   // an unfinished upload is discarded now
     reply.reset();  // closes the file now
     argc = 0;
     verb = nullptr;

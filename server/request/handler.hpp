@@ -1,5 +1,6 @@
-// Request handlers and the request loop shared by the stream carriers
-// (DESIGN.md 3.1, the Varnish idea). Every request gets a fresh handler —
+// Request handlers: one per request, on every carrier; the request loop
+// that uses them is the pipeline (server/request/pipeline.hpp). The Varnish
+// idea (docs/request-lifecycle.md): every request gets a fresh handler —
 // the request object and its workspace — from the "req" mempool and gives
 // it back when its response is written, when it fails, or when the client
 // goes away; reads go through a buffer from the "iobuf" pool that is held
@@ -17,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -61,8 +63,15 @@ public:
     size_t argc = 0;
     int version = 0;
     const proto::VerbInfo* verb = nullptr;
-    bool answered = false, aborted = false;
+    bool aborted = false;
+    // The reply was decided before the body ended (unknown verb, refused by
+    // policy, bad arguments, a streamed verb that could not begin, a body
+    // over its cap): the rest of the body is discarded unread.
+    bool prepared = false;
+    bool close_after = false;  // a protocol error: the stream cannot go on
+    io::Clock::time_point started{};
     io::Deadline deadline{};
+    std::unique_ptr<BodySink> sink;  // a streamed verb's body, as it arrives
     Reply reply;
     std::string path;  // scratch for the dispatcher's path resolution
     std::string out;   // the response builder
@@ -114,7 +123,7 @@ private:
 // The pools (created on first use; maintained by PoolManager).
 Mempool& req_pool();    // handlers + workspaces
 Mempool& iobuf_pool();  // 64 KiB read buffers
-Mempool& sess_pool();   // TCP session records (server/waiter.cpp)
+Mempool& sess_pool();   // TCP session records (server/carriers/waiter.cpp)
 
 // Apply --workspace, --pool-min, --pool-max, --pool-max-age to the pools
 // (idempotent; carriers call it before serving). Installs the manager's

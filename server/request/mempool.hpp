@@ -1,17 +1,20 @@
-// Varnish-style memory pools (DESIGN.md 3.1; Varnish's cache_mempool.c):
-// one pool manager for every pool in soukd. A pool hands out items of a
-// fixed (but run-time adjustable) size and keeps returned ones for reuse,
-// between a low and a high watermark; items idle longer than the maximum
-// age are freed. Preallocation and trimming happen on the manager's
-// maintenance thread, outside the request path. Every degraded path has a
-// counter (STYLE.md 4): "ran dry" (a get found the pool empty and had to
-// allocate), "too small" (an item older than a size change was freed
-// instead of reused), "surplus" (a returned item was freed: the pool was
-// full), "timed out" (an idle item was freed by age).
+// Varnish-style memory pools (docs/request-lifecycle.md#mempools-varnishs-idea;
+// Varnish's cache_mempool.c): one pool manager for every pool in soukd. A
+// pool hands out items of a fixed (but run-time adjustable) size and keeps
+// returned ones for reuse, between a low and a high watermark; items idle
+// longer than the maximum age are freed. Preallocation and trimming happen
+// on the manager's maintenance thread, outside the request path. Every
+// degraded path has a counter
+// (docs/conventions.md#declare-counters-and-parameters-once): "ran dry" (a
+// get found the pool empty and had to allocate), "too small" (an item older
+// than a size change was freed instead of reused), "surplus" (a returned
+// item was freed: the pool was full), "timed out" (an idle item was freed
+// by age).
 //
-// Items are checkable (STYLE.md 9): each carries a magic number that flips
-// between "in use" and "idle", checked on every get and put (a foreign
-// pointer or a double put aborts with the pool's name). Debug builds
+// Items are checkable (docs/conventions.md#pooled-objects-are-checkable):
+// each carries a magic number that flips between "in use" and "idle",
+// checked on every get and put (a foreign pointer or a double put aborts
+// with the pool's name). Debug builds
 // (no NDEBUG) poison a returned item's memory; ASan builds also mark it
 // unaddressable while idle.
 //

@@ -2,18 +2,25 @@
 
 #include <errno.h>
 
+#include <chrono>
+
 #include "protocol/errors.hpp"
 #include "server/base/counters.hpp"
 #include "server/base/log.hpp"
-#include "server/request/handler.hpp"
 #include "server/request/reply.hpp"
 
 namespace souk::server {
 namespace {
 
 using proto::Ev;
+using proto::Value;
 
 const std::string kNoPath;
+
+// ('error', <what>, <message>): what a verb answers for bad input.
+proto::Args generic(std::string_view kind, std::string msg) {
+    return {Value("error"), Value(kind), Value(std::move(msg))};
+}
 
 }  // namespace
 
@@ -31,24 +38,166 @@ const char* to_string(SessionEnd e) {
     return "?";
 }
 
+Pipeline::Pipeline(const ServerContext& ctx, const char* peer, std::string_view base)
+    : ctx_(ctx), peer_(peer), base_(base) {}
+
+void Pipeline::prepare(proto::Args error) {
+    h_->reply.fail(std::move(error));
+    h_->sink.reset();
+    h_->prepared = true;
+}
+
+Pipeline::Step Pipeline::feed(std::string_view& in) {
+    if (ready_ || in.empty()) return Step::NeedMore;
+    // A fresh handler for each request, from its first byte.
+    if (!h_) h_.acquire(ctx_.params);
+    Handler& h = *h_;
+    const size_t before = in.size();
+    for (;;) {  // bounded: each event consumes input or ends the request
+        proto::Event ev = h.decoder.next(in);
+        switch (ev.kind) {
+        case Ev::NeedMore:
+            count(counters().bytes_in, before - in.size());
+            return Step::NeedMore;
+        case Ev::ArgsReady: on_args(ev); break;
+        case Ev::BodyChunk:
+            // Bodies sent to verbs that take none are discarded, and so is
+            // the rest of a body whose reply is already decided.
+            if (h.prepared || !h.verb) break;
+            if (h.sink) {
+                h.sink->write(ev.chunk);
+            } else if (h.verb->body == proto::BodyKind::Whole) {
+                if (h.body().size() + ev.chunk.size() > static_cast<uint64_t>(ctx_.params.max_body)) {
+                    count(counters().body_over_cap);
+                    prepare(generic("TooLarge", "request body over --max-body (" +
+                                                     std::to_string(static_cast<uint64_t>(ctx_.params.max_body)) +
+                                                     " bytes)"));
+                    break;
+                }
+                h.body_append(ev.chunk);
+            }
+            break;
+        case Ev::Abort:
+            // Apply nothing; still answer once to keep in step.
+            h.aborted = true;
+            h.sink.reset();
+            break;
+        case Ev::End: on_end(); break;
+        case Ev::Error:
+            SOUK_LOG(Info, "%s: protocol error: %s", peer_, ev.error.c_str());
+            // Breezy's reply to malformed framing; the stream cannot be
+            // resynchronised, so the connection closes after it.
+            h.version = ev.version ? ev.version : 1;
+            h.verb = nullptr;
+            h.reply.fail(proto::protocol_error_args(ev.error));
+            h.close_after = true;
+            ready_ = true;
+            break;
+        default: break;
+        }
+        if (ready_) {
+            count(counters().bytes_in, before - in.size());
+            return Step::Ready;
+        }
+    }
+}
+
+void Pipeline::on_args(const proto::Event& ev) {
+    Handler& h = *h_;
+    h.version = ev.version;
+    h.argc = ev.argc;
+    h.verb = proto::find_verb(h.arg_storage[0].bytes);
+    const auto args = h.args();
+    if (!h.verb) {
+        // Answered when the message ends; its body is skipped unread.
+        // Clients probe verbs this way (docs/protocol/framing.md).
+        const std::string& name = h.arg_storage[0].bytes;
+        SOUK_LOG(Debug, "%s: unknown verb %s", peer_, proto::to_display(h.arg_storage[0]).c_str());
+        prepare(h.version == 3 ? proto::error_args(proto::Err::UnknownMethod, name)
+                               : proto::v12_unknown_verb_args(name));
+        return;
+    }
+    // Policy from the verb table, before any body byte is read.
+    if (h.verb->mutating && !ctx_.allow_writes) return prepare(proto::error_args(proto::Err::ReadOnlyError));
+    if (h.verb->body == proto::BodyKind::Streamed) {
+        // The verb takes its body as it arrives (or fails now).
+        dispatch(ctx_, *h.verb, args, {}, base_, h.reply, &h.path, &h.sink);
+        if (!h.sink) h.prepared = true;
+    }
+}
+
+void Pipeline::on_end() {
+    Handler& h = *h_;
+    ready_ = true;
+    if (h.aborted && !h.prepared) {
+        SOUK_LOG(Info, "%s: %s aborted by the client", peer_, h.verb ? h.verb->name.data() : "request");
+        h.reply.fail({Value("error"), Value("request aborted by client")});
+        return;
+    }
+    if (h.prepared) return;
+    if (h.sink) {
+        h.sink->finish(h.reply);
+        h.sink.reset();
+        return;
+    }
+    dispatch(ctx_, *h.verb, h.args(), h.body(), base_, h.reply, &h.path);
+}
+
+void Pipeline::incomplete() {
+    if (!h_) h_.acquire(ctx_.params);
+    // What Breezy's WSGI server answers (docs/protocol/http.md), still 200.
+    h_->version = 1;
+    h_->verb = nullptr;
+    h_->reply.fail({Value("error"), Value("incomplete request")});
+    h_->close_after = true;
+    ready_ = true;
+}
+
+void Pipeline::truncated() {
+    if (!h_) return;
+    count(counters().truncated_requests);
+    h_.release();  // an unfinished upload is discarded with the handler
+}
+
+bool Pipeline::write_reply(io::Sink& out) {
+    Handler& h = *h_;
+    Counters& c = counters();
+    if (h.close_after) {
+        count(c.protocol_errors);
+        closing_ = true;
+    } else {
+        count(c.requests);
+        if (!h.verb) count(c.unknown_verbs);
+        else count(c.verb_requests[static_cast<size_t>(h.verb->id)]);
+        if (h.aborted) count(c.aborted_requests);
+        if (!h.reply.success) count(c.request_failures);
+    }
+    auto args = h.args();
+    SOUK_LOG(Debug, "%s: %s -> %s", peer_, h.argc ? proto::to_display(proto::Args(args.begin(), args.end())).c_str() : "?",
+             proto::to_display(h.reply.args).c_str());
+    const std::string& path = h.argc > 1 && args[1].is_bytes() ? args[1].bytes : kNoPath;
+    const uint64_t before = out.written();
+    bool ok = server::write_reply(ctx_, out, h.version, h.reply, h.out, path) && out.finish();
+    count(c.bytes_out, out.written() - before);
+    if (!ok) count(c.write_failures);
+    count_latency(c, static_cast<uint64_t>(
+                         std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - h.started).count()));
+    h_.release();  // the next request gets a fresh handler; its file and buffers go now
+    ready_ = false;
+    return ok;
+}
+
 // ------------------------------------------------------- request loop --
 
 SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer, ServeMode mode) {
     const bool park = mode == ServeMode::Park;
     IoBuffer buf;
-    HandlerLease h;
+    Pipeline p(ctx, peer);
     std::string_view pending;  // bytes read but not yet decoded (in buf)
-
-    // A response without a body, now (unknown verb, abort, protocol error).
-    auto send_now = [&](int v, bool success, const proto::Args& a) {
-        h->out.clear();
-        proto::response::encode(v, success, a, nullptr, h->out);
-        return stream.write_all(h->out, io::after_seconds(ctx.params.write_timeout)) == 0;
-    };
 
     for (;;) {  // one pass per read; bounded by the peer's bytes and the deadlines
         if (pending.empty()) {
-            const bool idle = !h;  // between requests
+            const bool idle = !p.mid_request();  // between requests
             ssize_t n;
             if (idle && park) {
                 buf.acquire();
@@ -68,11 +217,11 @@ SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const ch
                 buf.acquire();
                 n = stream.read_some(buf.data(), buf.size(), idle_deadline);
             } else {
-                n = stream.read_some(buf.data(), buf.size(), h->deadline);
+                n = stream.read_some(buf.data(), buf.size(), p.deadline());
             }
             if (n == 0) {
                 if (idle) return SessionEnd::Eof;
-                count(counters().truncated_requests);
+                p.truncated();
                 return SessionEnd::Truncated;
             }
             if (n < 0) {
@@ -81,89 +230,16 @@ SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const ch
                 count(idle ? counters().idle_timeouts : counters().request_timeouts);
                 return idle ? SessionEnd::IdleTimeout : SessionEnd::RequestTimeout;
             }
-            count(counters().bytes_in, static_cast<uint64_t>(n));
             pending = std::string_view(buf.data(), static_cast<size_t>(n));
         }
-        // A fresh handler for each request, from its first byte.
-        if (!h) h.acquire(ctx.params);
-        bool done = false;
-        while (!done) {  // bounded: each event consumes input or ends the request
-            proto::Event ev = h->decoder.next(pending);
-            if (ev.kind == Ev::NeedMore) break;
-            switch (ev.kind) {
-            case Ev::ArgsReady:
-                h->version = ev.version;
-                h->argc = ev.argc;
-                h->verb = proto::find_verb(h->arg_storage[0].bytes);
-                h->aborted = false;
-                h->answered = false;
-                if (!h->verb) {
-                    // Answer at once and skip the rest of the message, body
-                    // included: clients probe verbs this way (spec 3.4).
-                    const std::string& name = h->arg_storage[0].bytes;
-                    SOUK_LOG(Debug, "%s: unknown verb %s", peer, proto::to_display(h->arg_storage[0]).c_str());
-                    h->answered = true;
-                    count(counters().requests);
-                    count(counters().unknown_verbs);
-                    if (!send_now(h->version, false,
-                                  h->version == 3 ? proto::error_args(proto::Err::UnknownMethod, name)
-                                                  : proto::v12_unknown_verb_args(name)))
-                        return SessionEnd::WriteFailed;
-                }
-                break;
-            case Ev::BodyChunk:
-                // Bodies sent to verbs that take none are discarded (spec 3.2).
-                if (h->verb && h->verb->request_body && !h->answered) h->body_append(ev.chunk);
-                break;
-            case Ev::Abort:
-                h->aborted = true;
-                break;
-            case Ev::End: {
-                if (!h->answered) {
-                    if (h->aborted) {
-                        // Apply nothing; still answer once to keep in step.
-                        SOUK_LOG(Info, "%s: %s aborted by the client", peer, h->verb->name.data());
-                        count(counters().requests);
-                        count(counters().aborted_requests);
-                        if (!send_now(h->version, false,
-                                      {proto::Value("error"), proto::Value("request aborted by client")}))
-                            return SessionEnd::WriteFailed;
-                    } else {
-                        auto args = h->args();
-                        dispatch(ctx, *h->verb, args, h->body(), {}, h->reply, &h->path);
-                        count(counters().requests);
-                        count(counters().verb_requests[static_cast<size_t>(h->verb->id)]);
-                        if (!h->reply.success) count(counters().request_failures);
-                        SOUK_LOG(Debug, "%s: %s -> %s", peer,
-                                 proto::to_display(proto::Args(args.begin(), args.end())).c_str(),
-                                 proto::to_display(h->reply.args).c_str());
-                        const std::string& path = args.size() > 1 && args[1].is_bytes() ? args[1].bytes : kNoPath;
-                        if (!write_reply(ctx, stream, h->version, h->reply, h->out, path)) {
-                            // The handler, its buffers and its file go back at once (h's lease).
-                            count(counters().write_failures);
-                            return SessionEnd::WriteFailed;
-                        }
-                    }
-                }
-                h.release();  // the next request gets a fresh one
-                done = true;
-                // Park mode: nothing read ahead, so nothing to decode; the
-                // caller watches the socket (linger, then the waiter)
-                // rather than paying a read that would find nothing.
-                if (park && pending.empty()) return SessionEnd::Parked;
-                break;
-            }
-            case Ev::Error: {
-                SOUK_LOG(Info, "%s: protocol error: %s", peer, ev.error.c_str());
-                count(counters().protocol_errors);
-                // Breezy's reply to malformed framing; the stream cannot be
-                // resynchronised, so the connection closes after it.
-                send_now(ev.version ? ev.version : 1, false, proto::protocol_error_args(ev.error));
-                return SessionEnd::ProtocolError;
-            }
-            default:
-                break;
-            }
+        while (p.feed(pending) == Pipeline::Step::Ready) {  // bounded: each reply consumes a request's bytes
+            io::StreamSink out(stream, io::after_seconds(ctx.params.write_timeout));
+            if (!p.write_reply(out)) return SessionEnd::WriteFailed;
+            if (p.closing()) return SessionEnd::ProtocolError;
+            // Park mode: nothing read ahead, so nothing to decode; the
+            // caller watches the socket (linger, then the waiter) rather
+            // than paying a read that would find nothing.
+            if (park && pending.empty()) return SessionEnd::Parked;
         }
     }
 }

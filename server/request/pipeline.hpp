@@ -1,32 +1,88 @@
 // The request pipeline: the one place a request is served, whatever
-// carried it. Bytes in -> decode (protocol/) -> verb lookup -> policy ->
-// dispatch (server/verbs/) -> reply writer -> bytes out, with a pooled
-// handler per request (server/request/handler.hpp).
+// carried it (docs/request-tour.md). Bytes in -> decode (protocol/) ->
+// verb lookup -> policy from the verb table (read-only, body kind, caps)
+// -> dispatch (server/verbs/) -> reply writer -> bytes out, with a pooled
+// handler per request (server/request/handler.hpp) and every request
+// counted here, once, for every carrier.
+//
+// Stream carriers (stdio, TCP) feed it until EOF; the web carriers (HTTP,
+// CGI) feed it one request's bytes per exchange. Carriers differ only in
+// how bytes arrive and where the reply goes (an io::Sink).
 #pragma once
 
+#include <string_view>
+
+#include "server/request/handler.hpp"
 #include "server/verbs/dispatch.hpp"
+#include "transport/sink.hpp"
 #include "transport/stream.hpp"
 
 namespace souk::server {
 
-// Why a session ended (for logs and tests).
-// Parked: the TCP waiter's mode only (server/handler.hpp): between requests
-// with no bytes waiting, handed back to the waiter.
+// Why a stream session ended (for logs and tests). Parked: the TCP
+// waiter's mode only: between requests with no bytes waiting, handed back
+// to the waiter.
 enum class SessionEnd { Eof, IdleTimeout, RequestTimeout, Truncated, ProtocolError, WriteFailed, ReadFailed, Parked };
 const char* to_string(SessionEnd e);
 
-// Serve one connection. Returns when the peer is done or must be dropped;
-// the caller closes the stream. Never throws.
-SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std::string& peer);
+class Pipeline {
+public:
+    // `base`: the root-relative directory relative client paths start from
+    // ("" except over HTTP and CGI, where it is the URL's directory).
+    Pipeline(const ServerContext& ctx, const char* peer, std::string_view base = {});
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
+
+    enum class Step : uint8_t {
+        NeedMore,  // `in` is used up; feed more bytes
+        Ready,     // a request is complete and its reply prepared: write_reply() before feeding more
+    };
+    // Decode bytes from `in` (advancing it) until a request is complete or
+    // `in` runs out. A request's first byte takes a handler from the pool.
+    Step feed(std::string_view& in);
+    // Write the prepared reply to `out` (counted: requests, verbs,
+    // failures, bytes out, latency) and give the handler back. false when
+    // the reply could not be written whole; then the connection must close
+    // (and also when closing() after it).
+    bool write_reply(io::Sink& out);
+    // After write_reply: a protocol error was answered; the stream cannot
+    // be resynchronised and must close.
+    bool closing() const { return closing_; }
+    // After Ready: the size of the prepared reply's body.
+    uint64_t reply_body_size() const { return h_ ? h_->reply.body_size() : 0; }
+    // A request has begun arriving and is not answered yet.
+    bool mid_request() const { return static_cast<bool>(h_); }
+    // When the request now arriving must be complete (--request-timeout).
+    io::Deadline deadline() const { return h_ ? h_->deadline : io::no_deadline(); }
+    // The input ended in the middle of a request: apply nothing, count it,
+    // give the handler back.
+    void truncated();
+    // Web carriers: the request body ended before the message did. Prepares
+    // the reply Breezy's own HTTP server gives (Ready to write).
+    void incomplete();
+
+private:
+    void on_args(const proto::Event& ev);
+    void on_end();
+    // Decide the reply now; the rest of the request is discarded unread.
+    void prepare(proto::Args error);
+
+    const ServerContext& ctx_;
+    const char* peer_;
+    std::string_view base_;
+    HandlerLease h_;
+    bool ready_ = false;
+    bool closing_ = false;
+};
 
 enum class ServeMode {
     Blocking,  // wait for the next request on the stream (stdio): until EOF or the idle timeout
     Park,      // return Parked as soon as the connection is between requests with nothing to read (TCP waiter)
 };
 
-// Serve requests from `stream`: one handler per request, the response in
-// the request's version. Returns why it stopped (Parked in Park mode when
-// no bytes are waiting between requests). Never throws.
+// Serve requests from `stream` through a Pipeline until EOF, a timeout or
+// a protocol error (Parked in Park mode when no bytes are waiting between
+// requests). Never throws.
 SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer, ServeMode mode);
 
 }  // namespace souk::server

@@ -1,9 +1,6 @@
 #include "server/request/reply.hpp"
 
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstring>
@@ -12,8 +9,6 @@
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
 #include "server/base/counters.hpp"
-#include "server/request/handler.hpp"
-#include "server/base/log.hpp"
 #include "server/store/send.hpp"
 
 namespace souk::server {
@@ -34,32 +29,23 @@ constexpr uint64_t kDirectBody = 64 * 1024;
 
 // Pad the rest of a v3 part whose length already went out (after a short
 // send): the client discards a body that ends with an error part.
-bool pad_part(io::Stream& out, uint64_t pad, io::Deadline deadline) {
+bool pad_part(io::Sink& out, uint64_t pad) {
     static const char kZeros[64 * 1024] = {};
     while (pad > 0) {  // bounded: each pass writes a piece or fails
         size_t k = static_cast<size_t>(std::min<uint64_t>(pad, sizeof kZeros));
-        if (out.write_all(std::string_view(kZeros, k), deadline) != 0) return false;
+        if (!out.write(std::string_view(kZeros, k))) return false;
         pad -= k;
     }
     return true;
 }
 
-// TCP_CORK while a body goes out in many sendfile calls: full segments, not
-// one per range (TCP_NODELAY is on). A no-op on pipes.
-void cork(io::Stream& out, bool on) {
-    int v = on ? 1 : 0;
-    ::setsockopt(out.out_fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);
-}
-
 }  // namespace
 
-bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& reply, std::string& buf,
+bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf,
                  const std::string& client_path) {
-    auto deadline = io::after_seconds(ctx.params.write_timeout);
     auto flush = [&] {
         if (buf.empty()) return true;
-        bool ok = out.write_all(buf, deadline) == 0;
-        if (ok) count(counters().bytes_out, buf.size());
+        bool ok = out.write(buf);
         buf.clear();
         return ok;
     };
@@ -96,8 +82,7 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
     // nullopt when all went out; else what write_reply must return.
     auto send_piece = [&](uint64_t offset, uint64_t length, uint64_t done, uint64_t n,
                           uint64_t part_left) -> std::optional<bool> {
-        int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n, deadline);
-        if (sent > 0) count(counters().bytes_out, static_cast<uint64_t>(sent));
+        int64_t sent = send_range(*ctx.store, out, reply.file, offset + done, n);
         if (sent < 0) {
             // Unknown how much of the part went out: cannot be repaired.
             int e = errno;
@@ -114,7 +99,7 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
             count(counters().stream_errors);
             return false;
         }
-        if (!pad_part(out, part_left - static_cast<uint64_t>(sent), deadline)) return cancelled();
+        if (!pad_part(out, part_left - static_cast<uint64_t>(sent))) return cancelled();
         char probe;
         ssize_t r = ctx.store->pread(reply.file, &probe, 1, offset + done + static_cast<uint64_t>(sent));
         return fail_stream(read_failure(r < 0 ? static_cast<int>(-r) : (r > 0 ? EIO : 0), offset, length,
@@ -124,13 +109,13 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
     uint64_t total = reply.body_size();
     proto::response::body_begin(version, total, buf);
     if (total == 0) proto::response::body_chunk(version, {}, buf);
-    if (total > kDirectBody && reply.ranges.size() > 1 && ctx.store->direct_ok()) {
+    if (total > kDirectBody && reply.ranges.size() > 1 && ctx.store->direct_ok() && out.direct()) {
         // Every range with sendfile, back to back, in parts of up to
         // kPartBytes that span ranges.
-        cork(out, true);
+        out.cork(true);
         struct Uncork {
-            io::Stream& s;
-            ~Uncork() { cork(s, false); }
+            io::Sink& s;
+            ~Uncork() { s.cork(false); }
         } uncork{out};
         uint64_t part_left = 0, sent_total = 0;
         for (const auto& [offset, length] : reply.ranges) {
@@ -185,49 +170,6 @@ bool write_reply(const ServerContext& ctx, io::Stream& out, int version, Reply& 
     proto::response::body_end(version, buf);
     proto::response::end(version, buf);
     return flush() || cancelled();
-}
-
-bool encode_reply(const ServerContext& ctx, int version, Reply& reply, std::string& out,
-                  const std::string& client_path) {
-    out.clear();
-    if (reply.body_kind != Reply::Body::File) {
-        proto::response::encode(version, reply.success, reply.args,
-                                reply.body_kind == Reply::Body::Bytes ? &reply.body : nullptr, out);
-        return true;
-    }
-    proto::response::begin(version, reply.success, reply.args, out);
-    proto::response::body_begin(version, reply.body_size(), out);
-    if (reply.body_size() == 0) proto::response::body_chunk(version, {}, out);
-    for (const auto& [offset, length] : reply.ranges) {
-        for (uint64_t done = 0; done < length;) {  // bounded: each pass consumes a part or returns
-            uint64_t n = std::min(kPartBytes, length - done);
-            size_t at = out.size();
-            proto::response::body_chunk_header(version, static_cast<uint32_t>(n), out);
-            size_t data_at = out.size();
-            out.resize(data_at + n);
-            uint64_t got = 0;
-            while (got < n) {
-                ssize_t r = ctx.store->pread(reply.file, out.data() + data_at + got, n - got, offset + done + got);
-                if (r <= 0) break;
-                got += static_cast<uint64_t>(r);
-            }
-            if (got < n) {
-                if (version != 3) return false;
-                out.resize(at);
-                proto::response::stream_error(
-                    version,
-                    {proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
-                     proto::Value(std::to_string(length)), proto::Value(std::to_string(done + got))},
-                    out);
-                proto::response::end(version, out);
-                return true;
-            }
-            done += n;
-        }
-    }
-    proto::response::body_end(version, out);
-    proto::response::end(version, out);
-    return true;
 }
 
 }  // namespace souk::server

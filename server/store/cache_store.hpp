@@ -1,4 +1,4 @@
-// The range-cache layer (DESIGN.md 3.2): serves client reads from the
+// The range-cache layer (docs/store-chain.md#the-range-cache): serves client reads from the
 // shared segment's blocks (range_cache.hpp) and fills misses from the layer
 // below, one lower read per run of missing blocks.
 //

@@ -1,4 +1,4 @@
-// The store chain of DESIGN.md 3.2, built from the parameters:
+// The store chain (docs/store-chain.md), built from the parameters:
 //
 //   stats -> range cache -> readahead -> delay -> jailed filesystem
 //   (--store-stats) (--cache)  (--readahead) (--slow-read-delay)
@@ -7,7 +7,7 @@
 // where it used FsStore. Building it attaches (or creates) the shared
 // segment of the root and points soukd's counters into it, so `soukd stats`
 // sees this process. Each layer checks its preconditions here and logs how
-// to fix what stops it from helping (STYLE.md 2).
+// to fix what stops it from helping (docs/conventions.md#start-up-explains-itself).
 //
 // for_connection() gives a stream connection its own chain (its own
 // readahead thread) sharing the filesystem, the segment and the cache;

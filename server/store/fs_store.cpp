@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <memory>
@@ -193,78 +194,230 @@ int FsStore::stat(const std::string& path, FileInfo& out) {
     return 0;
 }
 
-int FsStore::put(const std::string& path, std::string_view data, int mode) {
+namespace {
+
+// Bytes that wait for their commit: in memory up to kSpoolInMemory, then
+// in an unnamed temporary file (O_TMPFILE) in `dir`, which a crash cannot
+// leave behind.
+class Spool {
+public:
+    int write(int dir, std::string_view chunk) {
+        if (!file_ && mem_.size() + chunk.size() <= kSpoolInMemory) {
+            mem_.append(chunk);
+            return 0;
+        }
+        if (!file_) {
+            if (int e = open_file(dir)) return e;
+            if (int e = write_all_at(file_.get(), mem_, 0)) return e;
+            size_ = mem_.size();
+            std::string().swap(mem_);
+        }
+        int e = write_all_at(file_.get(), chunk, size_);
+        if (!e) size_ += chunk.size();
+        return e;
+    }
+    // Write everything to `fd` at `at` (copy_file_range from the file: no
+    // copy through user space). 0 or errno.
+    int copy_to(int fd, uint64_t at) const {
+        if (!file_) return write_all_at(fd, mem_, at);
+        loff_t in = 0, out = static_cast<loff_t>(at);
+        uint64_t left = size_;
+        while (left > 0) {  // bounded: each pass copies >= 1 byte or fails
+            ssize_t r = ::copy_file_range(file_.get(), &in, fd, &out,
+                                          static_cast<size_t>(std::min<uint64_t>(left, 1u << 30)), 0);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0 && (errno == EXDEV || errno == ENOSYS || errno == EINVAL || errno == EOPNOTSUPP))
+                return copy_by_hand(fd, static_cast<uint64_t>(in), static_cast<uint64_t>(out), left);
+            if (r < 0) return errno;
+            if (r == 0) return EIO;
+            left -= static_cast<uint64_t>(r);
+        }
+        return 0;
+    }
+
+private:
+    int open_file(int dir) {
+        int fd = ::openat(dir, ".", O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+        if (fd < 0) {
+            // No O_TMPFILE on this filesystem: a named file, unlinked at once.
+            std::string tmp = temp_name();
+            fd = ::openat(dir, tmp.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (fd < 0) return errno;
+            ::unlinkat(dir, tmp.c_str(), 0);
+        }
+        file_.reset(fd);
+        return 0;
+    }
+    int copy_by_hand(int fd, uint64_t in, uint64_t out, uint64_t left) const {
+        char buf[64 * 1024];
+        while (left > 0) {  // bounded: each pass copies >= 1 byte or fails
+            ssize_t r = ::pread(file_.get(), buf, static_cast<size_t>(std::min<uint64_t>(left, sizeof buf)),
+                                static_cast<off_t>(in));
+            if (r < 0 && errno == EINTR) continue;
+            if (r <= 0) return r < 0 ? errno : EIO;
+            if (int e = write_all_at(fd, std::string_view(buf, static_cast<size_t>(r)), out)) return e;
+            in += static_cast<uint64_t>(r);
+            out += static_cast<uint64_t>(r);
+            left -= static_cast<uint64_t>(r);
+        }
+        return 0;
+    }
+
+    std::string mem_;
+    io::Fd file_;
+    uint64_t size_ = 0;
+};
+
+// Put and PutNonAtomic: a named temporary file in the target's directory,
+// renamed over the target at commit (readers see the old or the new file).
+class TempFileUpload final : public Upload {
+public:
+    TempFileUpload(io::Fd dir, std::string leaf, std::string tmp, io::Fd fd, bool durable)
+        : dir_(std::move(dir)), leaf_(std::move(leaf)), tmp_(std::move(tmp)), fd_(std::move(fd)), durable_(durable) {}
+    ~TempFileUpload() override {
+        if (!tmp_.empty()) ::unlinkat(dir_.get(), tmp_.c_str(), 0);
+    }
+    int write(std::string_view chunk) override {
+        int e = write_all_at(fd_.get(), chunk, size_);
+        if (!e) size_ += chunk.size();
+        return e;
+    }
+    // Take the whole body from a spool at once (NewParentUpload).
+    int fill_from(const Spool& s) { return s.copy_to(fd_.get(), 0); }
+    int commit(uint64_t* old_size) override {
+        if (old_size) *old_size = 0;
+        int e = 0;
+        if (durable_ && ::fsync(fd_.get()) != 0) e = errno;
+        fd_.reset();
+        if (!e && ::renameat(dir_.get(), tmp_.c_str(), dir_.get(), leaf_.c_str()) != 0) e = errno;
+        if (e) return e;  // the destructor removes the temporary file
+        tmp_.clear();
+        if (durable_) ::fsync(dir_.get());  // make the rename durable
+        return 0;
+    }
+
+private:
+    io::Fd dir_;
+    std::string leaf_, tmp_;
+    io::Fd fd_;
+    bool durable_;
+    uint64_t size_ = 0;
+};
+
+// Append: the bytes wait in a Spool beside the target; commit copies them
+// to the end of the target under its lock.
+class AppendUpload final : public Upload {
+public:
+    AppendUpload(io::Fd dir, std::string leaf, int mode) : dir_(std::move(dir)), leaf_(std::move(leaf)), mode_(mode) {}
+    int write(std::string_view chunk) override { return spool_.write(dir_.get(), chunk); }
+    int commit(uint64_t* old_size) override {
+        bool created = true;
+        int fd = ::openat(dir_.get(), leaf_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd < 0 && errno == EEXIST) {
+            created = false;
+            fd = ::openat(dir_.get(), leaf_.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+        }
+        if (fd < 0) return errno;
+        io::Fd f(fd);
+        int e = append_locked(fd, created, old_size);
+        // A failed append to a new name leaves nothing behind.
+        if (e && created) ::unlinkat(dir_.get(), leaf_.c_str(), 0);
+        return e;  // closing f releases the lock
+    }
+
+private:
+    int append_locked(int fd, bool created, uint64_t* old_size) {
+        struct stat st;
+        if (::fstat(fd, &st) != 0) return errno;
+        if (S_ISDIR(st.st_mode)) return EISDIR;
+        if (!S_ISREG(st.st_mode)) return EINVAL;
+        if (created) apply_mode(fd, mode_);
+        // flock is per open file description: it serialises appenders in
+        // every thread and every soukd process, so the size read below is exact.
+        while (::flock(fd, LOCK_EX) != 0)  // bounded: retries only on EINTR
+            if (errno != EINTR) return errno;
+        if (::fstat(fd, &st) != 0) return errno;
+        const uint64_t old = static_cast<uint64_t>(st.st_size);
+        if (int e = spool_.copy_to(fd, old)) {
+            if (::ftruncate(fd, static_cast<off_t>(old)) != 0) { /* report the write error */ }
+            return e;
+        }
+        *old_size = old;
+        return 0;
+    }
+
+    io::Fd dir_;
+    std::string leaf_;
+    int mode_;
+    Spool spool_;
+};
+
+// put_non_atomic with create_parent into a missing parent: the bytes wait
+// in a Spool in the grandparent, and the parent is made only at commit, so
+// an aborted upload leaves no directory behind.
+class NewParentUpload final : public Upload {
+public:
+    NewParentUpload(FsStore& store, io::Fd grandparent, std::string path, WriteSpec spec)
+        : store_(store), gp_(std::move(grandparent)), path_(std::move(path)), spec_(spec) {}
+    int write(std::string_view chunk) override { return spool_.write(gp_.get(), chunk); }
+    int commit(uint64_t* old_size) override {
+        const std::string parent = path_.substr(0, path_.rfind('/'));
+        if (int e = store_.mkdir(parent, spec_.dir_mode); e && e != EEXIST) return e;
+        WriteSpec plain = spec_;
+        plain.create_parent = false;
+        std::unique_ptr<Upload> up;
+        if (int e = store_.begin_upload(path_, plain, up)) return e;
+        auto* temp = static_cast<TempFileUpload*>(up.get());
+        if (int e = temp->fill_from(spool_)) return e;
+        return up->commit(old_size);
+    }
+
+private:
+    FsStore& store_;
+    io::Fd gp_;
+    std::string path_;
+    WriteSpec spec_;
+    Spool spool_;
+};
+
+}  // namespace
+
+int FsStore::begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) {
     io::Fd dir;
     std::string_view leaf;
-    if (int e = open_parent(path, dir, leaf)) return e;
+    int e = open_parent(path, dir, leaf);
+    if (e == ENOENT && spec.kind == WriteKind::PutNonAtomic && spec.create_parent) {
+        // The parent (one level only) is made at commit.
+        size_t slash = path.rfind('/');
+        if (slash == std::string::npos) return ENOENT;
+        const std::string parent = path.substr(0, slash);
+        io::Fd gp;
+        std::string_view parent_leaf;
+        if (int ge = open_parent(parent, gp, parent_leaf)) return ge;
+        out = std::make_unique<NewParentUpload>(*this, std::move(gp), path, spec);
+        return 0;
+    }
+    if (e) return e;
     if (leaf == ".") return EISDIR;
+    // Refuse a directory before any body arrives (a symlink is replaced by
+    // put, as rename(2) does, and refused by append, which never follows it).
+    struct stat st;
+    if (::fstatat(dir.get(), leaf.data(), &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        if (S_ISDIR(st.st_mode)) return EISDIR;
+        if (S_ISLNK(st.st_mode) && spec.kind == WriteKind::Append) return ELOOP;
+    }
+    if (spec.kind == WriteKind::Append) {
+        out = std::make_unique<AppendUpload>(std::move(dir), std::string(leaf), spec.mode);
+        return 0;
+    }
     std::string tmp = temp_name();
     int fd = ::openat(dir.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
     if (fd < 0) return errno;
     io::Fd f(fd);
-    apply_mode(fd, mode);
-    int e = write_all_at(fd, data, 0);
-    if (!e && ::fsync(fd) != 0) e = errno;
-    f.reset();
-    if (!e && ::renameat(dir.get(), tmp.c_str(), dir.get(), leaf.data()) != 0) e = errno;
-    if (e) {
-        ::unlinkat(dir.get(), tmp.c_str(), 0);
-        return e;
-    }
-    ::fsync(dir.get());  // make the rename durable
+    apply_mode(fd, spec.mode);
+    out = std::make_unique<TempFileUpload>(std::move(dir), std::string(leaf), std::move(tmp), std::move(f),
+                                           spec.kind == WriteKind::Put);
     return 0;
-}
-
-int FsStore::put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                            int dir_mode) {
-    io::Fd dir;
-    std::string_view leaf;
-    int e = open_parent(path, dir, leaf);
-    if (e == ENOENT && create_parent) {
-        size_t slash = path.rfind('/');
-        if (slash == std::string::npos) return ENOENT;
-        if (int me = mkdir(path.substr(0, slash), dir_mode); me && me != EEXIST) return me;
-        e = open_parent(path, dir, leaf);
-    }
-    if (e) return e;
-    if (leaf == ".") return EISDIR;
-    int fd = ::openat(dir.get(), leaf.data(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0666);
-    if (fd < 0) return errno;
-    io::Fd f(fd);
-    apply_mode(fd, mode);
-    return write_all_at(fd, data, 0);
-}
-
-int FsStore::append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) {
-    io::Fd dir;
-    std::string_view leaf;
-    if (int e = open_parent(path, dir, leaf)) return e;
-    if (leaf == ".") return EISDIR;
-    bool created = true;
-    int fd = ::openat(dir.get(), leaf.data(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
-    if (fd < 0 && errno == EEXIST) {
-        created = false;
-        fd = ::openat(dir.get(), leaf.data(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    }
-    if (fd < 0) return errno;
-    io::Fd f(fd);
-    struct stat st;
-    if (::fstat(fd, &st) != 0) return errno;
-    if (S_ISDIR(st.st_mode)) return EISDIR;
-    if (!S_ISREG(st.st_mode)) return EINVAL;
-    if (created) apply_mode(fd, mode);
-    // flock is per open file description: it serialises appenders in every
-    // thread and every soukd process, so the size read below is exact.
-    while (::flock(fd, LOCK_EX) != 0)
-        if (errno != EINTR) return errno;
-    if (::fstat(fd, &st) != 0) return errno;
-    uint64_t old = static_cast<uint64_t>(st.st_size);
-    if (int e = write_all_at(fd, data, old)) {
-        if (::ftruncate(fd, static_cast<off_t>(old)) != 0) { /* nothing more to do; report the write error */ }
-        return e;
-    }
-    *old_size = old;
-    return 0;  // closing f releases the lock
 }
 
 int FsStore::mkdir(const std::string& path, int mode) {

@@ -1,4 +1,4 @@
-// The bottom of the store chain: the jailed filesystem (DESIGN.md 3.2).
+// The bottom of the store chain: the jailed filesystem (docs/store-chain.md).
 // Every path is resolved beneath the root's directory descriptor with
 // openat2(RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS) (or, where the kernel lacks
 // it, a component walk with O_NOFOLLOW), and the final component is never
@@ -14,6 +14,11 @@ namespace souk::server {
 
 // Temporary files of atomic put carry this prefix; listings hide them.
 inline constexpr std::string_view kTempPrefix = ".souk-tmp.";
+// An append's bytes (and a put_non_atomic's whose parent is made at
+// commit) are held in memory up to this size, then spooled to an unnamed
+// temporary file (O_TMPFILE) beside the target, so a large upload costs no
+// memory and a crash leaves nothing behind.
+inline constexpr size_t kSpoolInMemory = 256 * 1024;
 
 class FsStore final : public Store {
 public:
@@ -28,10 +33,7 @@ public:
     int open_read(const std::string& path, OpenFile& out) override;
     ssize_t pread(OpenFile& f, char* buf, size_t n, uint64_t offset) override;
     int stat(const std::string& path, FileInfo& out) override;
-    int put(const std::string& path, std::string_view data, int mode) override;
-    int put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                       int dir_mode) override;
-    int append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) override;
+    int begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) override;
     int mkdir(const std::string& path, int mode) override;
     int rmdir(const std::string& path) override;
     int unlink(const std::string& path) override;

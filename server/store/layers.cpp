@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include <chrono>
+#include <memory>
 
 namespace souk::server {
 namespace {
@@ -70,20 +71,43 @@ int StatsStore::list_files_recursive(const std::string& path, std::vector<std::s
     return meta(next().list_files_recursive(path, relpaths));
 }
 
-int StatsStore::put(const std::string& path, std::string_view data, int mode) {
-    auto t0 = Clock::now();
-    return write_op(next().put(path, data, mode), data.size(), t0);
-}
+namespace {
 
-int StatsStore::put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                               int dir_mode) {
-    auto t0 = Clock::now();
-    return write_op(next().put_non_atomic(path, data, mode, create_parent, dir_mode), data.size(), t0);
-}
+// Counts one streamed write: its bytes and time (begin to commit), and
+// whether it failed. An upload dropped before commit counts as a failure.
+class CountedUpload final : public Upload {
+public:
+    explicit CountedUpload(std::unique_ptr<Upload> next) : next_(std::move(next)), t0_(Clock::now()) {}
+    ~CountedUpload() override {
+        if (!done_) write_op(ECANCELED, 0, t0_);
+    }
+    int write(std::string_view chunk) override {
+        int e = next_->write(chunk);
+        if (!e) bytes_ += chunk.size();
+        return e;
+    }
+    int commit(uint64_t* old_size) override {
+        int e = next_->commit(old_size);
+        done_ = true;
+        write_op(e, bytes_, t0_);
+        return e;
+    }
 
-int StatsStore::append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) {
+private:
+    std::unique_ptr<Upload> next_;
+    Clock::time_point t0_;
+    uint64_t bytes_ = 0;
+    bool done_ = false;
+};
+
+}  // namespace
+
+int StatsStore::begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) {
     auto t0 = Clock::now();
-    return write_op(next().append(path, data, mode, old_size), data.size(), t0);
+    std::unique_ptr<Upload> up;
+    if (int e = next().begin_upload(path, spec, up)) return write_op(e, 0, t0);
+    out = std::make_unique<CountedUpload>(std::move(up));
+    return 0;
 }
 
 ssize_t DelayStore::pread(OpenFile& f, char* buf, size_t n, uint64_t offset) {

@@ -1,6 +1,7 @@
-// The small layers of the store chain (DESIGN.md 3.2; the nbdkit filter
-// idea, STYLE.md 2): each wraps the next Store and forwards what it does
-// not change. The range cache and readahead have their own headers.
+// The small layers of the store chain (docs/store-chain.md; the nbdkit filter
+// idea, docs/conventions.md#layers-with-one-interface): each wraps the next
+// Store and forwards what it does not change. The range cache and
+// readahead have their own headers.
 //
 //   stats -> range cache -> readahead -> delay -> jailed filesystem
 #pragma once
@@ -22,13 +23,8 @@ public:
     int open_read(const std::string& path, OpenFile& out) override { return next_.open_read(path, out); }
     ssize_t pread(OpenFile& f, char* buf, size_t n, uint64_t offset) override { return next_.pread(f, buf, n, offset); }
     int stat(const std::string& path, FileInfo& out) override { return next_.stat(path, out); }
-    int put(const std::string& path, std::string_view data, int mode) override { return next_.put(path, data, mode); }
-    int put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                       int dir_mode) override {
-        return next_.put_non_atomic(path, data, mode, create_parent, dir_mode);
-    }
-    int append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) override {
-        return next_.append(path, data, mode, old_size);
+    int begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) override {
+        return next_.begin_upload(path, spec, out);
     }
     int mkdir(const std::string& path, int mode) override { return next_.mkdir(path, mode); }
     int rmdir(const std::string& path) override { return next_.rmdir(path); }
@@ -59,10 +55,7 @@ public:
     int open_read(const std::string& path, OpenFile& out) override;
     ssize_t pread(OpenFile& f, char* buf, size_t n, uint64_t offset) override;
     int stat(const std::string& path, FileInfo& out) override;
-    int put(const std::string& path, std::string_view data, int mode) override;
-    int put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                       int dir_mode) override;
-    int append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) override;
+    int begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) override;
     int mkdir(const std::string& path, int mode) override;
     int rmdir(const std::string& path) override;
     int unlink(const std::string& path) override;

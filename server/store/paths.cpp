@@ -109,8 +109,9 @@ Result<std::string> resolve_path(std::string_view client, bool vfs, const PathCo
     if (raw.find('\0') != std::string::npos) return make_error("path contains a NUL byte");
     std::vector<std::string> given;
     split_into(raw, given);
-    // '~' or '~user' as the first segment of the path as received: expand
-    // to that home directory when it lies inside the root (spec 5.3).
+    // '~' or '~user' as the first segment of the path as received: expand to
+    // that home directory when it lies inside the root
+    // (docs/protocol/paths.md#home-directories).
     std::vector<std::string> segs;
     bool absolute = !raw.empty() && raw[0] == '/';
     if (!absolute) split_into(ctx.base, segs);

@@ -1,4 +1,4 @@
-// Client paths to paths beneath the served root (spec 5). Purely lexical:
+// Client paths to paths beneath the served root (docs/protocol/paths.md). Purely lexical:
 // the store then opens the result without following symlinks, so no
 // spelling and no link can leave the root.
 #pragma once
@@ -13,7 +13,7 @@ namespace souk::server {
 // Views: whoever builds one keeps the strings alive while it is used.
 struct PathContext {
     // The root's real path ("/srv/bzr"), used only to decide whether a home
-    // directory lies inside it for '~' expansion (spec 5.3).
+    // directory lies inside it for '~' expansion (docs/protocol/paths.md#home-directories).
     std::string_view root_realpath;
     // HTTP: the directory the request was posted to, relative to the root
     // ("" elsewhere); relative client paths start there.

@@ -330,7 +330,8 @@ bool RangeCache::read(const FileKey& key, uint64_t block, uint64_t from, size_t 
     unlock();
     if (!off) return false;
 
-    // Copy after unlocking (STYLE.md 5), then check nothing reused it.
+    // Copy after unlocking, then check nothing reused it
+    // (docs/conventions.md#shared-memory-holds-offsets-never-pointers).
     Entry& e = *reinterpret_cast<Entry*>(base_ + off);
     std::memcpy(dst, heap.data(off) + from, n);
     // The checks below must not be ordered before the copy's loads (the

@@ -1,10 +1,11 @@
 // The range cache's data structure in the shared segment (the APC idea;
-// DESIGN.md 3.2, STYLE.md 5; docs/store-chain.md draws it): fixed-size
-// blocks of files keyed by file identity (device, inode, size, mtime and
-// ctime in nanoseconds) and block number, in a hash table of chained
-// entries, allocated from a heap with boundary tags and a free list that
-// coalesces neighbours, evicted least-recently-used first when the heap is
-// full (never a wipe, except after a crash or corruption).
+// docs/conventions.md#shared-memory-holds-offsets-never-pointers;
+// docs/store-chain.md draws it): fixed-size blocks of files keyed by file
+// identity (device, inode, size, mtime and ctime in nanoseconds) and block
+// number, in a hash table of chained entries, allocated from a heap with
+// boundary tags and a free list that coalesces neighbours, evicted
+// least-recently-used first when the heap is full (never a wipe, except
+// after a crash or corruption).
 //
 // Locking: every public function takes the segment lock for a bounded time
 // (a lock timeout is a miss) and functions named *_locked expect it held.

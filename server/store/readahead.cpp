@@ -339,14 +339,9 @@ void ReadaheadStore::forget(const std::string& path) {
     if (next().stat(path, fi) == 0 && S_ISREG(fi.mode)) Prefetcher::forget_everywhere(fi.dev, fi.ino);
 }
 
-int ReadaheadStore::put(const std::string& path, std::string_view data, int mode) {
-    forget(path);  // the file it replaces
-    return next().put(path, data, mode);
-}
-int ReadaheadStore::put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                                   int dir_mode) {
-    forget(path);
-    return next().put_non_atomic(path, data, mode, create_parent, dir_mode);
+int ReadaheadStore::begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) {
+    if (spec.kind != WriteKind::Append) forget(path);  // the file it replaces
+    return next().begin_upload(path, spec, out);
 }
 int ReadaheadStore::unlink(const std::string& path) {
     forget(path);

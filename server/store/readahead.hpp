@@ -1,4 +1,4 @@
-// Readahead (the nbdkit readahead filter's idea; DESIGN.md 3.2): after each
+// Readahead (the nbdkit readahead filter's idea; docs/store-chain.md#readahead): after each
 // client read of (offset, length) it queues a prefetch of the window that
 // follows, which a background thread reads from the layer below and inserts
 // into the range cache, so the next sequential read is a hit.
@@ -138,9 +138,7 @@ public:
     ssize_t pread(OpenFile& f, char* buf, size_t n, uint64_t offset) override;
     void expect_reads(const OpenFile& f, std::span<const std::pair<uint64_t, uint64_t>> ranges) override;
     void note_read(const OpenFile& f, uint64_t offset, uint64_t length) override;
-    int put(const std::string& path, std::string_view data, int mode) override;
-    int put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                       int dir_mode) override;
+    int begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) override;
     int unlink(const std::string& path) override;
     int rename(const std::string& from, const std::string& to) override;
 

@@ -12,9 +12,9 @@ namespace {
 constexpr uint64_t kPiece = 1ull << 20;
 }  // namespace
 
-int64_t send_range(Store& store, io::Stream& out, OpenFile& f, uint64_t offset, uint64_t n, io::Deadline deadline) {
-    if (store.direct_ok()) {
-        int64_t sent = out.send_file(f.fd.get(), offset, n, deadline);
+int64_t send_range(Store& store, io::Sink& out, OpenFile& f, uint64_t offset, uint64_t n) {
+    if (store.direct_ok() && out.direct()) {
+        int64_t sent = out.send_file(f.fd.get(), offset, n);
         if (sent > 0) store.note_read(f, offset, static_cast<uint64_t>(sent));
         return sent;
     }
@@ -28,7 +28,7 @@ int64_t send_range(Store& store, io::Stream& out, OpenFile& f, uint64_t offset, 
             return done > 0 ? static_cast<int64_t>(done) : -1;
         }
         if (r == 0) break;  // the file ended early
-        if (out.write_all(std::string_view(buf.data(), static_cast<size_t>(r)), deadline) != 0) return -1;
+        if (!out.write(std::string_view(buf.data(), static_cast<size_t>(r)))) return -1;
         done += static_cast<uint64_t>(r);
     }
     return static_cast<int64_t>(done);

@@ -1,4 +1,4 @@
-// Sending a large range of an open file to a stream carrier through the
+// Sending a large range of an open file to a carrier's Sink through the
 // store chain: sendfile straight from the descriptor when every layer
 // allows it (Store::direct_ok), telling the chain of the read afterwards
 // (note_read, so readahead sees it); otherwise through pread, so slow
@@ -8,12 +8,12 @@
 #include <cstdint>
 
 #include "server/store/store.hpp"
-#include "transport/stream.hpp"
+#include "transport/sink.hpp"
 
 namespace souk::server {
 
 // Send n bytes of f from offset. Returns the bytes sent (fewer than n: the
 // file ended early) or -1 with errno (the peer went away, the deadline).
-int64_t send_range(Store& store, io::Stream& out, OpenFile& f, uint64_t offset, uint64_t n, io::Deadline deadline);
+int64_t send_range(Store& store, io::Sink& out, OpenFile& f, uint64_t offset, uint64_t n);
 
 }  // namespace souk::server

@@ -1,4 +1,4 @@
-// The shared-memory segment of a served root (DESIGN.md 3.2, STYLE.md 5):
+// The shared-memory segment of a served root (docs/store-chain.md#the-shared-segment):
 // one named POSIX segment per (user, served root), created by the first soukd
 // process that serves the root and attached by every later one (the daemon,
 // each SSH session's process, each CGI process). It holds soukd's counters

@@ -1,4 +1,4 @@
-// The store chain's interface (DESIGN.md 3.2, STYLE.md 2). Verb handlers
+// The store chain's interface (docs/store-chain.md). Verb handlers
 // talk only to a Store; layers (stats, range cache, readahead) wrap the
 // next one and the jailed filesystem is at the bottom.
 //
@@ -34,7 +34,30 @@ struct OpenFile {
     FileInfo info;
 };
 
-// Write modes: -1 = the default (0666/0777 less umask), else permission bits.
+// How a streamed write lands (Store::begin_upload). Modes: -1 = the
+// default (0666/0777 less umask), else permission bits.
+enum class WriteKind : uint8_t { Put, PutNonAtomic, Append };
+struct WriteSpec {
+    WriteKind kind = WriteKind::Put;
+    int mode = -1;
+    bool create_parent = false;  // PutNonAtomic: make a missing parent (one level)
+    int dir_mode = -1;
+};
+
+// A write whose bytes arrive in chunks. Nothing is visible to any reader
+// until commit(); destroying an uncommitted upload leaves no trace.
+class Upload {
+public:
+    virtual ~Upload() = default;
+    // Take the next chunk. 0 or errno (ENOSPC, EFBIG, EIO).
+    virtual int write(std::string_view chunk) = 0;
+    // Make the bytes visible: Put and PutNonAtomic replace the file
+    // atomically; Append adds them at the end under the file's lock, with
+    // *old_size the size before (exact, unique among concurrent appenders).
+    // 0 or errno; on failure the file is as it was. Call at most once.
+    virtual int commit(uint64_t* old_size) = 0;
+};
+
 class Store {
 public:
     virtual ~Store() = default;
@@ -45,16 +68,21 @@ public:
     virtual ssize_t pread(OpenFile& f, char* buf, size_t n, uint64_t offset) = 0;
     // lstat semantics: a symlink is reported as itself.
     virtual int stat(const std::string& path, FileInfo& out) = 0;
+    // Begin a write whose bytes arrive in chunks (the body of put,
+    // put_non_atomic or append, as the request streams in). Fails at once,
+    // before any body byte, when the target cannot be written (missing
+    // parent, a directory). 0 or errno.
+    virtual int begin_upload(const std::string& path, const WriteSpec& spec, std::unique_ptr<Upload>& out) = 0;
+    // Whole-buffer writes: begin_upload + one write + commit.
     // Atomic replace: temp file + fsync + rename + directory fsync.
-    virtual int put(const std::string& path, std::string_view data, int mode) = 0;
-    // Truncate-and-write in place; with create_parent, make the immediate
+    int put(const std::string& path, std::string_view data, int mode);
+    // Replace without the fsyncs; with create_parent, make the immediate
     // parent directory (one level only) if missing.
-    virtual int put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent,
-                               int dir_mode) = 0;
+    int put_non_atomic(const std::string& path, std::string_view data, int mode, bool create_parent, int dir_mode);
     // Append under an exclusive lock: *old_size is the exact size before
     // this append, unique among concurrent appenders; a failed write is
     // truncated back. Creates the file (with mode) if missing.
-    virtual int append(const std::string& path, std::string_view data, int mode, uint64_t* old_size) = 0;
+    int append(const std::string& path, std::string_view data, int mode, uint64_t* old_size);
     virtual int mkdir(const std::string& path, int mode) = 0;
     virtual int rmdir(const std::string& path) = 0;
     virtual int unlink(const std::string& path) = 0;

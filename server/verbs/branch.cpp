@@ -48,7 +48,7 @@ bool branch_lock_path(Call& c, std::string& lock) {
 
 void verb_branch_lock_write(Call& c) {
     std::string lock, nonce;
-    if (!c.writable() || !branch_lock_path(c, lock)) return;
+    if (!branch_lock_path(c, lock)) return;
     std::string token = c.args.size() > 2 ? c.arg(1) : std::string();
     int err = 0;
     auto r = bzr::lock_acquire(c.store(), lock, token, &nonce, &err);
@@ -59,7 +59,7 @@ void verb_branch_lock_write(Call& c) {
 
 void verb_branch_unlock(Call& c) {
     std::string lock;
-    if (!c.writable() || !branch_lock_path(c, lock)) return;
+    if (!branch_lock_path(c, lock)) return;
     int err = 0;
     auto r = bzr::lock_release(c.store(), lock, c.arg(1), &err);
     if (r != bzr::LockResult::Ok) return lock_failure(c, r, err);
@@ -148,10 +148,10 @@ void verb_bzrdir_config_file(Call& c) {
 }
 
 // (path, branch token, repo token, revno, revid): move the tip under the
-// lock the client holds (spec 12, push).
+// lock the client holds (docs/protocol/branch.md#writing).
 void verb_set_last_revision_info(Call& c) {
     std::string dir;
-    if (!c.writable() || !branch_dir(c, dir)) return;
+    if (!branch_dir(c, dir)) return;
     const std::string& revno = c.arg(3);
     if (revno.empty() || revno.size() > 18 || revno.find_first_not_of("0123456789") != std::string::npos ||
         c.arg(4).empty() || c.arg(4).find_first_of(" \n") != std::string::npos)

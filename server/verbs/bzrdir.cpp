@@ -10,13 +10,14 @@
 #include <set>
 
 #include "protocol/errors.hpp"
+#include "server/bzr/format.hpp"
 
 namespace souk::server {
 
 // --------------------------------------------------------- BzrDir.* ----
 
 void verb_bzrdir_open(Call& c) {
-    // 'no' also for missing paths and paths outside the root (spec 9.3).
+    // 'no' also for missing paths and paths outside the root (docs/protocol/bzrdir.md#bzrdiropen).
     auto r = resolve_path(c.arg(0), false, c.paths);
     c.ok({Value(r && c.is_bzrdir(*r) ? "yes" : "no")});
 }
@@ -43,7 +44,7 @@ bool branch_info(Call& c, bool detail, std::string& kind, std::string& value) {
             c.fail(proto::error_args(Err::NoBranch));
         return false;
     }
-    if (fmt.rfind(bzr::kBranchReferenceFormat, 0) == 0) {
+    if (const bzr::BranchFormat* bf = bzr::find_branch_format(fmt); bf && bf->reference) {
         std::string loc;
         if (int e = bzr::read_file(c.store(), join(d, ".bzr/branch/location"), loc, 64 * 1024)) {
             c.fail_errno(e, c.arg(0));
@@ -91,7 +92,7 @@ void verb_find_repository_v3(Call& c) {
 
 void verb_bzrdir_initialize(Call& c) {
     std::string d;
-    if (!c.writable() || !c.resolve(c.arg(0), false, d)) return;
+    if (!c.resolve(c.arg(0), false, d)) return;
     FileInfo fi;
     if (int e = c.store().stat(d, fi)) return c.fail_errno(e, c.arg(0));
     if (!S_ISDIR(fi.mode)) return c.fail(proto::error_args(Err::NoSuchFile, c.arg(0)));
@@ -107,7 +108,7 @@ void verb_bzrdir_initialize(Call& c) {
     int e = c.store().put(join(dot, "README"), kReadme, -1);
     if (!e) e = c.store().mkdir(join(dot, "branch-lock"), -1);
     // branch-format last: until it exists, this is not a bzrdir.
-    if (!e) e = c.store().put(join(dot, "branch-format"), bzr::kMetaDirFormat, -1);
+    if (!e) e = c.store().put(join(dot, "branch-format"), bzr::default_control_dir_format().format_string, -1);
     if (e) return c.fail_errno(e, c.arg(0));
     c.ok({Value("ok")});
 }

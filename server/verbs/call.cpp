@@ -1,6 +1,27 @@
 #include "server/verbs/call.hpp"
 
+#include "server/bzr/format.hpp"
+
+#include <errno.h>
+
 namespace souk::server {
+
+Args errno_args(int e, const std::string& client_path, bool reading) {
+    Err err = proto::err_for_errno(e, reading);
+    switch (err) {
+    case Err::NoSuchFile:
+    case Err::FileExists:
+    case Err::DirectoryNotEmpty:
+    case Err::ReadError: return proto::error_args(err, client_path);
+    case Err::PermissionDenied:
+        return proto::error_args(err, client_path,
+                                 e == ELOOP || e == EXDEV ? "symbolic links are not followed" : std::strerror(e));
+    case Err::ReadOnlyError: return proto::error_args(err);
+    default:
+        return {Value("error"), Value("TransportError"),
+                Value(std::string("Transport error: ") + std::strerror(e) + ": " + client_path)};
+    }
+}
 
 bool find_repository(Call& c, RepoFound& found) {
     std::string d;
@@ -11,22 +32,14 @@ bool find_repository(Call& c, RepoFound& found) {
         if (bzr::read_file(c.store(), join(cur, ".bzr/repository/format"), fmt, 4096) == 0) {
             if (ups && !c.exists(join(cur, ".bzr/repository/shared-storage"))) break;
             for (int i = 0; i < ups; ++i) found.relpath += i ? "/.." : "..";
-            static const struct {
-                std::string_view format;
-                const char *rich, *tree, *ext;
-            } kCaps[] = {
-                {"Bazaar repository format 2a (needs bzr 1.16 or later)\n", "yes", "yes", "yes"},
-                {"Bazaar pack repository format 1 (needs bzr 0.92)\n", "no", "no", "no"},
-                {"Bazaar RepositoryFormatKnitPack5 (bzr 1.6)\n", "no", "no", "yes"},
-                {"Bazaar RepositoryFormatKnitPack6 (bzr 1.9)\n", "no", "no", "yes"},
-                {"Bazaar RepositoryFormatKnitPack6RichRoot (bzr 1.9)\n", "yes", "no", "yes"},
-            };
-            for (const auto& cap : kCaps)
-                if (cap.format == fmt) {
-                    found.rich_root = cap.rich;
-                    found.tree_ref = cap.tree;
-                    found.external = cap.ext;
-                }
+            // The format table (server/bzr/format.hpp); an unknown format
+            // answers "no" to every capability and its raw text as the name.
+            if (const bzr::RepositoryFormat* f = bzr::find_repository_format(fmt)) {
+                found.rich_root = f->rich_root ? "yes" : "no";
+                found.tree_ref = f->tree_reference ? "yes" : "no";
+                found.external = f->external_lookups ? "yes" : "no";
+                fmt = std::string(f->format_string);
+            }
             found.format = std::move(fmt);
             return true;
         }
@@ -37,6 +50,15 @@ bool find_repository(Call& c, RepoFound& found) {
     }
     c.fail(proto::error_args(Err::NoRepository));
     return false;
+}
+
+void take_body(Call& c, std::unique_ptr<BodySink> s) {
+    if (c.sink) {
+        *c.sink = std::move(s);
+        return;
+    }
+    s->write(c.body);
+    s->finish(c.out);
 }
 
 void lock_failure(Call& c, bzr::LockResult r, int err) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <charconv>
+#include <memory>
 #include <cstring>
 #include <span>
 #include <string>
@@ -21,6 +22,10 @@ using proto::Args;
 using proto::Err;
 using proto::Value;
 
+// The failure reply for a failed file operation on `client_path`
+// (docs/protocol/errors.md).
+Args errno_args(int e, const std::string& client_path, bool reading = false);
+
 struct Call {
     const ServerContext& ctx;
     std::span<const Value> args;
@@ -28,6 +33,9 @@ struct Call {
     PathContext paths;
     Reply& out;
     std::string* scratch;  // the hot verbs' resolved path (nullptr: a local string)
+    // Streamed verbs: where to leave the body sink (nullptr: the body is
+    // already whole in `body`, apply it at once).
+    std::unique_ptr<BodySink>* sink;
 
     Store& store() const { return *ctx.store; }
     const std::string& arg(size_t i) const { return args[i + 1].bytes; }  // args[0] is the verb
@@ -51,37 +59,9 @@ struct Call {
     }
     void generic(std::string_view kind, std::string msg) { fail({Value("error"), Value(kind), Value(std::move(msg))}); }
 
-    // errno -> the protocol error, naming the path as the client sent it
-    // (never the server's, spec 8). `reading`: EISDIR means ReadError.
-    void fail_errno(int e, const std::string& client_path, bool reading = false) {
-        switch (e) {
-        case ENOENT:
-        case ENOTDIR: fail(proto::error_args(Err::NoSuchFile, client_path)); return;
-        case EEXIST: fail(proto::error_args(Err::FileExists, client_path)); return;
-        case ENOTEMPTY: fail(proto::error_args(Err::DirectoryNotEmpty, client_path)); return;
-        case EACCES:
-        case EPERM: fail(proto::error_args(Err::PermissionDenied, client_path, std::strerror(e))); return;
-        case ELOOP:
-        case EXDEV:
-            fail(proto::error_args(Err::PermissionDenied, client_path, "symbolic links are not followed"));
-            return;
-        case EROFS: fail(proto::error_args(Err::ReadOnlyError)); return;
-        case EISDIR:
-            if (reading) {
-                fail(proto::error_args(Err::ReadError, client_path));
-                return;
-            }
-            break;
-        default: break;
-        }
-        generic("TransportError", std::string("Transport error: ") + std::strerror(e) + ": " + client_path);
-    }
-
-    bool writable() {
-        if (ctx.allow_writes) return true;
-        fail(proto::error_args(Err::ReadOnlyError));
-        return false;
-    }
+    // errno -> the protocol error (proto::err_for_errno), naming the path
+    // as the client sent it, never the server's.
+    void fail_errno(int e, const std::string& client_path, bool reading = false) { fail(errno_args(e, client_path, reading)); }
 
     // VFS path (percent-decoded) or higher-level path (literal).
     bool resolve(const std::string& client, bool vfs, std::string& rel) {
@@ -142,6 +122,10 @@ struct RepoFound {
 // Find the repository of a bzrdir: its own, or a shared one in an ancestor
 // bzrdir. false after failing (nobranch / norepository).
 bool find_repository(Call& c, RepoFound& found);
+
+// Hand a streamed verb's body sink to the pipeline, or, when the body is
+// already whole (c.sink is nullptr), feed it and finish at once.
+void take_body(Call& c, std::unique_ptr<BodySink> s);
 
 // Reply to a failed LockDir operation.
 void lock_failure(Call& c, bzr::LockResult r, int err);

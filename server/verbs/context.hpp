@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string_view>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +39,19 @@ struct Reply {
     // containers' capacity (a pooled handler reuses its Reply without
     // touching the heap; oversized buffers are released).
     void reset();
+};
+
+// The request body of a streamed verb (BodyKind::Streamed), taken chunk by
+// chunk as it arrives and never held whole. Destroying a sink before
+// finish() applies nothing (the client aborted or went away).
+class BodySink {
+public:
+    virtual ~BodySink() = default;
+    // The next chunk. After a failure the sink ignores the rest and
+    // finish() answers the failure.
+    virtual void write(std::string_view chunk) = 0;
+    // The body is complete: apply it and prepare the reply.
+    virtual void finish(Reply& out) = 0;
 };
 
 }  // namespace souk::server

@@ -52,7 +52,8 @@ std::string parse_readv_ranges(std::string_view body, const Params& params,
 }
 
 void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<const proto::Value> args,
-              std::string_view body, std::string_view base, Reply& out, std::string* scratch) {
+              std::string_view body, std::string_view base, Reply& out, std::string* scratch,
+              std::unique_ptr<BodySink>* sink) {
     out.reset();
     size_t nargs = args.size() - 1;
     if (nargs < verb.min_args || (verb.max_args != 255 && nargs > verb.max_args)) {
@@ -72,7 +73,7 @@ void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<c
             return;
         }
     }
-    Call call{ctx, args, body, PathContext{ctx.root_realpath, base}, out, scratch};
+    Call call{ctx, args, body, PathContext{ctx.root_realpath, base}, out, scratch, sink};
     kHandlers[static_cast<size_t>(verb.id)](call);
 }
 

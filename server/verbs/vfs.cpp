@@ -63,52 +63,77 @@ void verb_readv(Call& c) {
     c.store().expect_reads(c.out.file, c.out.ranges);  // readahead: one access, the window follows the last range
 }
 
-void verb_append(Call& c) {
+namespace {
+
+// The body of put, put_non_atomic or append, written to the store as it
+// arrives (Store::begin_upload); nothing is visible before finish().
+class UploadSink final : public BodySink {
+public:
+    UploadSink(std::unique_ptr<Upload> up, bool append, std::string client_path)
+        : up_(std::move(up)), append_(append), path_(std::move(client_path)) {}
+    void write(std::string_view chunk) override {
+        if (!err_) err_ = up_->write(chunk);
+    }
+    void finish(Reply& out) override {
+        uint64_t old = 0;
+        if (!err_) err_ = up_->commit(&old);
+        up_.reset();  // an uncommitted upload leaves no trace
+        if (err_) return out.fail(errno_args(err_, path_));
+        out.success = true;
+        out.args = append_ ? Args{Value("appended"), Value(std::to_string(old))} : Args{Value("ok")};
+    }
+
+private:
+    std::unique_ptr<Upload> up_;
+    bool append_;
+    std::string path_;
+    int err_ = 0;
+};
+
+void begin_upload(Call& c, const WriteSpec& spec) {
     std::string rel;
+    if (!c.resolve(c.arg(0), true, rel)) return;
+    std::unique_ptr<Upload> up;
+    if (int e = c.store().begin_upload(rel, spec, up)) return c.fail_errno(e, c.arg(0));
+    take_body(c, std::make_unique<UploadSink>(std::move(up), spec.kind == WriteKind::Append, c.arg(0)));
+}
+
+}  // namespace
+
+void verb_append(Call& c) {
     int mode;
-    if (!c.writable() || !c.resolve(c.arg(0), true, rel) || !c.parse_mode(c.arg(1), mode)) return;
-    uint64_t old = 0;
-    if (int e = c.store().append(rel, c.body, mode, &old)) return c.fail_errno(e, c.arg(0));
-    c.ok({Value("appended"), Value(std::to_string(old))});
+    if (c.parse_mode(c.arg(1), mode)) begin_upload(c, WriteSpec{WriteKind::Append, mode, false, -1});
 }
 
 void verb_put(Call& c) {
-    std::string rel;
     int mode;
-    if (!c.writable() || !c.resolve(c.arg(0), true, rel) || !c.parse_mode(c.arg(1), mode)) return;
-    if (int e = c.store().put(rel, c.body, mode)) return c.fail_errno(e, c.arg(0));
-    c.ok({Value("ok")});
+    if (c.parse_mode(c.arg(1), mode)) begin_upload(c, WriteSpec{WriteKind::Put, mode, false, -1});
 }
 
 void verb_put_non_atomic(Call& c) {
-    std::string rel;
     int mode, dir_mode;
-    if (!c.writable() || !c.resolve(c.arg(0), true, rel) || !c.parse_mode(c.arg(1), mode) ||
-        !c.parse_mode(c.arg(3), dir_mode))
-        return;
-    if (int e = c.store().put_non_atomic(rel, c.body, mode, c.arg(2) == "T", dir_mode))
-        return c.fail_errno(e, c.arg(0));
-    c.ok({Value("ok")});
+    if (c.parse_mode(c.arg(1), mode) && c.parse_mode(c.arg(3), dir_mode))
+        begin_upload(c, WriteSpec{WriteKind::PutNonAtomic, mode, c.arg(2) == "T", dir_mode});
 }
 
 void verb_mkdir(Call& c) {
     std::string rel;
     int mode;
-    if (!c.writable() || !c.resolve(c.arg(0), true, rel) || !c.parse_mode(c.arg(1), mode)) return;
+    if (!c.resolve(c.arg(0), true, rel) || !c.parse_mode(c.arg(1), mode)) return;
     if (int e = c.store().mkdir(rel, mode)) return c.fail_errno(e, c.arg(0));
     c.ok({Value("ok")});
 }
 
 void verb_rmdir(Call& c) {
     std::string rel;
-    if (!c.writable() || !c.resolve(c.arg(0), true, rel)) return;
+    if (!c.resolve(c.arg(0), true, rel)) return;
     if (int e = c.store().rmdir(rel)) return c.fail_errno(e, c.arg(0));
     c.ok({Value("ok")});
 }
 
 void verb_del(Call& c) {
     std::string rel;
-    if (!c.writable() || !c.resolve(c.arg(0), true, rel)) return;
+    if (!c.resolve(c.arg(0), true, rel)) return;
     if (int e = c.store().unlink(rel)) return c.fail_errno(e, c.arg(0));
     c.ok({Value("ok")});
 }
@@ -117,7 +142,7 @@ void verb_del(Call& c) {
 // directory, fails onto a non-empty directory (LockDir relies on it).
 void rename_common(Call& c) {
     std::string from, to;
-    if (!c.writable() || !c.resolve(c.arg(0), true, from) || !c.resolve(c.arg(1), true, to)) return;
+    if (!c.resolve(c.arg(0), true, from) || !c.resolve(c.arg(1), true, to)) return;
     if (int e = c.store().rename(from, to)) {
         // Name the destination for "exists"/"not empty", the source otherwise.
         bool dest = e == EEXIST || e == ENOTEMPTY;

@@ -1,4 +1,5 @@
-// The allocation-count test (issue 4, DESIGN.md 3.1): in steady state,
+// The allocation-count test (issue 4,
+// docs/conventions.md#allocation-freedom-proven-by-a-test): in steady state,
 // serving get, readv and stat performs zero heap allocations per request.
 //
 // This binary replaces operator new/delete (every form) and, outside

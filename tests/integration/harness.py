@@ -17,7 +17,7 @@ What lives here (standard library only, Python 3):
 * `BrzEnv`: runs the real `brz` client with an isolated HOME, log file,
   identity and no plugins, counting smart requests per command (-Dhpss).
 * Wire helpers: bencode, v1/v2/v3 request builders, v3/v1/v2 response
-  readers (spec/PROTOCOL.md sections 2-4).
+  readers (docs/protocol/framing.md).
 
 Every wait is bounded, every loop is bounded, all traffic stays on
 127.0.0.1 and every temp dir is removed by whoever created it.
@@ -57,7 +57,7 @@ V2_REQUEST_MARKER = b'bzr request 2\n'
 V2_RESPONSE_MARKER = b'bzr response 2\n'
 
 # v1 has no status flag: the client treats these first args as failures
-# (spec 4.3); `error` is the generic failure.
+# (docs/protocol/errors.md#v1-failure-words); `error` is the generic failure.
 V1_FAILURE_WORDS = frozenset([
     b'norepository', b'NoSuchFile', b'FileExists', b'DirectoryNotEmpty',
     b'ShortReadvError', b'UnicodeEncodeError', b'UnicodeDecodeError',
@@ -65,7 +65,7 @@ V1_FAILURE_WORDS = frozenset([
     b'LockContention', b'UnlockableTransport', b'LockFailed', b'TokenMismatch',
     b'ReadError', b'PermissionDenied', b'error'])
 
-# Verbs whose v1/v2 *success* response carries a body (spec 4.2-4.3).
+# Verbs whose v1/v2 *success* response carries a body (docs/protocol/framing.md#v1-and-v2-bodies).
 V12_BODY_RESPONSE_VERBS = frozenset([b'get', b'readv', b'get_bundle'])
 # Verbs whose v1/v2 request carries a body.
 V12_BODY_REQUEST_VERBS = frozenset([b'put', b'put_non_atomic', b'append', b'readv'])
@@ -248,7 +248,7 @@ def wait_until(predicate, timeout, interval=0.02):
 
 
 # ---------------------------------------------------------------------------
-# bencode (spec 3.1)
+# bencode (docs/protocol/framing.md#bencode)
 
 def bencode(x):
     if isinstance(x, bool):
@@ -329,7 +329,7 @@ def bdecode(data, max_depth=500):
 
 
 # ---------------------------------------------------------------------------
-# Request builders (spec 3.2, 4.1-4.2)
+# Request builders (docs/protocol/framing.md)
 
 def b(x):
     """bytes from str/bytes/int (ints stay ints for bencode)."""
@@ -359,7 +359,7 @@ def v3_request(args, body=None, chunks=None, headers=None, abort=False):
 
     `body` is sent as one b part, `chunks` as one b part each (both may be
     given); `abort=True` ends the body the way Breezy's client aborts a
-    streamed upload (spec 3.2).
+    streamed upload (docs/protocol/framing.md#streamed-bodies).
     """
     msg = V3_MARKER + v3_headers(headers) + v3_part_struct([b(a) for a in args])
     if body is not None:
@@ -1370,3 +1370,35 @@ class InetEndpoint:
         self.close_all()
         remove_tree(self.tmp)
         self.tmp = None
+
+
+# ---------------------------------------------------------------------------
+# soukd's shared counters
+
+def soukd_stats(directory, timeout=30):
+    """`soukd stats --directory=DIR` parsed (JSON): 'segment' (None when no
+    soukd process has served DIR yet; the counters are then zeros),
+    'cache', 'counters' (with 'verbs': {verb: count}, known verbs only)."""
+    import json
+    p = subprocess.run([soukd_path(), 'stats', '--directory=' + directory],
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    if p.returncode != 0:
+        raise HarnessError('soukd stats --directory=%s exited %d: %r'
+                           % (directory, p.returncode, p.stderr[-2000:]))
+    try:
+        return json.loads(p.stdout)
+    except ValueError as e:
+        raise HarnessError('soukd stats printed no JSON: %r' % p.stdout[:500]) from e
+
+
+def remove_stats_segment(directory, stats=None):
+    """Unlink the shared segment soukd made for DIR (a test's own temp root),
+    once every soukd process serving it has stopped."""
+    stats = stats if stats is not None else soukd_stats(directory)
+    seg = stats.get('segment') or {}
+    name = seg.get('name') or ''
+    if name.startswith('/souk.') and '/' not in name[1:]:
+        try:
+            os.unlink('/dev/shm' + name)
+        except OSError:
+            pass

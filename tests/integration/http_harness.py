@@ -686,7 +686,7 @@ class GoldenMixin:
                 self.assertEqual(got.status, 200, got)
                 self.assertEqual(got.body, want, name)
         r = smart_post(self.base, '/src/.bzr/smart', b'hello\n')
-        self.assertEqual(r.body, b'ok\x012\n')   # Breezy's probe (spec 11.3)
+        self.assertEqual(r.body, b'ok\x012\n')   # Breezy's probe (docs/protocol/http.md#the-hello-probe)
 
     def test_golden_incomplete_and_escape(self):
         r = smart_post(self.base, '/src/.bzr/smart', V3([b'hello'])[:-3])
@@ -708,7 +708,7 @@ class GoldenMixin:
 
 class WritesMixin:
     """Writes over HTTP with the souk client (Breezy 3.3.2 cannot send VFS
-    writes over HTTP, spec 10.3). Needs self.wbase (a read-write server's
+    writes over HTTP, docs/protocol/http.md#breezy-writes-over-http). Needs self.wbase (a read-write server's
     base URL) and self.wroot (its served dir)."""
 
     def souk(self, *args, stdin=b''):

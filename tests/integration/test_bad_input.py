@@ -8,8 +8,9 @@ the connection is either still usable (hello -> ok 2) or cleanly closed,
 and the server still serves new connections (TCP) or exited by itself
 without a signal (--inet).
 
-Expected replies come from spec/PROTOCOL.md sections 2-8 and DESIGN.md 5.
-Where the spec allows "any ('error', ...) failure", the test asserts a
+Expected replies come from docs/protocol/ (framing.md, paths.md, vfs.md,
+errors.md) and docs/layout.md#reliability-rules.
+Where the protocol allows "any ('error', ...) failure", the test asserts a
 failure whose first arg is b'error'.
 """
 
@@ -37,6 +38,7 @@ LIMITS = {
     'max-structure': 65536,
     'max-line': 4096,
     'max-body': 1 << 20,
+    'max-upload': 3 << 20,
 }
 
 
@@ -581,10 +583,37 @@ class Base:
                 self.assertGenericError(r)
                 self.finish_usable_or_closed(self.rw, conn)
 
-    def test_body_over_max_body(self):
+    def test_whole_body_over_max_body(self):
+        """A body the pipeline holds whole (readv ranges) stops at --max-body:
+        a failure reply, nothing buffered beyond the cap, the connection
+        still usable."""
+        conn = self.rw.connect()
+        line = b'0,1\n' * 16384  # 64 KiB of ranges
+        n = LIMITS['max-body'] // len(line) + 2
+        conn.send(v3_request([b'readv', b'/data.txt'], chunks=[line] * n))
+        r = read_v3_response(conn, timeout=10)
+        self.assertFalse(r.success, repr(r))
+        self.assertEqual(tuple(r.args[:2]), (b'error', b'TooLarge'), repr(r))
+        self.assertIn(b'--max-body', r.args[2])
+        self.finish_usable_or_closed(self.rw, conn)
+
+    def test_streamed_body_beyond_max_body_is_fine(self):
+        """put streams its body to disk: --max-body does not apply to it."""
+        conn = self.rw.connect()
+        chunk = bytes(range(256)) * 256
+        n = LIMITS['max-body'] // len(chunk) + 2
+        conn.send(v3_request([b'put', b'/big.bin', b''], chunks=[chunk] * n))
+        r = read_v3_response(conn, timeout=20)
+        self.assertTrue(r.success, repr(r))
+        with open(os.path.join(self.root, 'big.bin'), 'rb') as f:
+            self.assertEqual(f.read(), chunk * n)
+
+    def test_streamed_body_over_max_upload(self):
+        """Beyond --max-upload the framing is refused: a generic error, the
+        connection closed, nothing written."""
         conn = self.rw.connect()
         chunk = b'B' * 65536
-        n = LIMITS['max-body'] // len(chunk) + 2
+        n = LIMITS['max-upload'] // len(chunk) + 2
         try:
             conn.send(v3_request([b'put', b'/toobig.bin', b''], chunks=[chunk] * n))
         except harness.ConnectionClosed:
@@ -593,6 +622,7 @@ class Base:
         self.assertGenericError(r)
         self.finish_usable_or_closed(self.rw, conn)
         self.assertFalse(os.path.exists(os.path.join(self.root, 'toobig.bin')))
+        self.assertEqual([n for n in os.listdir(self.root) if n.startswith('.souk-tmp')], [])
 
 
 class TestBadInputTcp(Base, unittest.TestCase):

@@ -1,4 +1,5 @@
-"""Concurrency and cancellation (DESIGN.md 5, spec 3.2 and 7).
+"""Concurrency and cancellation (docs/layout.md#reliability-rules,
+docs/protocol/framing.md#abort, docs/protocol/vfs.md).
 
 * Parallel appends from several connections never interleave or reuse an
   offset: every returned old length is unique, the records tile the file

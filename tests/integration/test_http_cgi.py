@@ -79,11 +79,11 @@ class TestCgiBody(unittest.TestCase):
                 self.assertEqual(r.status, 400)
 
     def test_content_length_over_the_cap_is_413(self):
-        r, _, _, _ = hh.run_cgi(post_env('1000'), stdin=b'x' * 1000, args=['--max-body=100'])
+        r, _, _, _ = hh.run_cgi(post_env('1000'), stdin=b'x' * 1000, args=['--max-upload=100'])
         self.assertEqual(r.status, 413)
-        r, _, _, _ = hh.run_cgi(post_env(None), stdin=b'x' * 1000, args=['--max-body=100'])
+        r, _, _, _ = hh.run_cgi(post_env(None), stdin=b'x' * 1000, args=['--max-upload=100'])
         self.assertEqual(r.status, 413)
-        env = post_env('1000', SOUK_OPTIONS='--max-body=100')
+        env = post_env('1000', SOUK_OPTIONS='--max-upload=100')
         r, _, _, _ = hh.run_cgi(env, stdin=b'x' * 1000)
         self.assertEqual(r.status, 413)
 

@@ -76,7 +76,7 @@ class TestSoukdHttpBrz(ServedMixin, hh.WorkflowMixin, unittest.TestCase):
 
 class TestSoukdHttpWire(ServedMixin, hh.GoldenMixin, unittest.TestCase):
     # a 1 MiB body cap and a small header block, to test both limits
-    extra = ('--max-body=1048576', '--http-max-header-bytes=16384')
+    extra = ('--max-upload=1048576', '--http-max-header-bytes=16384')
 
     def test_posts_outside_the_root_are_refused(self):
         r = hh.smart_post(self.base, '/../.bzr/smart', b'hello\n')
@@ -84,7 +84,7 @@ class TestSoukdHttpWire(ServedMixin, hh.GoldenMixin, unittest.TestCase):
         r = hh.smart_post(self.base, '/%2e%2e/.bzr/smart', b'hello\n')
         self.assertIn(r.status, (400, 404))
 
-    def test_body_over_max_body_is_413(self):
+    def test_post_over_max_upload_is_413(self):
         r = hh.smart_post(self.base, '/src/.bzr/smart', b'x' * ((1 << 20) + 1))
         self.assertEqual(r.status, 413, r)
 

@@ -1,4 +1,4 @@
-"""The store chain end to end (DESIGN.md 3.2): readahead, the shared-memory
+"""The store chain end to end (docs/store-chain.md): readahead, the shared-memory
 range cache and `soukd stats`, with real soukd processes on loopback.
 
 Every test asserts counters read with `soukd stats --directory ROOT` (the

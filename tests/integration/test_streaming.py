@@ -1,5 +1,5 @@
 """Streaming, cancellation, pooled handlers and the TCP waiter against a real
-soukd (issue 4), asserted on `soukd stats` counters (STYLE.md 12).
+soukd (issue 4), asserted on `soukd stats` counters (docs/conventions.md#assert-counters-not-logs).
 
 * A 4 GiB sparse file streams to the souk CLI while soukd's resident
   memory stays under 64 MiB.

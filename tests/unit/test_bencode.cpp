@@ -1,4 +1,4 @@
-// Strict bencode (spec 3.1): round trips, canonical forms, caps, overflow.
+// Strict bencode (docs/protocol/framing.md#bencode): round trips, canonical forms, caps, overflow.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -33,7 +33,7 @@ TEST_CASE("bencode: canonical inputs decode and re-encode to the same bytes") {
         "de",
         "l3:get4:/a/be",
         "d16:Software version5:3.3.2e",
-        "l3:out0:i1795238047ee",                                   // int in args (spec 3.1)
+        "l3:out0:i1795238047ee",                                   // int in args (docs/protocol/framing.md#bencode)
         "l31:Repository.get_rev_id_for_revno2:p/i5eli3e3:revee",   // nested list in args
         "d0:0:1:a1:b2:aali1eee",                                   // empty key sorts first
         "l5:error9:Exception5:Boom!e",
@@ -117,7 +117,7 @@ TEST_CASE("bencode: non-canonical and malformed inputs are rejected") {
         "d",                       // unterminated dict
         "d1:a",                    // key without value
         "d1:ae",
-        "d1:b1:11:a1:2e",          // unsorted keys (spec 3.1 observed example)
+        "d1:b1:11:a1:2e",          // unsorted keys (docs/protocol/framing.md#bencode)
         "d1:a1:11:a1:2e",          // duplicate keys
         "d1:b0:1:a0:1:c0:e",
         "di1e1:ae",                // non-string dict keys

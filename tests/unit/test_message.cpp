@@ -1,4 +1,4 @@
-// Smart-protocol messages (spec 2-4): RequestDecoder, ResponseDecoder and
+// Smart-protocol messages (docs/protocol/framing.md): RequestDecoder, ResponseDecoder and
 // the request::/response:: encoders, fed whole, byte by byte and in random
 // (seeded) splits.
 #include <doctest/doctest.h>
@@ -233,7 +233,7 @@ TEST_CASE("RequestDecoder: v1, v2 and v3 hello") {
     check_requests(kV1Hello, "args v1 S ('hello')\nend v1\n");
     check_requests(kV2Hello, "args v2 S ('hello')\nend v2\n");
     check_requests(kV3Hello, "args v3 S ('hello')\nend v3\n");
-    // The observed v3 hello, byte for byte (spec 3.3).
+    // The observed v3 hello, byte for byte (docs/protocol/framing.md#examples).
     check_requests("bzr message 3 (bzr 1.6)\n\x00\x00\x00\x02" "de" "s\x00\x00\x00\tl5:helloee"s,
                    "args v3 S ('hello')\nend v3\n");
 }
@@ -272,7 +272,7 @@ TEST_CASE("RequestDecoder: v3 client abort gives Abort then End") {
     check_requests(kV3Aborted,
                    "args v3 S ('put', '/vfsdemo/aborted.txt', '')\nbody 'some data'\n"
                    "abort v3 ('error')\nend v3\n");
-    // The exact abort bytes from spec 3.2, right after the args.
+    // The exact abort bytes from docs/protocol/framing.md#abort, right after the args.
     check_requests(v3() + S("l3:put2:/f0:e") + "oE"s + "s\x00\x00\x00\x09l5:errore"s + "e",
                    "args v3 S ('put', '/f', '')\nabort v3 ('error')\nend v3\n");
     // The decoder is ready for the next request afterwards.
@@ -287,7 +287,8 @@ TEST_CASE("RequestDecoder: unknown verb with a streamed body still reaches End, 
     check_requests(probe + kV3Hello,
                    "args v3 S ('Repository.insert_stream_1.19', 'newbranch', '')\nbody 'Bazaar pack" +
                        std::string(1000, 'x') + "'\nend v3\nargs v3 S ('hello')\nend v3\n");
-    // v1/v2 unknown verbs never take a body (spec 4.2): the next line is a request.
+    // v1/v2 unknown verbs never take a body
+    // (docs/protocol/framing.md#unknown-verbs): the next line is a request.
     check_requests("frobnicate\x01x\nhello\n"s,
                    "args v1 S ('frobnicate', 'x')\nend v1\nargs v1 S ('hello')\nend v1\n");
     // A known verb without body given a stray body (malformed-4 capture).
@@ -296,7 +297,7 @@ TEST_CASE("RequestDecoder: unknown verb with a streamed body still reaches End, 
                    "args v3 S ('hello')\nend v3\n");
 }
 
-TEST_CASE("RequestDecoder: args may hold ints and nested lists (spec 3.1)") {
+TEST_CASE("RequestDecoder: args may hold ints and nested lists (docs/protocol/framing.md#bencode)") {
     auto recs = decode_requests(
         v3() + S("l31:Repository.get_rev_id_for_revno5:/src/i5eli3e5:rev-3ee") + "e", Feed::Whole);
     REQUIRE(recs.size() == 2);
@@ -376,8 +377,9 @@ TEST_CASE("RequestDecoder: malformed v3 framing gives Error at the right place")
         {"second structure", v3() + S("l5:helloe") + S("le") + "e", hdr + 14 + 7, "structure"},
         {"body after abort", v3() + S("l3:put2:/f0:e") + "oE" + S("l5:errore") + B("x") + "e",
          hdr + 18 + 2 + 14 + 5 + 1, "abort", true},
-        // An abort must carry its error structure and nothing more (spec 3.2):
-        // without it the request would look complete and be executed.
+        // An abort must carry its error structure and nothing more
+        // (docs/protocol/framing.md#abort): without it the request would look
+        // complete and be executed.
         {"abort without error args", v3() + S("l3:put2:/f0:e") + B("partial") + "oE" + "e",
          hdr + 18 + 5 + 7 + 2 + 1, "abort"},
         {"two abort structures", v3() + S("l3:put2:/f0:e") + "oE" + S("l5:errore") + S("l5:errore") + "e",
@@ -564,7 +566,7 @@ TEST_CASE("ResponseDecoder: moved and copied decoders keep working after the ori
 TEST_CASE("ResponseDecoder: v3 success, failure, body") {
     std::string pre = v3(kBreezyHeader);
     check_response(pre + "oS" + S("l2:ok1:2e") + "e", 3, false, "args v3 S ('ok', '2')\nend v3\n");
-    // Observed bytes (spec 3.3).
+    // Observed bytes (docs/protocol/framing.md#examples).
     check_response("bzr message 3 (bzr 1.6)\n\x00\x00\x00\x1c" "d16:Software version5:3.3.2e"
                    "oEs\x00\x00\x00\x1f" "l13:UnknownMethod10:frobnicateee"s,
                    3, false, "args v3 E ('UnknownMethod', 'frobnicate')\nend v3\n");
@@ -578,7 +580,7 @@ TEST_CASE("ResponseDecoder: v3 success, failure, body") {
                    "args v3 E ('nosuchrevision')\nend v3\n");
 }
 
-TEST_CASE("ResponseDecoder: v3 error in the middle of a streamed body (spec 3.2)") {
+TEST_CASE("ResponseDecoder: v3 error in the middle of a streamed body (docs/protocol/framing.md#error-in-a-streamed-body)") {
     std::string tail = "oS" "s\x00\x00\x00\x08l4:argse" "b\x00\x00\x00\x03" "aaa" "b\x00\x00\x00\x03" "bbb"
                        "oE" "s\x00\x00\x00\x1b" "l5:error9:Exception5:Boom!e" "e"s;
     check_response(v3(kBreezyHeader) + tail, 3, true,
@@ -615,7 +617,7 @@ TEST_CASE("ResponseDecoder: v1") {
     CHECK(std::string(in) == "ok\x01" "2\n"s);
 }
 
-TEST_CASE("ResponseDecoder: v1 failure words never take a body (spec 4.3)") {
+TEST_CASE("ResponseDecoder: v1 failure words never take a body (docs/protocol/errors.md#v1-failure-words)") {
     const char* words[] = {"norepository", "NoSuchFile", "FileExists", "DirectoryNotEmpty", "ShortReadvError",
                            "UnicodeEncodeError", "UnicodeDecodeError", "ReadOnlyError", "nobranch",
                            "NoSuchRevision", "nosuchrevision", "LockContention", "UnlockableTransport",
@@ -716,7 +718,7 @@ TEST_CASE("ResponseDecoder: reading past the end is an error") {
 
 // --------------------------------------------------------------- encoders --
 
-TEST_CASE("response::encode v3 matches the observed bytes after the header (spec 3.3)") {
+TEST_CASE("response::encode v3 matches the observed bytes after the header (docs/protocol/framing.md#examples)") {
     std::string out;
     response::encode(3, true, {Value("ok"), Value("2")}, nullptr, out);
     CHECK(after_v3_header(out) == "oSs\x00\x00\x00\tl2:ok1:2ee"s);
@@ -755,7 +757,7 @@ TEST_CASE("response::encode v3 matches the observed bytes after the header (spec
     CHECK(after_v3_header(out) == "oSs\x00\x00\x00\x06l2:okeb\x00\x00\x00\x00" "e"s);
 }
 
-TEST_CASE("response:: streaming v3 with an error mid-body matches spec 3.2") {
+TEST_CASE("response:: streaming v3 with an error mid-body matches docs/protocol/framing.md#error-in-a-streamed-body") {
     std::string out;
     response::begin(3, true, {Value("args")}, out);
     response::body_chunk(3, "aaa", out);
@@ -772,7 +774,7 @@ TEST_CASE("response:: streaming v3 with an error mid-body matches spec 3.2") {
     CHECK(v3extra.empty());
 }
 
-TEST_CASE("response::encode v1 and v2 match the observed bytes (spec 4.3)") {
+TEST_CASE("response::encode v1 and v2 match the observed bytes (docs/protocol/framing.md#v1-and-v2-responses)") {
     std::string body = kAlphabet;
     struct Case {
         int version;
@@ -865,7 +867,7 @@ TEST_CASE("request:: encoders") {
     CHECK(after_v3_header(out) ==
           "s\x00\x00\x00\x1dl5:readv17:/vfsdemo/data.txteb\x00\x00\x00\x0d" "0,3\n10,4\n30,6e"s);
 
-    // Abort bytes, spec 3.2.
+    // Abort bytes, docs/protocol/framing.md#abort.
     out.clear();
     request::begin_v3({Value("put"), Value("/f"), Value("")}, out);
     request::chunk_v3("some data", out);
@@ -873,7 +875,7 @@ TEST_CASE("request:: encoders") {
     request::abort_v3(out);
     CHECK(out.substr(before) == "oEs\x00\x00\x00\x09l5:errore" "e"s);
 
-    // v1/v2 lines and bodies (spec 4.2).
+    // v1/v2 lines and bodies (docs/protocol/framing.md#v1-and-v2-bodies).
     out.clear();
     std::string eight = "0,3\n10,4";
     request::encode(1, {Value("readv"), Value("/vfsdemo/data.txt")}, &eight, out);

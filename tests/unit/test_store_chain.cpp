@@ -1,7 +1,7 @@
 // The store chain (server/store/chain.hpp): stats -> range cache ->
 // readahead -> delay -> filesystem. Correct bytes whatever the layers do,
 // never stale, readahead turning sequential reads into hits, and the
-// counters that prove it (STYLE.md 12).
+// counters that prove it (docs/conventions.md#assert-counters-not-logs).
 #include <doctest/doctest.h>
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,8 +1,8 @@
-// Streaming, cancellation and the TCP waiter, in-process (issue 4): a
-// real soukd TCP carrier (acceptor, epoll waiter, workers, pooled
-// handlers) on loopback port 0, driven by raw sockets and by libsouk.
-// Assertions are on counters (STYLE.md 12), read as deltas since the
-// counters are process-wide.
+// Streaming, cancellation and the TCP waiter, in-process (issue 4): a real
+// soukd TCP carrier (acceptor, epoll waiter, workers, pooled handlers) on
+// loopback port 0, driven by raw sockets and by libsouk. Assertions are on
+// counters (docs/conventions.md#assert-counters-not-logs), read as deltas
+// since the counters are process-wide.
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -51,11 +51,9 @@ public:
         return fs_.pread(f, buf, n, off);
     }
     int stat(const std::string& p, server::FileInfo& out) override { return fs_.stat(p, out); }
-    int put(const std::string& p, std::string_view d, int m) override { return fs_.put(p, d, m); }
-    int put_non_atomic(const std::string& p, std::string_view d, int m, bool c, int dm) override {
-        return fs_.put_non_atomic(p, d, m, c, dm);
+    int begin_upload(const std::string& p, const server::WriteSpec& s, std::unique_ptr<server::Upload>& out) override {
+        return fs_.begin_upload(p, s, out);
     }
-    int append(const std::string& p, std::string_view d, int m, uint64_t* old) override { return fs_.append(p, d, m, old); }
     int mkdir(const std::string& p, int m) override { return fs_.mkdir(p, m); }
     int rmdir(const std::string& p) override { return fs_.rmdir(p); }
     int unlink(const std::string& p) override { return fs_.unlink(p); }

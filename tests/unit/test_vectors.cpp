@@ -1,4 +1,4 @@
-// Real captures (tests/vectors, copied from spec/vectors): every request
+// Real captures (tests/vectors, recorded from real brz sessions): every request
 // decodes with RequestDecoder, every reply with ResponseDecoder, and the
 // encoders reproduce Breezy's bytes (after the v3 header, which names the
 // software). Formats: NAME.c2s / NAME.s2c raw streams; NAME.rec records of
@@ -311,7 +311,7 @@ const Expect kCaptures[] = {
     {"real-serve-vfs-misc", 12},
     {"real-serve-vfs-readonly", 1},
     {"real-serve-vfs-permission", 3},
-    // Request counts from spec section 12 where it gives them.
+    // Request counts from docs/protocol/README.md#verb-sequences-of-common-commands.
     {"real-serve-cmd-branch", 11},
     {"real-serve-cmd-log", 9},
     {"real-serve-cmd-pull", 11},
@@ -498,7 +498,7 @@ TEST_CASE("vectors: request encoders reproduce brz's requests byte for byte") {
                 CHECK(after_v3_header(out) == v3_parts_without_empty_bytes(original, dropped));
             } else {
                 const VerbInfo* v = find_verb(r.verb());
-                bool has_body = v && v->request_body;
+                bool has_body = v && v->request_body();
                 request::encode(r.version, r.args, has_body ? &r.body : nullptr, out);
                 CHECK(out == original);
             }
@@ -627,7 +627,7 @@ TEST_CASE("vectors: VFS captures") {
     }
 }
 
-TEST_CASE("vectors: brz branch against brz serve follows spec section 12") {
+TEST_CASE("vectors: brz branch against brz serve follows docs/protocol/README.md#verb-sequences-of-common-commands") {
     Loaded l = load("real-serve-cmd-branch");
     CHECK(verbs(l.reqs) == std::vector<std::string>{
                                "BzrDir.open_2.1", "BzrDir.open_branchV3", "BzrDir.find_repositoryV3",
@@ -638,7 +638,7 @@ TEST_CASE("vectors: brz branch against brz serve follows spec section 12") {
     CHECK(l.resps[0].args == Args{Value("yes"), Value("yes")});
     CHECK_FALSE(l.resps[3].success);
     CHECK(l.resps[3].args == error_args(Err::NotStacked));
-    // cloning_metadir answers with a nested list (spec 3.1).
+    // cloning_metadir answers with a nested list (docs/protocol/framing.md#bencode).
     REQUIRE(l.resps[5].args.size() == 3);
     CHECK(l.resps[5].args[2].is_list());
     // get_stream: request body, streamed pack reply.
@@ -705,7 +705,7 @@ TEST_CASE("vectors: captured requests fit souk's verb table") {
             size_t nargs = r.args.size() - 1;
             CHECK(nargs >= v->min_args);
             CHECK(nargs <= v->max_args);
-            if (!r.body.empty()) CHECK(v->request_body);
+            if (!r.body.empty()) CHECK(v->request_body());
             const Resp& resp = l.resps[i];
             if (resp.success && !resp.body.empty()) CHECK(v->response_body);
         }

@@ -1,0 +1,301 @@
+// Groupcompress blocks (docs/formats/groupcompress.md): header, prefix
+// inflation, entry extraction, delta application, and a fulltext-only writer.
+#include "server/bzr/groupcompress.hpp"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <memory>
+
+namespace souk::server::bzr::gc {
+namespace {
+
+constexpr std::string_view kZlibBlock = "gcb1z\n";
+constexpr std::string_view kLzmaBlock = "gcb1l\n";
+// Breezy looks for each length's newline within 14 bytes (_parse_bytes).
+constexpr size_t kMaxLengthField = 14;
+// Breezy reads an entry's length from at most 5 bytes (content[start+1:start+6]).
+constexpr size_t kEntryLengthBytes = 5;
+// A delta's target length: up to 10 base128 bytes.
+constexpr size_t kDeltaLengthBytes = 10;
+// Most output one inflate() call may produce (fits zlib's uInt).
+constexpr size_t kInflateStep = size_t{1} << 30;
+
+bool parse_decimal(std::string_view s, uint64_t& v) {
+    if (s.empty() || s.size() > 19) return false;
+    v = 0;
+    for (char c : s) {  // bounded: at most 19 digits
+        if (c < '0' || c > '9') return false;
+        v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return true;
+}
+
+z_stream* zs_of(void* p) { return static_cast<z_stream*>(p); }
+
+}  // namespace
+
+void encode_base128(uint64_t value, std::string& out) {
+    while (value >= 0x80) {  // bounded: 7 bits consumed per pass, at most 10 passes
+        out += static_cast<char>((value & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out += static_cast<char>(value);
+}
+
+bool decode_base128(std::string_view s, size_t& pos, size_t max_bytes, uint64_t& value) {
+    value = 0;
+    for (size_t i = 0, shift = 0; i < max_bytes; ++i, shift += 7) {  // bounded: max_bytes
+        if (pos >= s.size()) return false;
+        auto b = static_cast<unsigned char>(s[pos++]);
+        uint64_t part = b & 0x7f;
+        if (shift > 63 || (shift == 63 && part > 1)) return false;
+        value |= part << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+Result<BlockHeader> parse_block_header(std::string_view bytes) {
+    std::string_view magic = bytes.substr(0, kZlibBlock.size());
+    if (magic == kLzmaBlock) return Error{Errc::Unsupported, 0, "lzma-compressed groupcompress blocks are not supported"};
+    if (magic != kZlibBlock) return corrupt("not a groupcompress block (no gcb1z header)");
+    BlockHeader h;
+    size_t pos = kZlibBlock.size();
+    uint64_t* fields[] = {&h.z_length, &h.content_length};
+    for (uint64_t* f : fields) {  // bounded: two fields
+        size_t nl = bytes.substr(pos, kMaxLengthField).find('\n');
+        if (nl == std::string_view::npos || !parse_decimal(bytes.substr(pos, nl), *f))
+            return corrupt("bad groupcompress block header");
+        pos += nl + 1;
+    }
+    h.header_size = pos;
+    return h;
+}
+
+PrefixInflater::PrefixInflater(size_t want) : want_(want) {}
+
+PrefixInflater::PrefixInflater(PrefixInflater&& o) noexcept
+    : zs_(o.zs_), want_(o.want_), out_(std::move(o.out_)), ended_(o.ended_) {
+    o.zs_ = nullptr;
+}
+
+PrefixInflater::~PrefixInflater() {
+    if (zs_) {
+        inflateEnd(zs_of(zs_));
+        delete zs_of(zs_);
+    }
+}
+
+Result<PrefixInflater> PrefixInflater::make(size_t want, size_t max_content) {
+    if (want > max_content)
+        return limit_exceeded("groupcompress block content of " + std::to_string(want) + " bytes exceeds the limit of " +
+                              std::to_string(max_content) + " bytes");
+    PrefixInflater p(want);
+    auto zs = std::make_unique<z_stream>();
+    *zs = z_stream{};
+    if (inflateInit(zs.get()) != Z_OK) return Error{Errc::Io, 12 /* ENOMEM */, "zlib initialisation failed"};
+    p.zs_ = zs.release();
+    p.out_.reserve(want);
+    return p;
+}
+
+Status PrefixInflater::feed(std::string_view z) {
+    z_stream* zs = zs_of(zs_);
+    zs->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(z.data()));
+    zs->avail_in = static_cast<uInt>(std::min<size_t>(z.size(), kInflateStep));
+    size_t fed = zs->avail_in;
+    // bounded: every pass produces output towards want_ or consumes input
+    // (Z_BUF_ERROR with no input left ends it); output is capped at want_.
+    while (!done() && !ended_) {
+        if (zs->avail_in == 0) {
+            if (fed == z.size()) break;
+            size_t n = std::min<size_t>(z.size() - fed, kInflateStep);
+            zs->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(z.data() + fed));
+            zs->avail_in = static_cast<uInt>(n);
+            fed += n;
+        }
+        size_t have = out_.size();
+        size_t room = std::min(want_ - have, kInflateStep);
+        out_.resize(have + room);
+        zs->next_out = reinterpret_cast<Bytef*>(out_.data() + have);
+        zs->avail_out = static_cast<uInt>(room);
+        int rc = inflate(zs, Z_NO_FLUSH);
+        out_.resize(have + room - zs->avail_out);
+        if (rc == Z_STREAM_END) {
+            ended_ = true;
+            break;
+        }
+        if (rc == Z_BUF_ERROR && zs->avail_in == 0) continue;  // needs more input
+        if (rc != Z_OK) return corrupt("corrupt zlib data in groupcompress block");
+    }
+    if (ended_ && !done()) return corrupt("groupcompress block is shorter than its index entry says");
+    return Ok{};
+}
+
+Result<std::string> block_content(std::string_view block, size_t want, const Limits& limits) {
+    auto h = parse_block_header(block);
+    if (!h) return h.err();
+    if (h->z_length != block.size() - h->header_size) return corrupt("groupcompress block length mismatch");
+    if (want == std::string_view::npos) {
+        if (h->content_length > limits.max_content)
+            return limit_exceeded("groupcompress block content of " + std::to_string(h->content_length) +
+                                  " bytes exceeds the limit of " + std::to_string(limits.max_content) + " bytes");
+        want = static_cast<size_t>(h->content_length);
+    } else if (want > h->content_length) {
+        return corrupt("record lies beyond the end of its groupcompress block");
+    }
+    auto inf = PrefixInflater::make(want, limits.max_content);
+    if (!inf) return inf.err();
+    if (want == 0) return std::string();
+    if (Status st = inf->feed(block.substr(h->header_size)); !st) return st.err();
+    if (!inf->done()) return corrupt("groupcompress block is shorter than its header says");
+    return inf->take();
+}
+
+Result<std::string> read_block_prefix(Store& store, OpenFile& pack, uint64_t record_offset, uint64_t record_length,
+                                      size_t want, const Limits& limits) {
+    if (record_length == 0 || record_offset > pack.info.size || record_length > pack.info.size - record_offset)
+        return corrupt("index entry points beyond the end of the pack");
+    if (want > limits.max_content)
+        return limit_exceeded("groupcompress block content of " + std::to_string(want) + " bytes exceeds the limit of " +
+                              std::to_string(limits.max_content) + " bytes");
+    std::string head(static_cast<size_t>(std::min<uint64_t>(record_length, limits.max_header)), '\0');
+    size_t got = 0;
+    while (got < head.size()) {  // bounded: head.size() bytes, each pass reads some or stops
+        ssize_t r = store.pread(pack, head.data() + got, head.size() - got, record_offset + got);
+        if (r < 0) return io_error(static_cast<int>(-r), "cannot read pack");
+        if (r == 0) return corrupt("pack is truncated");
+        got += static_cast<size_t>(r);
+    }
+    if (head.front() != 'B') return corrupt("no pack record at the indexed offset");
+    auto rec = parse_record_header(head);
+    if (!rec) return rec.err();
+    if (rec->length != record_length - rec->header_size) return corrupt("pack record length does not match its index entry");
+    std::string_view gcb = std::string_view(head).substr(rec->header_size);
+    auto h = parse_block_header(gcb);
+    if (!h) return h.err();
+    if (h->z_length != rec->length - h->header_size) return corrupt("groupcompress block length mismatch");
+    if (want > h->content_length) return corrupt("record lies beyond the end of its groupcompress block");
+    auto inf = PrefixInflater::make(want, limits.max_content);
+    if (!inf) return inf.err();
+    if (want == 0) return std::string();
+    // The compressed bytes already in `head`, then the rest chunk by chunk.
+    uint64_t z_offset = record_offset + rec->header_size + h->header_size;
+    uint64_t z_end = z_offset + h->z_length;
+    uint64_t pos = record_offset + head.size();
+    if (Status st = inf->feed(gcb.substr(h->header_size)); !st) return st.err();
+    std::string buf(static_cast<size_t>(std::max<uint64_t>(1, std::min<uint64_t>(limits.read_chunk, h->z_length))), '\0');
+    // bounded: pos advances by at least one byte per pass up to z_end.
+    while (!inf->done() && !inf->stream_ended() && pos < z_end) {
+        size_t n = static_cast<size_t>(std::min<uint64_t>(z_end - pos, buf.size()));
+        ssize_t r = store.pread(pack, buf.data(), n, pos);
+        if (r < 0) return io_error(static_cast<int>(-r), "cannot read pack");
+        if (r == 0) return corrupt("pack is truncated");
+        pos += static_cast<uint64_t>(r);
+        if (Status st = inf->feed(std::string_view(buf.data(), static_cast<size_t>(r))); !st) return st.err();
+    }
+    if (!inf->done()) return corrupt("groupcompress block is shorter than its index entry says");
+    return inf->take();
+}
+
+Status apply_delta(std::string_view source, std::string_view delta, std::string& out, size_t max_out) {
+    out.clear();
+    size_t pos = 0;
+    uint64_t target = 0;
+    if (!decode_base128(delta, pos, kDeltaLengthBytes, target)) return corrupt("bad delta target length");
+    if (target > max_out)
+        return limit_exceeded("delta target of " + std::to_string(target) + " bytes exceeds the limit of " +
+                              std::to_string(max_out) + " bytes");
+    out.reserve(static_cast<size_t>(target));
+    // bounded: every instruction consumes at least one delta byte.
+    while (pos < delta.size()) {
+        auto cmd = static_cast<unsigned char>(delta[pos++]);
+        if (cmd & 0x80) {
+            uint64_t offset = 0, length = 0;
+            for (unsigned bit = 0; bit < 7; ++bit) {  // bounded: 7 flag bits
+                if (!(cmd & (1u << bit))) continue;
+                if (pos >= delta.size()) return corrupt("truncated delta copy instruction");
+                uint64_t b = static_cast<unsigned char>(delta[pos++]);
+                if (bit < 4) offset |= b << (8 * bit);
+                else length |= b << (8 * (bit - 4));
+            }
+            if (length == 0) length = 0x10000;
+            if (offset > source.size() || length > source.size() - offset)
+                return corrupt("delta copies bytes past the end of its source");
+            if (length > target - out.size()) return corrupt("delta output exceeds its target length");
+            out.append(source.substr(static_cast<size_t>(offset), static_cast<size_t>(length)));
+        } else {
+            if (cmd == 0) return corrupt("delta instruction 0 is not supported");
+            if (cmd > delta.size() - pos) return corrupt("truncated delta insert");
+            if (cmd > target - out.size()) return corrupt("delta output exceeds its target length");
+            out.append(delta.substr(pos, cmd));
+            pos += cmd;
+        }
+    }
+    if (out.size() != target) return corrupt("delta output is shorter than its target length");
+    return Ok{};
+}
+
+Result<std::string> extract_text(std::string_view content, uint64_t start, uint64_t end, const Limits& limits,
+                                 EntryKind* kind) {
+    if (kind) *kind = EntryKind::Empty;
+    if (start == 0 && end == 0) return std::string();
+    if (start >= end || end > content.size()) return corrupt("record lies outside its groupcompress block");
+    size_t pos = static_cast<size_t>(start) + 1;
+    uint64_t len = 0;
+    std::string_view upto_end = content.substr(0, static_cast<size_t>(end));
+    if (!decode_base128(upto_end, pos, kEntryLengthBytes, len)) return corrupt("bad groupcompress record length");
+    if (len != end - pos) return corrupt("groupcompress record length does not match its index entry");
+    std::string_view body = content.substr(pos, static_cast<size_t>(len));
+    char k = content[static_cast<size_t>(start)];
+    if (k == 'f') {
+        if (body.size() > limits.max_text)
+            return limit_exceeded("text of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
+                                  std::to_string(limits.max_text) + " bytes");
+        if (kind) *kind = EntryKind::Fulltext;
+        return std::string(body);
+    }
+    if (k != 'd') return corrupt("unknown record kind in groupcompress block");
+    if (kind) *kind = EntryKind::Delta;
+    // The compressor only ever copies from content before the entry.
+    std::string out;
+    if (Status st = apply_delta(content.substr(0, static_cast<size_t>(start)), body, out, limits.max_text); !st)
+        return st.err();
+    return out;
+}
+
+Result<std::pair<uint64_t, uint64_t>> BlockWriter::add_fulltext(std::string_view text) {
+    if (text.empty()) return std::pair<uint64_t, uint64_t>{0, 0};
+    std::string head = "f";
+    encode_base128(text.size(), head);
+    if (head.size() + text.size() > max_content_ - std::min(max_content_, content_.size()))
+        return limit_exceeded("groupcompress block would exceed " + std::to_string(max_content_) + " bytes");
+    uint64_t start = content_.size();
+    content_ += head;
+    content_ += text;
+    return std::pair<uint64_t, uint64_t>{start, content_.size()};
+}
+
+Result<std::string> BlockWriter::finish(int level) const {
+    if (content_.size() > kInflateStep) return limit_exceeded("groupcompress block too large to compress in one pass");
+    uLong bound = compressBound(static_cast<uLong>(content_.size()));
+    std::string z(bound, '\0');
+    z_stream zs{};
+    if (deflateInit(&zs, level) != Z_OK) return Error{Errc::Io, 12 /* ENOMEM */, "zlib initialisation failed"};
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(content_.data()));
+    zs.avail_in = static_cast<uInt>(content_.size());
+    zs.next_out = reinterpret_cast<Bytef*>(z.data());
+    zs.avail_out = static_cast<uInt>(z.size());
+    int rc = deflate(&zs, Z_FINISH);
+    size_t produced = z.size() - zs.avail_out;
+    deflateEnd(&zs);
+    if (rc != Z_STREAM_END) return corrupt("zlib compression of a groupcompress block failed");
+    z.resize(produced);
+    std::string out(kZlibBlock);
+    out += std::to_string(z.size()) + "\n" + std::to_string(content_.size()) + "\n";
+    out += z;
+    return out;
+}
+
+}  // namespace souk::server::bzr::gc

@@ -1,0 +1,80 @@
+// Where a reply's bytes go: a stream carrier's socket or pipe, an HTTP
+// response body, CGI's stdout, or memory. The reply writer
+// (server/request/reply.cpp) writes to a Sink and never knows which.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "transport/stream.hpp"
+
+namespace souk::io {
+
+class Sink {
+public:
+    virtual ~Sink() = default;
+    // Write every byte of `data`, or fail (false, errno set: EPIPE,
+    // ETIMEDOUT, ...): the peer went away or the deadline passed.
+    virtual bool write(std::string_view data) = 0;
+    // Whether send_file() sends without a copy through user space.
+    virtual bool direct() const { return false; }
+    // Send n bytes of `file` from `offset`: the bytes sent (fewer than n: the
+    // file ended early) or -1 with errno. Without direct(), the default
+    // reads and writes through a buffer.
+    virtual int64_t send_file(int file, uint64_t offset, uint64_t n);
+    // Many small pieces follow (on): gather them into full segments
+    // (TCP_CORK on sockets; a no-op elsewhere).
+    virtual void cork(bool on) { (void)on; }
+    // The body is complete: flush what is held back (compression).
+    virtual bool finish() { return true; }
+    // Bytes accepted so far (before any compression below this sink).
+    uint64_t written() const { return written_; }
+
+protected:
+    uint64_t written_ = 0;
+};
+
+// A Stream with one deadline for the whole reply.
+class StreamSink final : public Sink {
+public:
+    StreamSink(Stream& s, Deadline deadline) : s_(s), deadline_(deadline) {}
+    bool write(std::string_view data) override;
+    bool direct() const override { return true; }
+    int64_t send_file(int file, uint64_t offset, uint64_t n) override;
+    void cork(bool on) override;
+
+private:
+    Stream& s_;
+    Deadline deadline_;
+};
+
+// Appends to a string (tests, and replies small enough to send whole).
+class StringSink final : public Sink {
+public:
+    explicit StringSink(std::string& out) : out_(out) {}
+    bool write(std::string_view data) override;
+
+private:
+    std::string& out_;
+};
+
+// Compresses everything written into a zstd frame written to `next`
+// (HTTP Content-Encoding: zstd). finish() ends the frame.
+class ZstdSink final : public Sink {
+public:
+    ZstdSink(Sink& next, int level);
+    ~ZstdSink() override;
+    ZstdSink(const ZstdSink&) = delete;
+    ZstdSink& operator=(const ZstdSink&) = delete;
+    bool write(std::string_view data) override;
+    bool finish() override;
+
+private:
+    bool pump(std::string_view data, bool end);
+    Sink& next_;
+    void* cctx_;  // ZSTD_CCtx
+    std::string out_;
+};
+
+}  // namespace souk::io
