@@ -9,7 +9,9 @@
 namespace souk::proto {
 
 // X(id, wire name, request body, response body, mutating, safe to retry,
-//   introduced in, min args, max args)       (args exclude the verb itself)
+//   min args, max args)       (args exclude the verb itself)
+// The Breezy release that introduced each verb is in docs/protocol/ (the
+// client's version gates); the server needs no such column.
 // "request body": None (a body sent anyway is discarded), Whole (the pipeline
 // buffers it, up to --max-body, and hands it to the verb) or Streamed (the
 // verb takes it chunk by chunk as it arrives, up to --max-upload, never held
@@ -20,51 +22,51 @@ namespace souk::proto {
 // rule after a connection reset
 // (docs/protocol/framing.md#retries-after-a-reset). max args 255 = unbounded.
 #define SOUK_VERBS(X)                                                                   \
-    X(hello, "hello", None, false, false, true, "", 0, 0)                              \
-    X(is_readonly, "Transport.is_readonly", None, false, false, true, "", 0, 0)       \
-    X(has, "has", None, false, false, true, "", 1, 1)                                  \
-    X(get, "get", None, true, false, true, "", 1, 1)                                   \
-    X(readv, "readv", Whole, true, false, true, "", 1, 1)                                \
-    X(append, "append", Streamed, false, true, false, "", 2, 2)                             \
-    X(put, "put", Streamed, false, true, true, "", 2, 2)                                    \
-    X(put_non_atomic, "put_non_atomic", Streamed, false, true, true, "", 4, 4)              \
-    X(mkdir, "mkdir", None, false, true, false, "", 2, 2)                              \
-    X(rmdir, "rmdir", None, false, true, false, "", 1, 1)                              \
-    X(del, "delete", None, false, true, false, "", 1, 1)                               \
-    X(rename, "rename", None, false, true, false, "", 2, 2)                            \
-    X(move, "move", None, false, true, false, "", 2, 2)                                \
-    X(stat, "stat", None, false, false, true, "", 1, 1)                                \
-    X(list_dir, "list_dir", None, false, false, true, "", 1, 1)                        \
-    X(iter_files_recursive, "iter_files_recursive", None, false, false, true, "", 1, 1) \
-    X(bzrdir_open, "BzrDir.open", None, false, false, true, "", 1, 1)                  \
-    X(bzrdir_open_2_1, "BzrDir.open_2.1", None, false, false, true, "2.1", 1, 1)       \
-    X(open_branch, "BzrDir.open_branch", None, false, false, true, "", 1, 1)           \
-    X(open_branch_v2, "BzrDir.open_branchV2", None, false, false, true, "1.13", 1, 1)  \
-    X(open_branch_v3, "BzrDir.open_branchV3", None, false, false, true, "2.1", 1, 1)   \
-    X(find_repository, "BzrDir.find_repository", None, false, false, true, "", 1, 1)   \
-    X(find_repository_v2, "BzrDir.find_repositoryV2", None, false, false, true, "1.13", 1, 1) \
-    X(find_repository_v3, "BzrDir.find_repositoryV3", None, false, false, true, "1.13", 1, 1) \
-    X(bzrdir_initialize, "BzrDirFormat.initialize", None, false, true, false, "", 1, 1) \
-    X(last_revision_info, "Branch.last_revision_info", None, false, false, true, "", 1, 1) \
-    X(branch_lock_write, "Branch.lock_write", None, false, true, true, "", 1, 3)      \
-    X(branch_unlock, "Branch.unlock", None, false, true, true, "", 2, 3)              \
-    X(repo_lock_write, "Repository.lock_write", None, false, true, true, "", 1, 2)    \
-    X(repo_unlock, "Repository.unlock", None, false, true, true, "", 1, 2)            \
-    X(repo_is_shared, "Repository.is_shared", None, false, false, true, "", 1, 1)     \
-    X(get_parent_map, "Repository.get_parent_map", Whole, true, false, true, "1.2", 1, 255) \
-    X(get_revision_graph, "Repository.get_revision_graph", None, true, false, true, "", 1, 2) \
-    X(gather_stats, "Repository.gather_stats", None, true, false, true, "", 1, 3)                \
-    X(get_stacked_on_url, "Branch.get_stacked_on_url", None, false, false, true, "1.13", 1, 1) \
-    X(get_config_file, "Branch.get_config_file", None, true, false, true, "", 1, 1)            \
-    X(get_tags_bytes, "Branch.get_tags_bytes", None, false, false, true, "1.13", 1, 1)         \
-    X(set_last_revision_info, "Branch.set_last_revision_info", None, false, true, true, "", 5, 5) \
-    X(get_parent, "Branch.get_parent", None, false, false, true, "1.13", 1, 1)                 \
-    X(get_all_reference_info, "Branch.get_all_reference_info", None, true, false, true, "3.1", 1, 1) \
-    X(branch_lock_status, "Branch.get_physical_lock_status", None, false, false, true, "2.5", 1, 1) \
-    X(bzrdir_config_file, "BzrDir.get_config_file", None, true, false, true, "1.15", 1, 1)    \
-    X(repo_lock_status, "Repository.get_physical_lock_status", None, false, false, true, "2.5", 1, 1) \
-    X(make_working_trees, "Repository.make_working_trees", None, false, false, true, "2.5", 1, 1) \
-    X(set_make_working_trees, "Repository.set_make_working_trees", None, false, true, true, "2.5", 2, 2)
+    X(hello, "hello", None, false, false, true, 0, 0)                              \
+    X(is_readonly, "Transport.is_readonly", None, false, false, true, 0, 0)       \
+    X(has, "has", None, false, false, true, 1, 1)                                  \
+    X(get, "get", None, true, false, true, 1, 1)                                   \
+    X(readv, "readv", Whole, true, false, true, 1, 1)                                \
+    X(append, "append", Streamed, false, true, false, 2, 2)                             \
+    X(put, "put", Streamed, false, true, true, 2, 2)                                    \
+    X(put_non_atomic, "put_non_atomic", Streamed, false, true, true, 4, 4)              \
+    X(mkdir, "mkdir", None, false, true, false, 2, 2)                              \
+    X(rmdir, "rmdir", None, false, true, false, 1, 1)                              \
+    X(del, "delete", None, false, true, false, 1, 1)                               \
+    X(rename, "rename", None, false, true, false, 2, 2)                            \
+    X(move, "move", None, false, true, false, 2, 2)                                \
+    X(stat, "stat", None, false, false, true, 1, 1)                                \
+    X(list_dir, "list_dir", None, false, false, true, 1, 1)                        \
+    X(iter_files_recursive, "iter_files_recursive", None, false, false, true, 1, 1) \
+    X(bzrdir_open, "BzrDir.open", None, false, false, true, 1, 1)                  \
+    X(bzrdir_open_2_1, "BzrDir.open_2.1", None, false, false, true, 1, 1)       \
+    X(open_branch, "BzrDir.open_branch", None, false, false, true, 1, 1)           \
+    X(open_branch_v2, "BzrDir.open_branchV2", None, false, false, true, 1, 1)  \
+    X(open_branch_v3, "BzrDir.open_branchV3", None, false, false, true, 1, 1)   \
+    X(find_repository, "BzrDir.find_repository", None, false, false, true, 1, 1)   \
+    X(find_repository_v2, "BzrDir.find_repositoryV2", None, false, false, true, 1, 1) \
+    X(find_repository_v3, "BzrDir.find_repositoryV3", None, false, false, true, 1, 1) \
+    X(bzrdir_initialize, "BzrDirFormat.initialize", None, false, true, false, 1, 1) \
+    X(last_revision_info, "Branch.last_revision_info", None, false, false, true, 1, 1) \
+    X(branch_lock_write, "Branch.lock_write", None, false, true, true, 1, 3)      \
+    X(branch_unlock, "Branch.unlock", None, false, true, true, 2, 3)              \
+    X(repo_lock_write, "Repository.lock_write", None, false, true, true, 1, 2)    \
+    X(repo_unlock, "Repository.unlock", None, false, true, true, 1, 2)            \
+    X(repo_is_shared, "Repository.is_shared", None, false, false, true, 1, 1)     \
+    X(get_parent_map, "Repository.get_parent_map", Whole, true, false, true, 1, 255) \
+    X(get_revision_graph, "Repository.get_revision_graph", None, true, false, true, 1, 2) \
+    X(gather_stats, "Repository.gather_stats", None, true, false, true, 1, 3)                \
+    X(get_stacked_on_url, "Branch.get_stacked_on_url", None, false, false, true, 1, 1) \
+    X(get_config_file, "Branch.get_config_file", None, true, false, true, 1, 1)            \
+    X(get_tags_bytes, "Branch.get_tags_bytes", None, false, false, true, 1, 1)         \
+    X(set_last_revision_info, "Branch.set_last_revision_info", None, false, true, true, 5, 5) \
+    X(get_parent, "Branch.get_parent", None, false, false, true, 1, 1)                 \
+    X(get_all_reference_info, "Branch.get_all_reference_info", None, true, false, true, 1, 1) \
+    X(branch_lock_status, "Branch.get_physical_lock_status", None, false, false, true, 1, 1) \
+    X(bzrdir_config_file, "BzrDir.get_config_file", None, true, false, true, 1, 1)    \
+    X(repo_lock_status, "Repository.get_physical_lock_status", None, false, false, true, 1, 1) \
+    X(make_working_trees, "Repository.make_working_trees", None, false, false, true, 1, 1) \
+    X(set_make_working_trees, "Repository.set_make_working_trees", None, false, true, true, 2, 2)
 
 enum class Verb : uint8_t {
 #define SOUK_X(id, ...) id,
@@ -81,14 +83,13 @@ struct VerbInfo {
     bool response_body;
     bool mutating;
     bool safe_retry;
-    std::string_view since;
     uint8_t min_args;
     uint8_t max_args;
     bool request_body() const { return body != BodyKind::None; }
 };
 
 inline constexpr VerbInfo kVerbs[] = {
-#define SOUK_X(id, name, rq, rs, mut, safe, since, lo, hi) {Verb::id, name, BodyKind::rq, rs, mut, safe, since, lo, hi},
+#define SOUK_X(id, name, rq, rs, mut, safe, lo, hi) {Verb::id, name, BodyKind::rq, rs, mut, safe, lo, hi},
     SOUK_VERBS(SOUK_X)
 #undef SOUK_X
 };

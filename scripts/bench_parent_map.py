@@ -68,9 +68,10 @@ def make_repo(root, n, seed):
     return revs, graph, sizes[0]
 
 
-def recipe(graph, start, stop):
-    """The body of a client that has seen start's ancestry down to stop,
-    with the count Breezy's recreate_search_from_recipe will check."""
+def recipe(graph, start, stops):
+    """The body of a client that has seen start's ancestry down to `stops`
+    (enough consecutive revisions that no merge jumps past them), with the
+    count Breezy's recreate_search_from_recipe will check."""
     from breezy.graph import DictParentsProvider, Graph
     # A repository reports a root's parents as (null:,), and the search counts null:.
     parents = {k: tuple(v) or (b'null:',) for k, v in graph.items()}
@@ -78,9 +79,9 @@ def recipe(graph, start, stop):
     provider = DictParentsProvider(parents)
     search = Graph(provider)._make_breadth_first_searcher([start])
     for revs in search:  # bounded: the graph is finite
-        search.stop_searching_any({stop}.intersection(revs))
+        search.stop_searching_any(set(stops).intersection(revs))
     included = search.get_state()[2]
-    return start + b'\n' + stop + b'\n%d' % len(included)
+    return start + b'\n' + b' '.join(stops) + b'\n%d' % len(included)
 
 
 def free_port():
@@ -187,7 +188,7 @@ def main():
         scenarios = [
             ('tip, empty recipe', (path, tip), b'\n\n0'),
             ('middle, empty recipe', (path, mid), b'\n\n0'),
-            ('tip, recipe of ~1000 revs', (path, tip), recipe(graph, revs[-1000], revs[-2001])),
+            ('tip, recipe of ~1000 revs', (path, tip), recipe(graph, revs[-1000], revs[-2020:-2000])),
             ('10 ids, include-missing', (path, b'include-missing:') + tuple(revs[i] for i in range(0, len(revs), len(revs) // 10)) + (b'absent-rev',), b'\n\n0'),
         ]
         servers = [('soukd (new)', a.soukd, a.rounds)]

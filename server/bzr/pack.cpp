@@ -25,7 +25,9 @@ bool parse_decimal(std::string_view s, uint64_t& v) {
 }
 
 Status check_names(const std::vector<RecordName>& names) {
-    for (const auto& name : names) {      // bounded: the caller's names
+    for (const auto& name : names) {  // bounded: the caller's names
+        if (name.empty() || (name.size() == 1 && name[0].empty()))
+            return corrupt("pack record name is empty (its line would end the names)");
         for (const auto& element : name)  // bounded: the name's elements
             for (char c : element)        // bounded: the element's bytes
                 if (bad_name_char(c) || c == '\0')

@@ -124,8 +124,10 @@ struct RecordView {
 Result<RecordView> parse_record(std::string_view bytes, const ContainerLimits& limits = {});
 
 // "B<length>\n" names "\n": the header of a Bytes record, as Breezy's
-// ContainerSerialiser.bytes_header. Corrupt for a name element holding
-// whitespace or "\0" (Breezy rejects whitespace; "\0" could not be read back).
+// ContainerSerialiser.bytes_header. Corrupt for an empty name (its empty
+// line would end the names: Breezy writes it but cannot read it back) and
+// for a name element holding whitespace (Breezy refuses it) or "\0" (it
+// could not be read back).
 Result<std::string> record_header(uint64_t length, const std::vector<RecordName>& names);
 
 // Writes a container through a sink, byte for byte as Breezy's

@@ -172,6 +172,21 @@ bool Pipeline::write_reply(io::Sink& out) {
         if (h.aborted) count(c.aborted_requests);
         if (!h.reply.success) count(c.request_failures);
     }
+    if (h.version != 3 && h.verb && h.reply.success) {
+        // v1/v2 bodies are implicit: the client reads one exactly when the
+        // verb table says the verb answers with one
+        // (docs/protocol/framing.md#v1-and-v2-bodies), so the reply must
+        // agree or the stream falls out of step.
+        Reply& r = h.reply;
+        if (h.verb->response_body && r.body_kind == Reply::Body::None) {
+            r.body_kind = Reply::Body::Bytes;
+            r.body.clear();
+        } else if (!h.verb->response_body && r.body_kind != Reply::Body::None) {
+            SOUK_LOG(Error, "%s: %s answered with a body the verb table does not declare; dropped", peer_,
+                     h.verb->name.data());
+            r.body_kind = Reply::Body::None;
+        }
+    }
     auto args = h.args();
     SOUK_LOG(Debug, "%s: %s -> %s", peer_, h.argc ? proto::to_display(proto::Args(args.begin(), args.end())).c_str() : "?",
              proto::to_display(h.reply.args).c_str());

@@ -74,7 +74,7 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
     auto read_failure = [&](int err, uint64_t offset, uint64_t length, uint64_t got) {
         if (err) return proto::error_args(proto::Err::ReadError, client_path);
         // The file shrank since it was checked.
-        return proto::Args{proto::Value("ShortReadvError"), proto::Value(client_path), proto::Value(std::to_string(offset)),
+        return proto::Args{proto::Value(proto::error_info(proto::Err::ShortReadvError).name), proto::Value(client_path), proto::Value(std::to_string(offset)),
                            proto::Value(std::to_string(length)), proto::Value(std::to_string(got))};
     };
     // Send n bytes of range (offset, length) from `done` on, inside a part

@@ -54,7 +54,7 @@ void verb_readv(Call& c) {
     for (const auto& [off, len] : c.out.ranges) {
         if (off + len > size) {
             uint64_t actual = off >= size ? 0 : size - off;
-            return c.fail({Value("ShortReadvError"), Value(c.arg(0)), Value(std::to_string(off)),
+            return c.fail({Value(proto::error_info(Err::ShortReadvError).name), Value(c.arg(0)), Value(std::to_string(off)),
                            Value(std::to_string(len)), Value(std::to_string(actual))});
         }
     }

@@ -279,7 +279,7 @@ TEST_CASE("bzr groupcompress: hostile blocks and deltas give a bzr::Error in bou
         CHECK(!gc::block_content(b + "x"));
         CHECK(!gc::block_content(block_of(f1, f1.size() + 10)));          // content shorter than claimed
         std::string broken = b;
-        broken[broken.size() - 6] ^= 0x55;
+        broken[gc::parse_block_header(b)->header_size] ^= 0x55;  // the zlib header
         CHECK(!gc::block_content(broken));                                // corrupt zlib
         CHECK(!gc::block_content("gcb1z\n3\n5\nabc"));
     }

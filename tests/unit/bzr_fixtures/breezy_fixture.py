@@ -38,6 +38,14 @@ def key_hex(key):
     return h(b'\0'.join(key))
 
 
+def open_repo(path):
+    """The repository at PATH (a bzrdir or its .bzr/repository)."""
+    path = path.rstrip('/')
+    if path.endswith('/.bzr/repository'):
+        path = path[:-len('/.bzr/repository')]
+    return Repository.open(path)
+
+
 def pack_names(t):
     size = len(t.get_bytes('pack-names'))
     idx = BTreeGraphIndex(t, 'pack-names', size)
@@ -59,7 +67,7 @@ def main():
             for e in idx.iter_all_entries():
                 print(ext, name, key_hex(e[1]), e[2].decode())
     elif mode == 'texts':
-        repo = Repository.open(sys.argv[2])
+        repo = open_repo(sys.argv[2])
         with repo.lock_read():
             for ext, attr in VFS:
                 vf = getattr(repo, attr)
@@ -67,7 +75,7 @@ def main():
                 for rec in vf.get_record_stream(keys, 'unordered', True):
                     print(ext, key_hex(rec.key), h(rec.get_bytes_as('fulltext')))
     elif mode == 'inventories':
-        repo = Repository.open(sys.argv[2])
+        repo = open_repo(sys.argv[2])
         with repo.lock_read():
             pm = repo.get_parent_map(repo.all_revision_ids())
             for rec in repo.inventories.get_record_stream(repo.inventories.keys(), 'unordered', True):
@@ -101,7 +109,7 @@ def main():
     elif mode == 'stream':
         from breezy.bzr import vf_search
         from breezy.bzr.smart.repository import _stream_to_byte_stream
-        repo = Repository.open(sys.argv[2])
+        repo = open_repo(sys.argv[2])
         with repo.lock_read():
             source = repo._get_source(repo._format)
             stream = source.get_stream(vf_search.EverythingResult(repo))
@@ -114,7 +122,7 @@ def main():
             s, e = (int(x) for x in se.split(':'))
             print(h(b''.join(block.extract((b'k',), s, e))))
     elif mode == 'chk':
-        repo = Repository.open(sys.argv[2])
+        repo = open_repo(sys.argv[2])
         with repo.lock_read():
             store = repo.chk_bytes
             pm = repo.get_parent_map(repo.all_revision_ids())
@@ -148,11 +156,11 @@ def main():
                         oldp, _ = walk([o[which]], [])
                         bz, _ = walk([r[which]], [o[which]])
                         print('diff', h(rev), h(parent), which,
-                              ' '.join(sorted(p.decode() for p in newp - oldp)) or '-',
-                              ' '.join(sorted(p.decode() for p in bz)) or '-')
+                              ','.join(sorted(p.decode() for p in newp - oldp)) or '-',
+                              ','.join(sorted(p.decode() for p in bz)) or '-')
                         items = all_items(r[which]) - all_items(o[which])
                         print('items', h(rev), h(parent), which,
-                              ' '.join(sorted(key_hex(k) + ':' + h(v) for k, v in items)) or '-')
+                              ','.join(sorted(key_hex(k) + ':' + h(v) for k, v in items)) or '-')
     elif mode == 'rebuild':
         # MAP lines: ext key-hex new-value ; PACK: the new pack file.
         t = get_transport(sys.argv[2])
@@ -189,7 +197,7 @@ def main():
                 t.delete('indices/%s.%s' % (name, ext))
         t.put_bytes('pack-names', names.finish().read())
     elif mode == 'revisions':
-        repo = Repository.open(sys.argv[2])
+        repo = open_repo(sys.argv[2])
         with repo.lock_read():
             for rec in repo.revisions.get_record_stream(repo.revisions.keys(), 'unordered', True):
                 text = rec.get_bytes_as('fulltext')
