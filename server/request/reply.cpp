@@ -41,6 +41,85 @@ bool pad_part(io::Sink& out, uint64_t pad) {
 
 }  // namespace
 
+// A generated body (Reply::Body::Stream). v3: each piece as it comes,
+// bytes gathered into parts of up to kFlushBytes, file ranges sent with
+// sendfile where the sink allows; a failure ends the body with an error
+// part. v1/v2 need the length first: the body is gathered whole, up to
+// --max-body (beyond: a failure reply, nothing sent yet).
+bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf) {
+    auto flush = [&] {
+        bool ok = buf.empty() || out.write(buf);
+        buf.clear();
+        return ok;
+    };
+    BodySource& src = *reply.source;
+    BodyPiece piece;
+    if (version != 3) {
+        std::string whole;
+        const uint64_t cap = static_cast<uint64_t>(ctx.params.max_body);
+        for (;;) {  // bounded: the source ends, fails, or the cap is reached
+            BodySource::Next n = src.next(piece);
+            if (n == BodySource::Next::Done) break;
+            if (n == BodySource::Next::Failed) {
+                reply.fail(src.error());
+                break;
+            }
+            if (whole.size() + piece.bytes.size() + piece.length > cap) {
+                reply.fail({proto::Value("error"), proto::Value("TooLarge"),
+                            proto::Value("reply body over --max-body for a v1/v2 client")});
+                break;
+            }
+            whole.append(piece.bytes);
+            if (piece.file && piece.length) {
+                size_t at = whole.size();
+                whole.resize(at + piece.length);
+                ssize_t r = ctx.store->pread(*piece.file, whole.data() + at, piece.length, piece.offset);
+                if (r != static_cast<ssize_t>(piece.length)) {
+                    reply.fail(proto::error_args(proto::Err::ReadError, ""));
+                    break;
+                }
+            }
+        }
+        reply.source.reset();
+        proto::response::encode(version, reply.success, reply.args, reply.success ? &whole : nullptr, buf);
+        return flush();
+    }
+    proto::response::begin(version, reply.success, reply.args, buf);
+    proto::response::body_begin(version, 0, buf);
+    for (;;) {  // bounded: the source ends or fails; each piece is sent or the write fails
+        BodySource::Next n = src.next(piece);
+        if (n == BodySource::Next::Done) break;
+        if (n == BodySource::Next::Failed) {
+            count(counters().stream_errors);
+            proto::response::stream_error(version, src.error(), buf);
+            proto::response::end(version, buf);
+            return flush();
+        }
+        for (std::string_view b = piece.bytes; !b.empty();) {  // bounded: consumes b
+            size_t k = std::min<size_t>(b.size(), kPartBytes);
+            proto::response::body_chunk(version, b.substr(0, k), buf);
+            b.remove_prefix(k);
+            if (buf.size() >= kFlushBytes && !flush()) return false;
+        }
+        for (uint64_t done = 0; piece.file && done < piece.length;) {  // bounded: each pass sends a part
+            uint64_t k = std::min(kPartBytes, piece.length - done);
+            proto::response::body_chunk_header(version, static_cast<uint32_t>(k), buf);
+            if (!flush()) return false;
+            int64_t sent = send_range(*ctx.store, out, *piece.file, piece.offset + done, k);
+            if (sent != static_cast<int64_t>(k)) {
+                // A part's length already went out: the stream cannot be
+                // repaired (the file shrank or the peer went away).
+                count(counters().stream_errors);
+                return false;
+            }
+            done += k;
+        }
+    }
+    proto::response::body_end(version, buf);
+    proto::response::end(version, buf);
+    return flush();
+}
+
 bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf,
                  const std::string& client_path) {
     auto flush = [&] {
@@ -50,6 +129,7 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
         return ok;
     };
     buf.clear();
+    if (reply.body_kind == Reply::Body::Stream) return write_generated(ctx, out, version, reply, buf);
     if (reply.body_kind != Reply::Body::File) {
         proto::response::encode(version, reply.success, reply.args,
                                 reply.body_kind == Reply::Body::Bytes ? &reply.body : nullptr, buf);

@@ -6,6 +6,7 @@ using proto::Args;
 
 uint64_t Reply::body_size() const {
     if (body_kind == Body::Bytes) return body.size();
+    if (body_kind == Body::Stream) return UINT64_MAX;
     uint64_t n = 0;
     for (const auto& r : ranges) n += r.second;
     return n;
@@ -18,6 +19,7 @@ void Reply::reset() {
     body.clear();
     if (body.capacity() > (1u << 20)) std::string().swap(body);
     file = OpenFile{};  // closes the file now, not when the Reply is reused
+    source.reset();
     ranges.clear();
     if (ranges.capacity() > 4096) std::vector<std::pair<uint64_t, uint64_t>>().swap(ranges);
 }
@@ -29,6 +31,7 @@ void Reply::fail(Args error) {
     body.clear();
     ranges.clear();
     file = OpenFile{};
+    source.reset();
 }
 
 }  // namespace souk::server

@@ -1,0 +1,167 @@
+// The reply writer (server/request/reply.cpp) with a generated body
+// (Reply::Body::Stream): pieces of bytes and file ranges go out in order
+// in v3; a failing source ends the body with an error part; v1/v2 get the
+// body gathered whole, or a failure beyond --max-body.
+#include <doctest/doctest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "protocol/message.hpp"
+#include "server/request/reply.hpp"
+#include "server/store/fs_store.hpp"
+#include "transport/sink.hpp"
+
+namespace fs = std::filesystem;
+using namespace souk;
+using namespace souk::server;
+
+namespace {
+
+class Pieces final : public BodySource {
+public:
+    std::vector<std::string> bytes;   // "" = the file range instead
+    OpenFile* file = nullptr;
+    uint64_t offset = 0, length = 0;
+    bool fail_at_end = false;
+    size_t i = 0;
+    Next next(BodyPiece& p) override {
+        if (i == bytes.size()) return fail_at_end ? Next::Failed : Next::Done;
+        p = BodyPiece{};
+        if (bytes[i].empty()) {
+            p.file = file;
+            p.offset = offset;
+            p.length = length;
+        } else {
+            p.bytes = bytes[i];
+        }
+        ++i;
+        return Next::Piece;
+    }
+    proto::Args error() const override { return {proto::Value("error"), proto::Value("broken source")}; }
+};
+
+struct Decoded {
+    bool success = false;
+    proto::Args args, stream_error;
+    std::string body;
+    bool done = false;
+};
+
+Decoded decode(int version, bool expect_body, std::string_view in) {
+    proto::ResponseDecoder d(version, expect_body);
+    Decoded r;
+    for (int k = 0; k < 100000; ++k) {  // bounded: a reply has few events
+        auto ev = d.next(in);
+        if (ev.kind == proto::Ev::ArgsReady) {
+            r.success = ev.success;
+            r.args = ev.args;
+        } else if (ev.kind == proto::Ev::BodyChunk) {
+            r.body.append(ev.chunk);
+        } else if (ev.kind == proto::Ev::StreamError) {
+            r.stream_error = ev.args;
+        } else if (ev.kind == proto::Ev::End) {
+            r.done = true;
+            break;
+        } else {
+            break;
+        }
+    }
+    return r;
+}
+
+struct Root {
+    fs::path dir;
+    std::unique_ptr<FsStore> store;
+    ServerContext ctx;
+    Root() {
+        char tmpl[] = "/tmp/souk-reply-XXXXXX";
+        REQUIRE(::mkdtemp(tmpl));
+        dir = tmpl;
+        std::ofstream(dir / "f", std::ios::binary) << std::string(300000, 'x') + "TAIL";
+        store = std::make_unique<FsStore>(dir.string());
+        ctx.store = store.get();
+        ctx.root_realpath = store->root_realpath();
+    }
+    ~Root() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("reply writer: a generated body streams bytes and file ranges in order (v3)") {
+    Root r;
+    OpenFile f;
+    REQUIRE(r.store->open_read("f", f) == 0);
+    auto src = std::make_unique<Pieces>();
+    src->bytes = {"head:", "", ":tail"};
+    src->file = &f;
+    src->offset = 299990;
+    src->length = 14;
+    Reply reply;
+    reply.args = {proto::Value("ok")};
+    reply.body_kind = Reply::Body::Stream;
+    reply.source = std::move(src);
+    std::string wire, buf;
+    io::StringSink sink(wire);
+    REQUIRE(write_reply(r.ctx, sink, 3, reply, buf, ""));
+    Decoded d = decode(3, true, wire);
+    CHECK(d.done);
+    CHECK(d.success);
+    CHECK(d.body == "head:xxxxxxxxxxTAIL:tail");
+    CHECK(d.stream_error.empty());
+}
+
+TEST_CASE("reply writer: a generated body that fails ends with an error part (v3)") {
+    Root r;
+    auto src = std::make_unique<Pieces>();
+    src->bytes = {"some bytes"};
+    src->fail_at_end = true;
+    Reply reply;
+    reply.args = {proto::Value("ok")};
+    reply.body_kind = Reply::Body::Stream;
+    reply.source = std::move(src);
+    std::string wire, buf;
+    io::StringSink sink(wire);
+    REQUIRE(write_reply(r.ctx, sink, 3, reply, buf, ""));
+    Decoded d = decode(3, true, wire);
+    CHECK(d.done);
+    CHECK(d.body == "some bytes");
+    REQUIRE(d.stream_error.size() == 2);
+    CHECK(d.stream_error[1].bytes == "broken source");
+}
+
+TEST_CASE("reply writer: v1/v2 gather a generated body whole, up to --max-body") {
+    Root r;
+    for (int version : {1, 2}) {
+        auto src = std::make_unique<Pieces>();
+        src->bytes = {"abc", "def"};
+        Reply reply;
+        reply.args = {proto::Value("ok")};
+        reply.body_kind = Reply::Body::Stream;
+        reply.source = std::move(src);
+        std::string wire, buf;
+        io::StringSink sink(wire);
+        REQUIRE(write_reply(r.ctx, sink, version, reply, buf, ""));
+        std::string_view in = wire;
+        Decoded d = decode(version, true, in);
+        CHECK(d.body == "abcdef");
+    }
+    r.ctx.params.max_body = 4;
+    auto src = std::make_unique<Pieces>();
+    src->bytes = {"abc", "def"};
+    Reply reply;
+    reply.args = {proto::Value("ok")};
+    reply.body_kind = Reply::Body::Stream;
+    reply.source = std::move(src);
+    std::string wire, buf;
+    io::StringSink sink(wire);
+    REQUIRE(write_reply(r.ctx, sink, 1, reply, buf, ""));
+    Decoded d = decode(1, false, wire);
+    REQUIRE(!d.args.empty());
+    CHECK(d.args[0].bytes == "error");
+    CHECK(d.args[1].bytes == "TooLarge");
+}
