@@ -1,5 +1,6 @@
 // CHK map pages, search keys and walks (docs/formats/chk-inventory.md).
 #include "server/bzr/chk.hpp"
+#include "server/base/strings.hpp"
 
 #include <zlib.h>
 
@@ -15,16 +16,6 @@ namespace {
 constexpr std::string_view kLeaf = "chkleaf:\n";
 constexpr std::string_view kInternal = "chknode:\n";
 constexpr std::string_view kPagePrefix = "sha1:";
-
-bool parse_u64(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 19) return false;
-    v = 0;
-    for (char c : s) {  // bounded: at most 19 digits
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return true;
-}
 
 uint32_t crc(std::string_view s) {
     return static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(s.data()), static_cast<uInt>(s.size())));

@@ -1,6 +1,7 @@
 // Groupcompress blocks (docs/formats/groupcompress.md): header, prefix
 // inflation, entry extraction, delta application, and a fulltext-only writer.
 #include "server/bzr/groupcompress.hpp"
+#include "server/base/strings.hpp"
 
 #include <zlib.h>
 
@@ -20,16 +21,6 @@ constexpr size_t kEntryLengthBytes = 5;
 constexpr size_t kDeltaLengthBytes = 10;
 // Most output one inflate() call may produce (fits zlib's uInt).
 constexpr size_t kInflateStep = size_t{1} << 30;
-
-bool parse_decimal(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 19) return false;
-    v = 0;
-    for (char c : s) {  // bounded: at most 19 digits
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return true;
-}
 
 z_stream* zs_of(void* p) { return static_cast<z_stream*>(p); }
 
@@ -65,7 +56,7 @@ Result<BlockHeader> parse_block_header(std::string_view bytes) {
     uint64_t* fields[] = {&h.z_length, &h.content_length};
     for (uint64_t* f : fields) {  // bounded: two fields
         size_t nl = bytes.substr(pos, kMaxLengthField).find('\n');
-        if (nl == std::string_view::npos || !parse_decimal(bytes.substr(pos, nl), *f))
+        if (nl == std::string_view::npos || !parse_u64(bytes.substr(pos, nl), *f))
             return corrupt("bad groupcompress block header");
         pos += nl + 1;
     }

@@ -1,5 +1,6 @@
 // CHK inventory texts and id_to_entry values (docs/formats/chk-inventory.md).
 #include "server/bzr/inventory.hpp"
+#include "server/base/strings.hpp"
 
 #include <array>
 
@@ -22,16 +23,6 @@ std::vector<std::string_view> split_n(std::string_view s, size_t max_parts) {
     }
     out.push_back(s);
     return out;
-}
-
-bool parse_u64(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 19) return false;
-    v = 0;
-    for (char c : s) {  // bounded: at most 19 digits
-        if (c < '0' || c > '9') return false;
-        v = v * 10 + static_cast<uint64_t>(c - '0');
-    }
-    return true;
 }
 
 }  // namespace

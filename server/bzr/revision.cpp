@@ -1,6 +1,7 @@
 // Revision texts (docs/formats/revisions.md): Breezy's
 // BEncodeRevisionSerializer1, read and written.
 #include "server/bzr/revision.hpp"
+#include "server/base/strings.hpp"
 
 #include <charconv>
 
@@ -8,23 +9,6 @@
 
 namespace souk::server::bzr {
 namespace {
-
-// A printable rendering of a key for messages.
-std::string show(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s.substr(0, 100)) {  // bounded: 100 bytes
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    if (s.size() > 100) out += "...";
-    return out;
-}
 
 // Python float() of the timestamp bytes (Breezy writes "%.3f").
 bool parse_timestamp(std::string_view s, double& v) {
@@ -95,7 +79,7 @@ Result<Revision> parse_revision(std::string_view text, size_t max_text) {
         const proto::Value& v = item.list[1];
         unsigned k = 0;
         while (k < std::size(kKeys) && kKeys[k] != key) ++k;  // bounded: 9 keys
-        if (k == std::size(kKeys)) return corrupt("unknown revision key '" + show(key) + "'");
+        if (k == std::size(kKeys)) return corrupt("unknown revision key '" + printable(key) + "'");
         seen |= 1u << k;
         bool type_ok = true;
         switch (k) {

@@ -1,4 +1,5 @@
 #include "server/bzr/revisions.hpp"
+#include "server/base/strings.hpp"
 
 #include <errno.h>
 
@@ -49,31 +50,6 @@ gc::Limits block_limits() {
     return limits;
 }
 
-// A printable rendering of an identifier for messages.
-std::string show(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s.substr(0, 200)) {
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    if (s.size() > 200) out += "...";
-    return out;
-}
-
-bool parse_u64(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 20) return false;
-    for (char c : s)
-        if (c < '0' || c > '9') return false;
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
 // b'%.3f' % value, as Python formats it.
 std::string format_fixed3(double v) {
     if (std::isnan(v)) return "nan";
@@ -118,7 +94,7 @@ int check_format(Store& store, const std::string& repo, std::string* why) {
     if (f && f->chk) return 0;
     std::string_view first = format_first_line(data);
     if (!first.empty() && first.back() == '\n') first.remove_suffix(1);
-    return fail(why, "revision texts of repository format '" + show(first) + "' are not supported", ENOTSUP);
+    return fail(why, "revision texts of repository format '" + printable(first) + "' are not supported", ENOTSUP);
 }
 
 struct IndexEntryData {
@@ -147,7 +123,7 @@ int load_index(Store& store, const std::string& repo, const std::set<std::string
         return fail(why, e.detail);
     }
     for (const auto& p : pc->packs()) {  // bounded: the packs
-        if (!valid_pack_name(p.name)) return fail(why, "pack-names: bad pack name '" + show(p.name) + "'");
+        if (!valid_pack_name(p.name)) return fail(why, "pack-names: bad pack name '" + printable(p.name) + "'");
         idx.packs.push_back(p.name);
     }
     auto add = [&](std::string_view key, std::string_view parents, std::string_view value, size_t pack) {
@@ -196,7 +172,7 @@ using RevisionFn = std::function<void(std::string_view revid, RevisionInfo&& inf
 int read_blocks(Store& store, const std::string& repo, const std::vector<std::string>& packs,
                 std::vector<Wanted>& wanted, const RevisionFn& fn, ReadStats& stats, std::string* why, bool* retry) {
     for (const auto& w : wanted)
-        if (!w.pos.ok) return fail(why, "bad index entry for revision " + show(w.revid));
+        if (!w.pos.ok) return fail(why, "bad index entry for revision " + printable(w.revid));
     std::sort(wanted.begin(), wanted.end(), [](const Wanted& a, const Wanted& b) {
         return std::tie(a.pos.pack, a.pos.block_start, a.pos.block_length, a.pos.start) <
                std::tie(b.pos.pack, b.pos.block_start, b.pos.block_length, b.pos.start);
@@ -241,11 +217,11 @@ int read_blocks(Store& store, const std::string& repo, const std::vector<std::st
             const Wanted& w = wanted[i];
             RevisionInfo info;
             if (int e = extract_record(content, w.pos.start, w.pos.end, text, stats, why)) {
-                if (why) *why = "revision " + show(w.revid) + ": " + *why + where;
+                if (why) *why = "revision " + printable(w.revid) + ": " + *why + where;
                 return e;
             }
             if (int e = parse_revision(text, info, why)) {
-                if (why) *why = "revision " + show(w.revid) + ": " + *why;
+                if (why) *why = "revision " + printable(w.revid) + ": " + *why;
                 return e;
             }
             fn(w.revid, std::move(info));
@@ -383,7 +359,7 @@ int gather_once(Store& store, const std::string& repo, std::string_view revid, b
         }
         const RevisionInfo& first = info.at(first_id);
         if (!first.has_timezone || !latest.has_timezone)
-            return fail(why, "revision " + show(first.has_timezone ? revid : first_id) + " has no timezone");
+            return fail(why, "revision " + printable(first.has_timezone ? revid : first_id) + " has no timezone");
         if (committers) body += "committers: " + std::to_string(who.size()) + "\n";
         body += "firstrev: " + format_fixed3(first.timestamp) + " " + std::to_string(first.timezone) + "\n";
         body += "latestrev: " + format_fixed3(latest.timestamp) + " " + std::to_string(latest.timezone) + "\n";

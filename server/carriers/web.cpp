@@ -1,4 +1,5 @@
 #include "server/carriers/web.hpp"
+#include "server/base/strings.hpp"
 
 #include <errno.h>
 #include <time.h>
@@ -45,14 +46,6 @@ void split(std::string_view s, char sep, F&& f) {
         if (at == std::string_view::npos) return;
         s.remove_prefix(at + 1);
     }
-}
-
-bool parse_u64(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 19) return false;
-    for (char c : s)
-        if (c < '0' || c > '9') return false;
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
 }
 
 void text(WebResponse& out, int status, std::string_view msg) {

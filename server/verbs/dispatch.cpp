@@ -1,4 +1,5 @@
 #include "server/verbs/dispatch.hpp"
+#include "server/base/strings.hpp"
 
 #include <charconv>
 
@@ -14,12 +15,6 @@ constexpr Handler kHandlers[] = {
 #undef SOUK_X
 };
 static_assert(sizeof(kHandlers) / sizeof(kHandlers[0]) == proto::kVerbCount, "one handler per verb");
-
-bool parse_u64(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 20) return false;
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
 
 }  // namespace
 
