@@ -2,6 +2,7 @@
 // count and offset in the file is checked against BTreeLimits and the file
 // size before use: corrupt input gives a bzr::Error in bounded time.
 #include "server/bzr/btree.hpp"
+#include "server/base/strings.hpp"
 
 #include <errno.h>
 #include <zlib.h>
@@ -15,15 +16,6 @@ namespace {
 constexpr std::string_view kLeafFlag = "type=leaf\n";
 constexpr std::string_view kInternalFlag = "type=internal\n";
 constexpr std::string_view kOffsetPrefix = "offset=";
-
-// Strict decimal: digits only, no sign, no overflow.
-bool parse_u64(std::string_view s, uint64_t& v) {
-    if (s.empty() || s.size() > 20) return false;
-    for (char c : s)  // bounded: at most 20 characters
-        if (c < '0' || c > '9') return false;
-    auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-    return r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
 
 // Inflate one zlib stream (trailing bytes, the page's zero padding, are
 // ignored). Corrupt if the stream is damaged or ends early, LimitExceeded
@@ -241,13 +233,9 @@ Result<std::shared_ptr<const BTreeReader::Page>> BTreeReader::read_page(uint64_t
     std::string_view data;
     if (store_) {
         raw.resize(len);
-        size_t got = 0;
-        while (got < len) {  // bounded: each pass reads at least one byte of one page, or stops
-            ssize_t n = store_->pread(file_, raw.data() + got, len - got, offset + got);
-            if (n < 0) return io_error(static_cast<int>(-n), "B+Tree index read failed");
-            if (n == 0) return corrupt("B+Tree index shrank while reading");
-            got += static_cast<size_t>(n);
-        }
+        const ssize_t n = store_->read_full(file_, raw.data(), len, offset);
+        if (n < 0) return io_error(static_cast<int>(-n), "B+Tree index read failed");
+        if (static_cast<size_t>(n) < len) return corrupt("B+Tree index shrank while reading");
         data = raw;
     } else {
         data = mem_.substr(static_cast<size_t>(offset), len);

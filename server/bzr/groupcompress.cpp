@@ -152,13 +152,9 @@ Result<std::string> read_block_prefix(Store& store, OpenFile& pack, uint64_t rec
         return limit_exceeded("groupcompress block content of " + std::to_string(want) + " bytes exceeds the limit of " +
                               std::to_string(limits.max_content) + " bytes");
     std::string head(static_cast<size_t>(std::min<uint64_t>(record_length, limits.max_header)), '\0');
-    size_t got = 0;
-    while (got < head.size()) {  // bounded: head.size() bytes, each pass reads some or stops
-        ssize_t r = store.pread(pack, head.data() + got, head.size() - got, record_offset + got);
-        if (r < 0) return io_error(static_cast<int>(-r), "cannot read pack");
-        if (r == 0) return corrupt("pack is truncated");
-        got += static_cast<size_t>(r);
-    }
+    const ssize_t got = store.read_full(pack, head.data(), head.size(), record_offset);
+    if (got < 0) return io_error(static_cast<int>(-got), "cannot read pack");
+    if (static_cast<size_t>(got) < head.size()) return corrupt("pack is truncated");
     if (head.front() != 'B') return corrupt("no pack record at the indexed offset");
     auto rec = parse_record_header(head);
     if (!rec) return rec.err();

@@ -1,4 +1,5 @@
 #include "server/bzr/pack_collection.hpp"
+#include "server/base/strings.hpp"
 
 #include <errno.h>
 
@@ -16,21 +17,6 @@ namespace {
 bool valid_pack_name(std::string_view n) {
     return !n.empty() && n.size() <= 255 && n.front() != '.' && n.find('/') == std::string_view::npos &&
            n.find('\0') == std::string_view::npos;
-}
-
-std::string printable(std::string_view s) {
-    std::string out;
-    for (unsigned char c : s.substr(0, 200)) {  // bounded: 200 bytes
-        if (c >= 0x20 && c < 0x7f) {
-            out += static_cast<char>(c);
-        } else {
-            static const char hex[] = "0123456789abcdef";
-            out += "\\x";
-            out += hex[c >> 4];
-            out += hex[c & 15];
-        }
-    }
-    return out;
 }
 
 // "<rix> <iix> <tix> <six> <cix>"; anything else leaves zeros (Breezy would

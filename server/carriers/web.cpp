@@ -193,13 +193,8 @@ void serve_file(const ServerContext& ctx, const WebRequest& req, std::string_vie
     if (size > 0 && size <= static_cast<uint64_t>(ctx.params.zstd_max_bytes) && req.method != "HEAD" &&
         accepts_coding(req.header("Accept-Encoding"), "zstd")) {
         std::string data(size, '\0');
-        uint64_t got = 0;
-        while (got < size) {  // bounded: each pass reads > 0 bytes or stops
-            ssize_t n = ctx.store->pread(f, data.data() + got, size - got, got);
-            if (n <= 0) break;
-            got += static_cast<uint64_t>(n);
-        }
-        if (got == size && maybe_zstd(ctx, req, data)) {
+        const ssize_t got = ctx.store->read_full(f, data.data(), size, 0);
+        if (got == static_cast<ssize_t>(size) && maybe_zstd(ctx, req, data)) {
             out.body = std::move(data);
             out.headers.emplace_back("Content-Encoding", "zstd");
             for (auto& h : out.headers)

@@ -73,7 +73,7 @@ bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply
             if (piece.file && piece.length) {
                 size_t at = whole.size();
                 whole.resize(at + piece.length);
-                ssize_t r = ctx.store->pread(*piece.file, whole.data() + at, piece.length, piece.offset);
+                ssize_t r = ctx.store->read_full(*piece.file, whole.data() + at, piece.length, piece.offset);
                 if (r != static_cast<ssize_t>(piece.length)) {
                     reply.fail(proto::error_args(proto::Err::ReadError, ""));
                     break;
@@ -222,16 +222,9 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
             proto::response::body_chunk_header(version, static_cast<uint32_t>(length), buf);
             size_t data_at = buf.size();
             buf.resize(data_at + length);
-            uint64_t got = 0;
-            int err = 0;
-            while (got < length) {  // bounded: each pass reads >= 1 byte or stops
-                ssize_t r = ctx.store->pread(reply.file, buf.data() + data_at + got, length - got, offset + got);
-                if (r <= 0) {
-                    err = r < 0 ? static_cast<int>(-r) : 0;
-                    break;
-                }
-                got += static_cast<uint64_t>(r);
-            }
+            const ssize_t r = ctx.store->read_full(reply.file, buf.data() + data_at, length, offset);
+            const int err = r < 0 ? static_cast<int>(-r) : 0;
+            const uint64_t got = r < 0 ? 0 : static_cast<uint64_t>(r);
             if (got < length) {
                 buf.resize(at);  // this range's part never goes out
                 return fail_stream(read_failure(err, offset, length, got));

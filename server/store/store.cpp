@@ -13,6 +13,17 @@ int write_whole(Store& s, const std::string& path, const WriteSpec& spec, std::s
 
 }  // namespace
 
+ssize_t Store::read_full(OpenFile& f, char* buf, size_t n, uint64_t offset) {
+    size_t got = 0;
+    while (got < n) {  // bounded: each pass reads >= 1 byte or stops
+        ssize_t r = pread(f, buf + got, n - got, offset + got);
+        if (r < 0) return r;
+        if (r == 0) break;  // end of file
+        got += static_cast<size_t>(r);
+    }
+    return static_cast<ssize_t>(got);
+}
+
 int Store::put(const std::string& path, std::string_view data, int mode) {
     return write_whole(*this, path, WriteSpec{WriteKind::Put, mode, false, -1}, data, nullptr);
 }

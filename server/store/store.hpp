@@ -66,6 +66,9 @@ public:
     virtual int open_read(const std::string& path, OpenFile& out) = 0;
     // Read up to n bytes at offset; returns bytes read or -errno.
     virtual ssize_t pread(OpenFile& f, char* buf, size_t n, uint64_t offset) = 0;
+    // Read exactly n bytes at offset through the chain, retrying short
+    // reads: n, fewer at end of file, or -errno. The one such loop.
+    ssize_t read_full(OpenFile& f, char* buf, size_t n, uint64_t offset);
     // lstat semantics: a symlink is reported as itself.
     virtual int stat(const std::string& path, FileInfo& out) = 0;
     // Begin a write whose bytes arrive in chunks (the body of put,
