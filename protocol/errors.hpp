@@ -28,8 +28,13 @@ namespace souk::proto {
     X(NoBranch, "nobranch", 404, true)                        \
     X(NoRepository, "norepository", 404, true)                \
     X(NoSuchRevisionOld, "nosuchrevision", 404, true)         \
+    X(NoSuchRevision, "NoSuchRevision", 404, true)            \
+    X(BadSearch, "BadSearch", 400, false)                     \
     X(NotStacked, "NotStacked", 404, false)                   \
     X(AlreadyControlDir, "AlreadyControlDir", 409, false)     \
+    X(BranchReference, "BranchReference", 409, false)         \
+    X(GhostRevisionsHaveNoRevno, "GhostRevisionsHaveNoRevno", 404, false) \
+    X(RevnoOutOfBounds, "revno-outofbounds", 404, false)      \
     X(Generic, "error", 500, false)
 
 enum class Err : uint8_t {

@@ -66,7 +66,33 @@ namespace souk::proto {
     X(bzrdir_config_file, "BzrDir.get_config_file", None, true, false, true, 1, 1)    \
     X(repo_lock_status, "Repository.get_physical_lock_status", None, false, false, true, 1, 1) \
     X(make_working_trees, "Repository.make_working_trees", None, false, false, true, 1, 1) \
-    X(set_make_working_trees, "Repository.set_make_working_trees", None, false, true, true, 2, 2)
+    X(set_make_working_trees, "Repository.set_make_working_trees", None, false, true, true, 2, 2) \
+    X(get_stream_1_19, "Repository.get_stream_1.19", Whole, true, false, true, 2, 2) \
+    X(get_stream, "Repository.get_stream", Whole, true, false, true, 2, 2) \
+    X(get_stream_missing, "Repository.get_stream_for_missing_keys", Whole, true, false, true, 2, 2) \
+    X(iter_revisions, "Repository.iter_revisions", Whole, true, false, true, 1, 1) \
+    X(get_inventories, "VersionedFileRepository.get_inventories", Whole, true, false, true, 2, 2) \
+    X(iter_files_bytes, "Repository.iter_files_bytes", Whole, true, false, true, 1, 1) \
+    X(initialize_ex, "BzrDirFormat.initialize_ex_1.16", None, false, true, false, 10, 10) \
+    X(create_repository, "BzrDir.create_repository", None, false, true, false, 3, 3) \
+    X(create_branch, "BzrDir.create_branch", None, false, true, false, 2, 2) \
+    X(cloning_metadir, "BzrDir.cloning_metadir", None, false, false, true, 2, 2) \
+    X(checkout_metadir, "BzrDir.checkout_metadir", None, false, false, true, 1, 1) \
+    X(has_workingtree, "BzrDir.has_workingtree", None, false, false, true, 1, 1) \
+    X(get_branches, "BzrDir.get_branches", None, true, false, true, 1, 1) \
+    X(set_parent_location, "Branch.set_parent_location", None, false, true, true, 4, 4) \
+    X(set_tags_bytes, "Branch.set_tags_bytes", Whole, false, true, true, 3, 3) \
+    X(put_config_file, "Branch.put_config_file", Whole, false, true, true, 3, 3) \
+    X(revision_id_to_revno, "Branch.revision_id_to_revno", None, false, false, true, 2, 2) \
+    X(get_rev_id_for_revno, "Repository.get_rev_id_for_revno", None, false, false, true, 3, 3) \
+    X(insert_stream_1_19, "Repository.insert_stream_1.19", Streamed, false, true, false, 2, 3) \
+    X(insert_stream_locked, "Repository.insert_stream_locked", Streamed, false, true, false, 3, 3) \
+    X(insert_stream, "Repository.insert_stream", Streamed, false, true, false, 2, 2) \
+    X(start_write_group, "Repository.start_write_group", None, false, true, false, 2, 2) \
+    X(commit_write_group, "Repository.commit_write_group", None, false, true, false, 3, 3) \
+    X(abort_write_group, "Repository.abort_write_group", None, false, true, false, 3, 3) \
+    X(check_write_group, "Repository.check_write_group", None, false, false, true, 3, 3) \
+    X(autopack, "PackRepository.autopack", None, false, true, true, 1, 1)
 
 enum class Verb : uint8_t {
 #define SOUK_X(id, ...) id,
@@ -98,5 +124,12 @@ inline constexpr size_t kVerbCount = sizeof(kVerbs) / sizeof(kVerbs[0]);
 // The table entry for a wire name, or nullptr for a verb souk does not know.
 const VerbInfo* find_verb(std::string_view name);
 inline const VerbInfo& verb_info(Verb v) { return kVerbs[static_cast<size_t>(v)]; }
+// Verbs whose arguments after the path may be integers or lists
+// (Repository.get_rev_id_for_revno: an int and an [int, revid] pair); the
+// dispatcher requires byte strings of every other verb.
+constexpr bool takes_structured_args(Verb v) {
+    return v == Verb::get_rev_id_for_revno || v == Verb::commit_write_group || v == Verb::abort_write_group ||
+           v == Verb::check_write_group;
+}
 
 }  // namespace souk::proto

@@ -76,7 +76,17 @@ namespace souk::server {
       "double the workspace of new handlers after overflows, up to this (below --workspace: never)")       \
     X(pool_min, "pool-min", Count, 4, 0, 1 << 20, "mempools: idle handlers and buffers kept ready")        \
     X(pool_max, "pool-max", Count, 64, 1, 1 << 20, "mempools: idle handlers and buffers kept at most")     \
-    X(pool_max_age, "pool-max-age", Seconds, 10, 0.01, 86400, "mempools: free idle items older than this")
+    X(pool_max_age, "pool-max-age", Seconds, 10, 0.01, 86400, "mempools: free idle items older than this") \
+    X(stream_max_block, "stream-max-block", Bytes, 256ull << 20, 1 << 20, 1ull << 36,                        \
+      "insert_stream: inflated content of one groupcompress block (checked as it streams, never held)")    \
+    X(stream_max_fulltext, "stream-max-fulltext", Bytes, 64ull << 20, 1 << 16, 1ull << 34,                    \
+      "insert_stream: one fulltext record, held whole while it is compressed")                            \
+    X(stream_max_keys, "stream-max-keys", Count, 4000000, 1000, 1ull << 32,                                 \
+      "insert_stream: index entries of one write group, held in memory until it commits")                \
+    X(repo_lock_wait, "repo-lock-wait", Seconds, 15, 0, 3600,                                               \
+      "wait this long at most for a repository's lock around its pack-names (then LockContention)")     \
+    X(upload_stale, "upload-stale", Seconds, 3600, 1, 86400 * 365,                                          \
+      "a write group removes files in a repository's upload/ older than this (crashed or abandoned pushes)")
 
 struct Params {
 #define SOUK_X(field, opt, kind, def, lo, hi, help) double field = static_cast<double>(def);

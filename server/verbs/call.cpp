@@ -1,5 +1,6 @@
 #include "server/verbs/call.hpp"
 
+#include "server/bzr/controldir.hpp"
 #include "server/bzr/format.hpp"
 
 #include <errno.h>
@@ -26,30 +27,24 @@ Args errno_args(int e, const std::string& client_path, bool reading) {
 bool find_repository(Call& c, RepoFound& found) {
     std::string d;
     if (!c.bzrdir(d)) return false;
-    std::string cur = d;
-    for (int ups = 0;; ++ups) {
-        std::string fmt;
-        if (bzr::read_file(c.store(), join(cur, ".bzr/repository/format"), fmt, 4096) == 0) {
-            if (ups && !c.exists(join(cur, ".bzr/repository/shared-storage"))) break;
-            for (int i = 0; i < ups; ++i) found.relpath += i ? "/.." : "..";
-            // The format table (server/bzr/format.hpp); an unknown format
-            // answers "no" to every capability and its raw text as the name.
-            if (const bzr::RepositoryFormat* f = bzr::find_repository_format(fmt)) {
-                found.rich_root = f->rich_root ? "yes" : "no";
-                found.tree_ref = f->tree_reference ? "yes" : "no";
-                found.external = f->external_lookups ? "yes" : "no";
-                fmt = std::string(f->format_string);
-            }
-            found.format = std::move(fmt);
-            return true;
-        }
-        if (cur.empty()) break;
-        size_t slash = cur.rfind('/');
-        cur = slash == std::string::npos ? std::string() : cur.substr(0, slash);
-        if (!c.is_bzrdir(cur)) break;
+    // Its own, or a shared one above (docs/protocol/bzrdir.md#bzrdirfind_repository-v2-v3).
+    bzr::RepositoryLocation loc;
+    int err = 0;
+    if (!bzr::find_repository(c.store(), d, loc, &err)) {
+        if (err) c.fail_errno(err, c.arg(0));
+        else c.fail(proto::error_args(Err::NoRepository));
+        return false;
     }
-    c.fail(proto::error_args(Err::NoRepository));
-    return false;
+    found.relpath = loc.relpath();
+    // The format table (server/bzr/format.hpp); an unknown format answers
+    // "no" to every capability and its raw text as the name.
+    if (const bzr::RepositoryFormat* f = loc.format) {
+        found.rich_root = f->rich_root ? "yes" : "no";
+        found.tree_ref = f->tree_reference ? "yes" : "no";
+        found.external = f->external_lookups ? "yes" : "no";
+    }
+    found.format = std::move(loc.format_string);
+    return true;
 }
 
 void take_body(Call& c, std::unique_ptr<BodySink> s) {

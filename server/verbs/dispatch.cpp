@@ -62,7 +62,8 @@ void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<c
         return;
     }
     for (size_t i = 1; i < args.size(); ++i) {
-        if (!args[i].is_bytes()) {
+        // The path is always a byte string; a few verbs take ints and lists after it.
+        if (!args[i].is_bytes() && (i == 1 || !proto::takes_structured_args(verb.id))) {
             out.fail({Value("error"), Value("TypeError"),
                       Value(std::string(verb.name) + ": argument " + std::to_string(i) + " must be a byte string")});
             return;

@@ -4,7 +4,8 @@ Each carrier gets its own served directory and runs the same ordered
 workflow (the steps build on each other, hence the numbered names):
 push (new, existing), branch, pull, log, checkout, commit in a bound
 checkout, info -v, cat, annotate, init-repo, init in the shared repository,
-push into it, branch from it, and a push to a path with a space.
+push into it, branch from it, a push to a path with a space, init of a
+standalone branch, tag, and log -r (revision numbers).
 
 Every step is verified on the server side with local tools: `brz check` on
 the served directories, `brz log` equal to the source's, `brz revno`, and
@@ -302,6 +303,25 @@ class WorkflowBase:
         self.assertBranchMatches('dir with space/br', SRC['src3'], 3, check_revisions=3)
         r = self.local(['log', '-r', '-1', self.url('dir with space/br')])
         self.assertIn(b'third: notes', r.stdout)
+
+    def test_15a_init_standalone(self):
+        self.brz(['init', self.url('standalone')], 'init (standalone)')
+        for f in ('.bzr/branch/format', '.bzr/repository/format', '.bzr/repository/pack-names'):
+            self.assertTrue(os.path.isfile(self.served('standalone/' + f)), f + self.diag())
+        self.assertFalse(os.path.exists(self.served('standalone/.bzr/repository/shared-storage')))
+        self.assertEqual(self.revno(self.served('standalone')), 0)
+        self.assertCheckClean(self.served('standalone'))
+
+    def test_15b_tag(self):
+        self.brz(['tag', '-d', self.url('pushed'), '-r', '1', 'v0.1'], 'tag')
+        r = self.local(['tags', '-d', self.served('pushed')])
+        self.assertRegex(r.stdout, rb'v0\.1\s+1\n')
+
+    def test_15c_log_revno(self):
+        r = self.brz(['log', '-r', '2', self.url('pushed')], 'log -r 2')
+        self.assertEqual(r.stdout, self.local(['log', '-r', '2', SRC['src3']]).stdout)
+        r = self.brz(['log', '-v', '-r', '3', self.url('pushed')], 'log -v -r 3')
+        self.assertEqual(r.stdout, self.local(['log', '-v', '-r', '3', SRC['src3']]).stdout)
 
     def test_16_server_still_serving(self):
         if self.carrier == 'tcp':

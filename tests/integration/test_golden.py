@@ -65,6 +65,9 @@ class Token:
         self.regex = regex
 
     def matches(self, actual):
+        if isinstance(self.value, list):
+            return (isinstance(actual, (list, tuple)) and len(actual) == len(self.value)
+                    and all(t.matches(a) for t, a in zip(self.value, actual)))
         if self.regex:
             if isinstance(actual, int):
                 actual = b'%d' % actual
@@ -73,6 +76,10 @@ class Token:
 
     def __repr__(self):
         return ('re:%r' % self.value) if self.regex else repr(self.value)
+
+    def plain(self):
+        """The value to send: nested lists of plain values."""
+        return [t.plain() for t in self.value] if isinstance(self.value, list) else self.value
 
 
 _TOKEN_RE = re.compile(r"""\s*(re:)?(b?'(?:[^'\\]|\\.)*'|b?"(?:[^"\\]|\\.)*"|\S+)""")
@@ -102,9 +109,25 @@ def parse_tokens(text):
             out.append(Token(value.encode('utf-8') if isinstance(value, str) else value))
         elif re.fullmatch(r'i:-?\d+', tok):
             out.append(Token(int(tok[2:])))
+        elif tok in ('[', ']'):
+            out.append(tok)     # a list's brackets, folded below
         else:
             out.append(Token(tok.encode('utf-8')))
-    return out
+    # `[ a b ]` (brackets as words of their own) is a list of tokens.
+    stack = [[]]
+    for t in out:
+        if t == '[':
+            stack.append([])
+        elif t == ']':
+            if len(stack) < 2:
+                raise ValueError('unbalanced ] in %r' % text)
+            items = stack.pop()
+            stack[-1].append(Token(items))
+        else:
+            stack[-1].append(t)
+    if len(stack) != 1:
+        raise ValueError('unbalanced [ in %r' % text)
+    return stack[0]
 
 
 def parse_carriers(text):
@@ -193,7 +216,7 @@ def parse_golden(path):
                 if word in ('v1', 'v2', 'v3'):
                     toks = parse_tokens(tail)
                     case.version = int(word[1])
-                    case.args = [t.value for t in toks]
+                    case.args = [t.plain() for t in toks]
                 elif word == 'body':
                     case.body = parse_tokens(tail)[0].value
                 elif word == 'chunk':
@@ -386,6 +409,33 @@ def build_template(root, brz_base):
         r = env.run(args, hpss=False)
         if r.rc != 0:
             raise harness.HarnessError(r.describe())
+    _make_history(os.path.join(root, 'hist'), brz_base)
+
+
+# hist/: a standalone branch whose revisions have fixed ids (rev-1 <- rev-2
+# <- rev-3, and merged-1 merged by rev-3), for the revision-number verbs.
+_HISTORY_SCRIPT = r"""
+import sys
+import breezy.bzr  # registers the bzr formats
+from breezy import controldir, workingtree
+controldir.ControlDir.create_branch_convenience(
+    sys.argv[1], force_new_tree=True, format=controldir.format_registry.make_controldir('2a'))
+tree = workingtree.WorkingTree.open(sys.argv[1])
+tree.commit('one', rev_id=b'rev-1', allow_pointless=True, timestamp=1e9, timezone=0)
+tree.commit('two', rev_id=b'rev-2', allow_pointless=True, timestamp=1e9 + 1, timezone=0)
+side = tree.controldir.sprout(sys.argv[1] + '-side').open_workingtree()
+side.commit('side', rev_id=b'merged-1', allow_pointless=True, timestamp=1e9 + 2, timezone=0)
+tree.merge_from_branch(side.branch)
+tree.commit('three', rev_id=b'rev-3', timestamp=1e9 + 3, timezone=0)
+"""
+
+
+def _make_history(path, brz_base):
+    import subprocess
+    env = dict(os.environ, HOME=brz_base, BRZ_EMAIL='Golden <golden@example.com>', BRZ_LOG=os.devnull)
+    subprocess.run(['/usr/bin/python3', '-c', _HISTORY_SCRIPT, path], env=env, check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
+    remove_tree(path + '-side')
 
 
 def fresh_fixture(base):
@@ -683,6 +733,12 @@ class GoldenBase:
 
     def test_bzrdir(self):
         self.run_golden('bzrdir.txt')
+
+    def test_create(self):
+        self.run_golden('create.txt')
+
+    def test_create_readonly(self):
+        self.run_golden('create_readonly.txt')
 
     def test_framing(self):
         self.run_golden('framing.txt')

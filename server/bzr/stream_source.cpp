@@ -1,0 +1,610 @@
+// Repository streams, the fetch side (docs/protocol/streams.md#get_stream).
+#include "server/bzr/stream_source.hpp"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <set>
+#include <tuple>
+#include <unordered_set>
+
+#include "server/base/strings.hpp"
+#include "server/bzr/inventory.hpp"
+#include "server/bzr/pack.hpp"
+
+namespace souk::server::bzr {
+namespace {
+
+constexpr std::string_view kNull = "null:";
+
+Error not_found_revision(std::string_view revid) {
+    return Error{Errc::NoSuchRevision, 0, std::string(revid)};
+}
+
+}  // namespace
+
+Result<std::string> zlib_compress(std::string_view in) {
+    // One deflate state per thread, reset between calls: a fresh one per
+    // record costs ~256 KiB of allocation (mmap, zeroing, munmap) each time.
+    struct Deflater {
+        z_stream zs{};
+        bool ready = false;
+        ~Deflater() {
+            if (ready) deflateEnd(&zs);
+        }
+    };
+    thread_local Deflater d;
+    if (!d.ready) {
+        if (deflateInit(&d.zs, Z_DEFAULT_COMPRESSION) != Z_OK) return Error{Errc::Io, 12, "zlib initialisation failed"};
+        d.ready = true;
+    } else if (deflateReset(&d.zs) != Z_OK) {
+        return corrupt("zlib reset failed");
+    }
+    z_stream& zs = d.zs;
+    std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+    zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+    zs.avail_in = static_cast<uInt>(in.size());
+    zs.next_out = reinterpret_cast<Bytef*>(out.data());
+    zs.avail_out = static_cast<uInt>(out.size());
+    int rc = deflate(&zs, Z_FINISH);
+    size_t produced = out.size() - zs.avail_out;
+    if (rc != Z_STREAM_END) return corrupt("zlib compression failed");
+    out.resize(produced);
+    return out;
+}
+
+namespace {
+
+// "gcb1z\n<Z>\n<N>\n" + zlib(content).
+Result<std::string> make_block(std::string_view content) {
+    auto z = zlib_compress(content);
+    if (!z) return z.err();
+    std::string out = "gcb1z\n" + std::to_string(z->size()) + "\n" + std::to_string(content.size()) + "\n";
+    out += *z;
+    return out;
+}
+
+}  // namespace
+
+// ---- the search -------------------------------------------------------------
+
+Result<SearchSpec> parse_search(std::string_view body) {
+    SearchSpec s;
+    if (body == "everything") return s;
+    auto lines = split(body, '\n');
+    Error bad{Errc::Unsupported, 0, "bad search"};
+    if (lines.empty()) return bad;
+    if (lines[0] == "ancestry-of") {
+        s.kind = SearchKind::AncestryOf;
+        for (size_t i = 1; i < lines.size(); ++i) s.heads.emplace_back(lines[i]);  // bounded: the body's lines
+        return s;
+    }
+    if (lines[0] != "search" || lines.size() < 4) return bad;
+    s.kind = SearchKind::Search;
+    for (auto k : split(lines[1], ' ')) s.heads.emplace_back(k);    // bounded: the line's words
+    for (auto k : split(lines[2], ' ')) s.exclude.emplace_back(k);  // bounded: the line's words
+    if (!parse_u64(lines[3], s.count)) return bad;
+    return s;
+}
+
+bool parse_record_pos(std::string_view value, uint32_t pack, RecordPos& out) {
+    auto w = split(value, ' ');
+    if (w.size() != 4) return false;
+    out.pack = pack;
+    return parse_u64(w[0], out.offset) && parse_u64(w[1], out.length) && parse_u64(w[2], out.start) &&
+           parse_u64(w[3], out.end) && out.start <= out.end;
+}
+
+Result<std::vector<std::string>> search_revisions(PackCollection& packs, const SearchSpec& spec,
+                                                  const StreamLimits& limits) {
+    std::vector<std::string> out;
+    if (spec.kind == SearchKind::Everything) {
+        std::unordered_set<std::string> seen;
+        bool over = false;
+        Status st = packs.iter_revisions([&](std::string_view revid, std::string_view, std::string_view, size_t) {
+            if (over || !seen.emplace(revid).second) return;
+            if (out.size() >= limits.max_revisions) over = true;
+            else out.emplace_back(revid);
+        });
+        if (!st) return st.err();
+        if (over) return limit_exceeded("the repository holds more revisions than one stream may send");
+        return out;
+    }
+    std::unordered_set<std::string_view> exclude(spec.exclude.begin(), spec.exclude.end());
+    std::unordered_map<std::string, std::vector<std::string>> parents;  // present revisions
+    std::unordered_set<std::string> absent, seen;
+    std::vector<std::string> frontier, next;
+    for (const auto& h : spec.heads)  // bounded: the request's heads
+        if (!h.empty() && seen.insert(h).second) frontier.push_back(h);
+    // bounded: each revision enters a frontier once (seen), and seen is
+    // capped by max_revisions.
+    while (!frontier.empty()) {
+        std::vector<std::string_view> need;
+        for (const auto& q : frontier)  // bounded: this level
+            if (q != kNull && !exclude.count(q) && !parents.count(q) && !absent.count(q)) need.push_back(q);
+        if (!need.empty()) {
+            Status st = packs.lookup_revisions_nearby(need, [&](std::string_view revid, std::string_view refs, bool) {
+                if (parents.size() < limits.max_revisions * 2) parents.try_emplace(std::string(revid), split_parents(refs));
+            });
+            if (!st) return st.err();
+            for (auto n : need)  // bounded: this level
+                if (!parents.count(std::string(n))) absent.emplace(n);
+        }
+        next.clear();
+        for (const auto& q : frontier) {  // bounded: this level
+            if (q == kNull || exclude.count(q)) continue;
+            auto it = parents.find(q);
+            if (it == parents.end()) continue;  // a ghost
+            out.push_back(q);
+            for (const auto& p : it->second)  // bounded: the revision's parents
+                if (seen.insert(p).second) next.push_back(p);
+        }
+        if (seen.size() > limits.max_revisions)
+            return limit_exceeded("the search visits more than " + std::to_string(limits.max_revisions) + " revisions");
+        frontier.swap(next);
+    }
+    return out;
+}
+
+// ---- reading records ---------------------------------------------------------
+
+PackReader::PackReader(Store& store, std::string repo, PackCollection packs, const StreamLimits& limits)
+    : store_(store), repo_(std::move(repo)), packs_(std::move(packs)), limits_(limits) {
+    files_.resize(packs_.packs().size());
+}
+
+Status PackReader::lookup(IndexKind kind, std::span<const std::string_view> keys, const FoundFn& fn) {
+    std::vector<std::string_view> want(keys.begin(), keys.end());
+    std::sort(want.begin(), want.end());
+    want.erase(std::unique(want.begin(), want.end()), want.end());
+    std::vector<std::string_view> found, rest;
+    Error bad{};
+    bool failed = false;
+    for (size_t i = 0; i < packs_.packs().size() && !want.empty(); ++i) {  // bounded: the packs
+        auto idx = packs_.index(i, kind);
+        if (!idx) return idx.err();
+        found.clear();
+        Status st = (*idx)->lookup(want, [&](const BTreeEntry& e) {
+            found.push_back(e.key);
+            if (failed) return;
+            RecordPos pos;
+            if (!parse_record_pos(e.value, static_cast<uint32_t>(i), pos)) {
+                failed = true;
+                bad = corrupt("bad index entry in pack " + packs_.packs()[i].name + std::string(index_suffix(kind)));
+                return;
+            }
+            bool has_parents = (*idx)->ref_lists() > 0;
+            fn(e.key, has_parents ? e.ref_list(0) : std::string_view(), has_parents, pos);
+        });
+        if (!st) return st.err();
+        if (failed) return bad;
+        rest.clear();
+        std::set_difference(want.begin(), want.end(), found.begin(), found.end(), std::back_inserter(rest));
+        want.swap(rest);
+    }
+    return Ok{};
+}
+
+Result<OpenFile*> PackReader::pack_file(uint32_t pack) {
+    if (pack >= files_.size()) return corrupt("no such pack");
+    if (!files_[pack]) {
+        auto f = std::make_unique<OpenFile>();
+        std::string path = repo_ + "/packs/" + packs_.packs()[pack].name + ".pack";
+        if (int e = store_.open_read(path, *f)) return io_error(e, "cannot open pack " + packs_.packs()[pack].name);
+        files_[pack] = std::move(f);
+    }
+    return files_[pack].get();
+}
+
+Result<PackReader::BlockFrame> PackReader::frame(const RecordPos& pos) {
+    auto f = pack_file(pos.pack);
+    if (!f) return f.err();
+    uint64_t size = (*f)->info.size;
+    if (pos.length == 0 || pos.offset > size || pos.length > size - pos.offset)
+        return corrupt("index entry points beyond the end of pack " + packs_.packs()[pos.pack].name);
+    std::string head(static_cast<size_t>(std::min<uint64_t>(pos.length, limits_.max_record_header)), '\0');
+    size_t got = 0;
+    while (got < head.size()) {  // bounded: head.size() bytes; each pass reads some or stops
+        ssize_t r = store_.pread(**f, head.data() + got, head.size() - got, pos.offset + got);
+        if (r < 0) return io_error(static_cast<int>(-r), "cannot read pack");
+        if (r == 0) return corrupt("pack is truncated");
+        got += static_cast<size_t>(r);
+    }
+    auto rec = parse_record_header(head);
+    if (!rec) return rec.err();
+    if (!rec->names.empty() || rec->length != pos.length - rec->header_size)
+        return corrupt("pack record does not match its index entry");
+    auto h = gc::parse_block_header(std::string_view(head).substr(rec->header_size));
+    if (!h) return h.err();
+    if (h->z_length != rec->length - h->header_size) return corrupt("groupcompress block length mismatch");
+    return BlockFrame{rec->header_size, *h};
+}
+
+Result<std::string_view> PackReader::content(const RecordPos& pos, uint64_t want) {
+    std::string key = std::to_string(pos.pack) + ":" + std::to_string(pos.offset);
+    auto it = cache_.find(key);
+    if (it != cache_.end()) {
+        it->second.used = ++tick_;
+        if (want > it->second.content.size()) return corrupt("record lies beyond the end of its groupcompress block");
+        return std::string_view(it->second.content);
+    }
+    auto fr = frame(pos);
+    if (!fr) return fr.err();
+    uint64_t n = fr->block.content_length;
+    if (want > n) return corrupt("record lies beyond the end of its groupcompress block");
+    auto f = pack_file(pos.pack);
+    if (!f) return f.err();
+    bool cache = n <= limits_.block_cache_bytes / 4 && n <= limits_.gc.max_content;
+    auto c = gc::read_block_prefix(store_, **f, pos.offset, pos.length, static_cast<size_t>(cache ? n : want), limits_.gc);
+    if (!c) return c.err();
+    ++inflated_;
+    if (!cache) {
+        scratch_ = std::move(*c);
+        return std::string_view(scratch_);
+    }
+    // bounded: each pass evicts one entry; the new one is not yet inserted.
+    while (cache_bytes_ + c->size() > limits_.block_cache_bytes && !cache_.empty()) {
+        auto old = std::min_element(cache_.begin(), cache_.end(),
+                                    [](const auto& a, const auto& b) { return a.second.used < b.second.used; });
+        cache_bytes_ -= old->second.content.size();
+        cache_.erase(old);
+    }
+    cache_bytes_ += c->size();
+    auto& slot = cache_[key];
+    slot.content = std::move(*c);
+    slot.used = ++tick_;
+    return std::string_view(slot.content);
+}
+
+Result<std::string> PackReader::text(const RecordPos& pos) {
+    if (pos.start == 0 && pos.end == 0) return std::string();
+    auto c = content(pos, pos.end);
+    if (!c) return c.err();
+    return gc::extract_text(*c, pos.start, pos.end, limits_.gc);
+}
+
+// ---- the stream --------------------------------------------------------------
+
+Result<std::string> PackPages::page(std::string_view key) {
+    auto it = where_.find(std::string(key));
+    if (it == where_.end()) {
+        std::string_view k[] = {key};
+        RecordPos found;
+        bool ok = false;
+        Status st = r_.lookup(IndexKind::Chk, k, [&](std::string_view, std::string_view, bool, const RecordPos& p) {
+            found = p;
+            ok = true;
+        });
+        if (!st) return st.err();
+        if (!ok) return Error{Errc::NotFound, 0, "CHK page " + std::string(key) + " is missing"};
+        it = where_.emplace(std::string(key), found).first;
+    }
+    return r_.text(it->second);
+}
+
+namespace {
+
+// One key of a substream and where its record lives.
+struct Entry {
+    std::string key;      // elements joined by \0
+    std::string parents;  // block-header form: keys joined by \t, or "None:"
+    RecordPos pos;
+};
+
+enum class Phase : uint8_t { Magic, Format, Signatures, Revisions, Inventories, ChkId, ChkPid, Texts, End, Done };
+
+}  // namespace
+
+struct StreamSource::State {
+    std::unique_ptr<PackReader> r;
+    std::string format;
+    std::vector<std::string> revisions;
+    bool missing_keys = false;  // get_stream_for_missing_keys
+    StreamLimits limits;
+    Phase phase = Phase::Magic;
+    bool prepared = false;
+    std::vector<Entry> entries;
+    size_t at = 0;
+    std::string buf;             // the bytes of the current piece
+    bool pending = false;        // a second piece (the stored block) follows
+    StreamPiece pending_piece;
+    // Gathered on the way.
+    std::vector<std::string> rev_parents;  // parents of the revisions sent (revision ids)
+    std::vector<std::string> id_roots, pid_roots, old_id_roots, old_pid_roots;
+    chk::SearchKeyKind search_kind = chk::SearchKeyKind::Plain;
+    std::vector<std::string> text_keys;
+    std::unordered_map<std::string, RecordPos> page_pos;
+    StreamStats stats;
+
+    Status prepare();
+    Status collect(IndexKind kind, std::span<const std::string_view> keys, bool require);
+    Status read_roots(std::span<const Entry> invs, std::vector<std::string>& id, std::vector<std::string>& pid);
+    Status chk_phase(bool id_map);
+    Result<bool> emit_group(StreamPiece& out);
+    std::string_view substream() const;
+};
+
+std::string_view StreamSource::State::substream() const {
+    switch (phase) {
+    case Phase::Signatures: return "signatures";
+    case Phase::Revisions: return "revisions";
+    case Phase::Inventories: return "inventories";
+    case Phase::ChkId:
+    case Phase::ChkPid: return "chk_bytes";
+    default: return "texts";
+    }
+}
+
+Status StreamSource::State::collect(IndexKind kind, std::span<const std::string_view> keys, bool require) {
+    entries.clear();
+    at = 0;
+    if (keys.size() > limits.max_keys) return limit_exceeded("a substream would hold too many keys");
+    Status st = r->lookup(kind, keys, [&](std::string_view key, std::string_view parents, bool has, const RecordPos& p) {
+        Entry e{std::string(key), has ? std::string(parents) : std::string("None:"), p};
+        if (has) std::replace(e.parents.begin(), e.parents.end(), '\r', '\t');
+        entries.push_back(std::move(e));
+    });
+    if (!st) return st;
+    if (require && entries.size() != std::set<std::string_view>(keys.begin(), keys.end()).size()) {
+        std::set<std::string_view> have;
+        for (const auto& e : entries) have.insert(e.key);  // bounded: the entries found
+        for (auto k : keys)                                // bounded: the keys asked
+            if (!have.count(k)) {
+                if (kind == IndexKind::Texts)
+                    return corrupt("text " + printable(k) + " named by an inventory is not in the repository");
+                return not_found_revision(k);
+            }
+    }
+    // I/O order: each stored block is read and sent once.
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        return std::tie(a.pos.pack, a.pos.offset, a.pos.start, a.key) <
+               std::tie(b.pos.pack, b.pos.offset, b.pos.start, b.key);
+    });
+    return Ok{};
+}
+
+Status StreamSource::State::read_roots(std::span<const Entry> invs, std::vector<std::string>& id,
+                                       std::vector<std::string>& pid) {
+    std::unordered_set<std::string> seen_id, seen_pid;
+    for (const auto& e : invs) {  // bounded: the inventories found
+        auto text = r->text(e.pos);
+        if (!text) return text.err();
+        auto inv = parse_inventory(*text);
+        if (!inv) {
+            Error err = inv.err();
+            err.detail = "inventory " + printable(e.key) + ": " + err.detail;
+            return err;
+        }
+        auto kind = inventory_search_key(*inv);
+        if (!kind) return kind.err();
+        search_kind = *kind;
+        if (seen_id.insert(inv->id_to_entry).second) id.push_back(inv->id_to_entry);
+        if (!inv->parent_id_basename_to_file_id.empty() && seen_pid.insert(inv->parent_id_basename_to_file_id).second)
+            pid.push_back(inv->parent_id_basename_to_file_id);
+    }
+    return Ok{};
+}
+
+Status StreamSource::State::chk_phase(bool id_map) {
+    PackPages src(*r, page_pos);
+    const auto& roots = id_map ? id_roots : pid_roots;
+    const auto& old = id_map ? old_id_roots : old_pid_roots;
+    bool items = id_map && !missing_keys;
+    auto diff = chk::difference(src, search_kind, roots, old, limits.chk, items);
+    if (!diff) return diff.err();
+    entries.clear();
+    at = 0;
+    for (auto& k : diff->pages) {  // bounded: the pages of the difference
+        auto it = page_pos.find(k);
+        if (it == page_pos.end()) return corrupt("CHK page without a position");
+        entries.push_back(Entry{std::move(k), "None:", it->second});
+    }
+    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
+        return std::tie(a.pos.pack, a.pos.offset, a.pos.start, a.key) <
+               std::tie(b.pos.pack, b.pos.offset, b.pos.start, b.key);
+    });
+    if (items) {
+        std::unordered_set<std::string> seen;
+        for (const auto& item : diff->new_items) {  // bounded: the new items
+            auto tk = entry_text_key(item.value);
+            if (!tk) return tk.err();
+            std::string key = tk->first + '\0' + tk->second;
+            if (seen.insert(key).second) text_keys.push_back(std::move(key));
+        }
+    }
+    return Ok{};
+}
+
+Status StreamSource::State::prepare() {
+    prepared = true;
+    std::vector<std::string_view> keys(revisions.begin(), revisions.end());
+    switch (phase) {
+    case Phase::Signatures: return collect(IndexKind::Signatures, keys, false);
+    case Phase::Revisions: {
+        if (Status st = collect(IndexKind::Revisions, keys, true); !st) return st;
+        std::unordered_set<std::string_view> in(keys.begin(), keys.end());
+        std::set<std::string> ps;
+        for (const auto& e : entries) {  // bounded: the revisions
+            for (auto p : split(e.parents, '\t'))  // bounded: the revision's parents
+                if (!p.empty() && p != kNull && !in.count(p)) ps.emplace(p);
+        }
+        rev_parents.assign(ps.begin(), ps.end());
+        return Ok{};
+    }
+    case Phase::Inventories: {
+        if (Status st = collect(IndexKind::Inventories, keys, !missing_keys); !st) return st;
+        if (Status st = read_roots(entries, id_roots, pid_roots); !st) return st;
+        if (missing_keys || rev_parents.empty()) return Ok{};
+        // The inventories of the parents outside the set that this
+        // repository has: their maps are what the client already holds.
+        std::vector<Entry> mine = std::move(entries);
+        std::vector<std::string_view> pk(rev_parents.begin(), rev_parents.end());
+        if (Status st = collect(IndexKind::Inventories, pk, false); !st) return st;
+        std::vector<Entry> parents_inv = std::move(entries);
+        entries = std::move(mine);
+        at = 0;
+        return read_roots(parents_inv, old_id_roots, old_pid_roots);
+    }
+    case Phase::ChkId: return chk_phase(true);
+    case Phase::ChkPid: return chk_phase(false);
+    case Phase::Texts: {
+        std::vector<std::string_view> tk(text_keys.begin(), text_keys.end());
+        return collect(IndexKind::Texts, tk, true);
+    }
+    default: return Ok{};
+    }
+}
+
+// The next record: the entries of one stored block, as a
+// groupcompress-block network record.
+Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
+    size_t i = at, j = at;
+    const RecordPos& p = entries[i].pos;
+    // bounded: j only grows, up to entries.size()
+    while (j < entries.size() && entries[j].pos.pack == p.pack && entries[j].pos.offset == p.offset) ++j;
+    at = j;
+    auto fr = r->frame(p);
+    if (!fr) return fr.err();
+    uint64_t n = fr->block.content_length;
+    uint64_t used = 0, last = 0;
+    for (size_t k = i; k < j; ++k) {  // bounded: this block's entries
+        const RecordPos& q = entries[k].pos;
+        if (q.length != p.length || q.end > n) return corrupt("index entry lies outside its groupcompress block");
+        used += q.end - q.start;
+        last = std::max(last, q.end);
+    }
+    std::vector<std::pair<uint64_t, uint64_t>> offsets;
+    for (size_t k = i; k < j; ++k) offsets.emplace_back(entries[k].pos.start, entries[k].pos.end);  // bounded: entries
+    std::string block;  // empty: send the stored one
+    if (used > 0 && 2 * used < n && n <= limits.max_rewrite_content) {
+        auto c = r->content(p, last);
+        if (!c) return c.err();
+        std::string_view content = c->substr(0, static_cast<size_t>(last));
+        if (2 * used > last) {
+            auto b = make_block(content);  // trim after the last entry sent
+            if (!b) return b.err();
+            block = std::move(*b);
+            ++stats.blocks_trimmed;
+        } else {
+            gc::BlockWriter w(limits.max_rewrite_content);  // rebuild from the texts sent
+            for (size_t k = i; k < j; ++k) {  // bounded: this block's entries
+                auto t = gc::extract_text(content, entries[k].pos.start, entries[k].pos.end, limits.gc);
+                if (!t) return t.err();
+                auto at_ = w.add_fulltext(*t);
+                if (!at_) return at_.err();
+                offsets[k - i] = *at_;
+            }
+            auto b = make_block(w.content());
+            if (!b) return b.err();
+            block = std::move(*b);
+            ++stats.blocks_rebuilt;
+        }
+    }
+    std::string header;
+    for (size_t k = i; k < j; ++k) {  // bounded: this block's entries
+        header += entries[k].key;
+        header += '\n';
+        header += entries[k].parents;
+        header += '\n';
+        header += std::to_string(offsets[k - i].first) + "\n" + std::to_string(offsets[k - i].second) + "\n";
+    }
+    auto zh = zlib_compress(header);
+    if (!zh) return zh.err();
+    uint64_t block_len = block.empty() ? p.length - fr->record_header : block.size();
+    std::string kind = "groupcompress-block\n" + std::to_string(zh->size()) + "\n" + std::to_string(header.size()) +
+                       "\n" + std::to_string(block_len) + "\n";
+    uint64_t data_len = kind.size() + zh->size() + block_len;
+    buf = "B" + std::to_string(data_len) + "\n" + std::string(substream()) + "\n\n" + kind;
+    buf += *zh;
+    ++stats.records;
+    if (block.empty()) {
+        auto f = r->pack_file(p.pack);
+        if (!f) return f.err();
+        pending = true;
+        pending_piece = StreamPiece{{}, *f, p.offset + fr->record_header, block_len};
+        ++stats.blocks_as_stored;
+    } else {
+        buf += block;
+    }
+    out = StreamPiece{buf, nullptr, 0, 0};
+    uint64_t keys = j - i;
+    switch (phase) {
+    case Phase::Signatures: stats.signatures += keys; break;
+    case Phase::Revisions: stats.revisions += keys; break;
+    case Phase::Inventories: stats.inventories += keys; break;
+    case Phase::ChkId:
+    case Phase::ChkPid: stats.chk_pages += keys; break;
+    default: stats.texts += keys; break;
+    }
+    return true;
+}
+
+StreamSource::StreamSource(std::unique_ptr<State> s) : s_(std::move(s)) {}
+StreamSource::~StreamSource() = default;
+
+std::unique_ptr<StreamSource> StreamSource::for_revisions(std::unique_ptr<PackReader> reader, std::string format,
+                                                          std::vector<std::string> revisions,
+                                                          const StreamLimits& limits) {
+    auto s = std::make_unique<State>();
+    s->r = std::move(reader);
+    s->format = std::move(format);
+    s->revisions = std::move(revisions);
+    s->limits = limits;
+    return std::unique_ptr<StreamSource>(new StreamSource(std::move(s)));
+}
+
+std::unique_ptr<StreamSource> StreamSource::for_inventories(std::unique_ptr<PackReader> reader, std::string format,
+                                                            std::vector<std::string> revids,
+                                                            const StreamLimits& limits) {
+    auto src = for_revisions(std::move(reader), std::move(format), std::move(revids), limits);
+    src->s_->missing_keys = true;
+    return src;
+}
+
+const StreamStats& StreamSource::stats() const { return s_->stats; }
+
+Result<bool> StreamSource::next(StreamPiece& out) {
+    State& s = *s_;
+    if (s.pending) {
+        s.pending = false;
+        out = s.pending_piece;
+        return true;
+    }
+    // bounded: each pass either returns or moves to a later phase.
+    for (;;) {
+        switch (s.phase) {
+        case Phase::Magic:
+            s.phase = Phase::Format;
+            out = StreamPiece{kContainerMagic, nullptr, 0, 0};
+            return true;
+        case Phase::Format:
+            s.buf = "B" + std::to_string(s.format.size()) + "\n\n" + s.format;
+            s.phase = s.missing_keys ? Phase::Inventories : Phase::Signatures;
+            out = StreamPiece{s.buf, nullptr, 0, 0};
+            return true;
+        case Phase::End:
+            s.phase = Phase::Done;
+            out = StreamPiece{"E", nullptr, 0, 0};
+            return true;
+        case Phase::Done: return false;
+        default: break;
+        }
+        if (!s.prepared) {
+            if (Status st = s.prepare(); !st) return st.err();
+        }
+        if (s.at < s.entries.size()) return s.emit_group(out);
+        s.prepared = false;
+        s.entries.clear();
+        s.at = 0;
+        switch (s.phase) {
+        case Phase::Signatures: s.phase = Phase::Revisions; break;
+        case Phase::Revisions: s.phase = Phase::Inventories; break;
+        case Phase::Inventories: s.phase = Phase::ChkId; break;
+        case Phase::ChkId: s.phase = Phase::ChkPid; break;
+        case Phase::ChkPid: s.phase = s.missing_keys ? Phase::End : Phase::Texts; break;
+        default: s.phase = Phase::End; break;
+        }
+    }
+}
+
+}  // namespace souk::server::bzr

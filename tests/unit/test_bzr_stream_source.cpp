@@ -1,0 +1,331 @@
+// The fetch side of repository streams (server/bzr/stream_source.hpp)
+// against Breezy: the revisions a search selects equal those Breezy's
+// server selects; the streams souk produces for several searches decode
+// with Breezy's own reader, carry the same revisions, inventories and
+// signatures as Breezy's server sends and no CHK page or text beyond its,
+// and Breezy's stream sink inserts them into a fresh or partly filled
+// repository with nothing missing, after which `brz check` is clean and
+// `brz log` equals the source's. Runs on a branch with a rename, a binary
+// file, a merge, and on a packed copy (blocks with deltas, so that partial
+// blocks are trimmed or rebuilt).
+#include <doctest/doctest.h>
+
+#include <set>
+
+#include "bzr_fixture.hpp"
+#include "server/bzr/stream_source.hpp"
+
+using namespace souk::server;
+using namespace souk::test_bzr;
+
+namespace {
+
+struct StreamRepo {
+    Breezy bz;
+    fs::path root, src, packed, feat;
+    std::vector<std::string> mainline;  // r1.. on src's left-hand history
+    std::string f1;                     // the merged feature revision
+
+    StreamRepo() {
+        root = bz.tmp.path / "root";
+        src = root / "src";
+        packed = root / "packed";
+        feat = root / "feat";
+        fs::create_directories(root);
+        bz.brz(root, "init -q src");
+        write_all(src / "a.txt", "one\ntwo\nthree\n");
+        write_all(src / "sub/b.txt", "bee\n");
+        std::string bin;
+        for (int i = 0; i < 3000; ++i) bin += static_cast<char>((i * 13) & 0xff);
+        bin += std::string("\0\xff\0", 3);
+        write_all(src / "bin.dat", bin);
+        bz.brz(src, "add -q");
+        bz.brz(src, "commit -q -m r1");
+        write_all(src / "a.txt", "one\ntwo\nthree\nfour\n");
+        bz.brz(src, "mv -q sub/b.txt sub/renamed.txt");
+        bz.brz(src, "commit -q -m r2");
+        bz.brz(root, "branch -q src feat");
+        write_all(feat / "d.txt", "dee\n");
+        write_all(feat / "a.txt", "zero\none\ntwo\nthree\nfour\n");
+        bz.brz(feat, "add -q");
+        bz.brz(feat, "commit -q -m f1");
+        bin[10] = 'x';
+        write_all(src / "bin.dat", bin);
+        bz.brz(src, "commit -q -m r3");
+        bz.brz(src, "merge -q ../feat");
+        bz.brz(src, "commit -q -m r4-merge");
+        write_all(src / "a.txt", "zero\none\ntwo\nthree\nfour\nfive\n");
+        fs::create_directories(src / "newdir");
+        write_all(src / "newdir/e.txt", "eee\n");
+        bz.brz(src, "add -q");
+        bz.brz(src, "commit -q -m r5");
+        std::error_code ec;
+        fs::copy(src, packed, fs::copy_options::recursive | fs::copy_options::copy_symlinks, ec);
+        REQUIRE_MESSAGE(!ec, "copy failed: " << ec.message());
+        bz.brz(packed, "pack -q");
+        // The graph, tip first.
+        std::map<std::string, std::vector<std::string>> parents;
+        std::string tip;
+        for (const auto& line : lines_of(py("graph " + sh_quote(src.string())))) {
+            auto w = split_ws(line);
+            if (tip.empty()) tip = w[0];
+            parents[w[0]] = std::vector<std::string>(w.begin() + 1, w.end());
+        }
+        for (std::string r = tip; !r.empty();) {  // bounded: the left-hand history
+            mainline.insert(mainline.begin(), r);
+            r = parents[r].empty() ? "" : parents[r][0];
+        }
+        REQUIRE(mainline.size() == 5);
+        REQUIRE(parents[mainline[3]].size() == 2);
+        f1 = parents[mainline[3]][1];
+    }
+    std::string py(const std::string& args) const {
+        std::string out;
+        fs::path script = fs::path(__FILE__).parent_path() / "bzr_fixtures" / "stream_check.py";
+        fs::path err = bz.tmp.path / "stream_check.err";
+        int rc = run("cd " + sh_quote(bz.tmp.path.string()) + " && " + bz.env() + bz.python + " " +
+                         sh_quote(script.string()) + " " + args + " 2>" + sh_quote(err.string()),
+                     out);
+        REQUIRE_MESSAGE(rc == 0, "stream_check.py " << args << " failed: " << read_all(err));
+        return out;
+    }
+};
+
+StreamRepo& stream_repo() {
+    static std::unique_ptr<StreamRepo> repo;
+    if (!repo) repo = std::make_unique<StreamRepo>();
+    return *repo;
+}
+
+bzr::PackCollection open_packs(Store& store, const std::string& repo) {
+    auto pc = bzr::PackCollection::open(store, repo);
+    REQUIRE_MESSAGE(pc, "pack-names: " << (pc ? "" : pc.err().detail));
+    return std::move(pc).value();
+}
+
+// The whole body of a stream (file ranges read back), and its stats.
+std::string produce(Store& store, bzr::StreamSource& src, bzr::StreamStats* stats = nullptr) {
+    std::string out;
+    bzr::StreamPiece p;
+    for (int guard = 0; guard < 1000000; ++guard) {  // bounded: a test stream has few pieces
+        auto more = src.next(p);
+        REQUIRE_MESSAGE(more, "stream failed: " << (more ? "" : more.err().detail));
+        if (!*more) break;
+        if (p.file) {
+            std::string buf(p.length, '\0');
+            REQUIRE(store.pread(*p.file, buf.data(), buf.size(), p.offset) == static_cast<ssize_t>(buf.size()));
+            out += buf;
+        } else {
+            out += p.bytes;
+        }
+    }
+    if (stats) *stats = src.stats();
+    return out;
+}
+
+std::unique_ptr<bzr::StreamSource> stream_for(Store& store, const std::string& repo, const std::string& body) {
+    auto spec = bzr::parse_search(body);
+    REQUIRE(spec);
+    auto packs = open_packs(store, repo);
+    auto revs = bzr::search_revisions(packs, *spec);
+    REQUIRE_MESSAGE(revs, "search: " << (revs ? "" : revs.err().detail));
+    auto reader = std::make_unique<bzr::PackReader>(store, repo, std::move(packs));
+    return bzr::StreamSource::for_revisions(std::move(reader), "Bazaar repository format 2a (needs bzr 1.16 or later)\n",
+                                            std::move(*revs));
+}
+
+// (substream, key hex) lines of a stream, decoded by Breezy.
+std::multiset<std::string> decoded(StreamRepo& s, const fs::path& file) {
+    std::multiset<std::string> out;
+    for (const auto& line : lines_of(s.py("decode " + sh_quote(file.string())))) out.insert(line);
+    return out;
+}
+
+std::set<std::string> of_kind(const std::multiset<std::string>& lines, const std::string& kind) {
+    std::set<std::string> out;
+    for (const auto& l : lines)
+        if (l.rfind(kind + " ", 0) == 0) out.insert(l);
+    return out;
+}
+
+std::string search_body(const std::string& start, const std::vector<std::string>& exclude, size_t count) {
+    std::string ex;
+    for (const auto& e : exclude) ex += (ex.empty() ? "" : " ") + e;
+    return "search\n" + start + "\n" + ex + "\n" + std::to_string(count);
+}
+
+// Check one search end to end; target: "" for a new empty branch, else
+// the revision to branch the target at first.
+void check_stream(StreamRepo& s, const fs::path& branch, const std::string& body, const std::string& base,
+                  const std::string& tip, bzr::StreamStats* stats = nullptr) {
+    FsStore store(s.root.string());
+    std::string repo = fs::relative(branch, s.root).string() + "/.bzr/repository";
+    auto src = stream_for(store, repo, body);
+    std::string bytes = produce(store, *src, stats);
+    TempDir work;
+    fs::path ours = work.path / "ours.stream", theirs = work.path / "theirs.stream", req = work.path / "req";
+    write_all(ours, bytes);
+    write_all(req, body);
+    s.py("breezy-stream " + sh_quote(branch.string()) + " " + sh_quote(req.string()) + " " + sh_quote(theirs.string()));
+    auto a = decoded(s, ours), b = decoded(s, theirs);
+    for (const char* kind : {"revisions", "inventories", "signatures", "format"}) {
+        CAPTURE(kind);
+        CHECK(of_kind(a, kind) == of_kind(b, kind));
+    }
+    for (const char* kind : {"chk_bytes", "texts"}) {
+        CAPTURE(kind);
+        auto x = of_kind(a, kind), y = of_kind(b, kind);
+        for (const auto& k : x) CHECK_MESSAGE(y.count(k), "souk sends " << k << " which Breezy does not");
+    }
+    // Into Breezy's sink.
+    fs::path target = work.path / "target";
+    if (base.empty()) s.bz.brz(work.path, "init -q target");
+    else s.bz.brz(work.path, "branch -q -r revid:" + base + " " + sh_quote(branch.string()) + " target");
+    std::string out = s.py("insert " + sh_quote(ours.string()) + " " + sh_quote(target.string()) + " " + tip);
+    CHECK_MESSAGE(out.empty(), "the sink reports missing keys: " << out);
+    std::string check = s.bz.brz(target, "check");
+    CHECK_MESSAGE(check.find("rror") == std::string::npos, check);
+    CHECK(s.bz.brz(target, "log -n0") == s.bz.brz(branch, "log -n0 -r ..revid:" + tip));
+}
+
+}  // namespace
+
+TEST_CASE("parse_search: the three forms, and BadSearch for anything else") {
+    auto a = bzr::parse_search("ancestry-of\nr1\nr2");
+    REQUIRE(a);
+    CHECK(a->kind == bzr::SearchKind::AncestryOf);
+    CHECK(a->heads == std::vector<std::string>{"r1", "r2"});
+    auto s = bzr::parse_search("search\nr5\nnull: r1 r2\n2");
+    REQUIRE(s);
+    CHECK(s->kind == bzr::SearchKind::Search);
+    CHECK(s->heads == std::vector<std::string>{"r5"});
+    CHECK(s->exclude == std::vector<std::string>{"null:", "r1", "r2"});
+    CHECK(s->count == 2);
+    auto e = bzr::parse_search("everything");
+    REQUIRE(e);
+    CHECK(e->kind == bzr::SearchKind::Everything);
+    for (const char* bad : {"", "everything\n", "frobnicate\nx", "search\nr1\nnull:", "search\nr1\nnull:\nx"}) {
+        CAPTURE(bad);
+        auto r = bzr::parse_search(bad);
+        REQUIRE_FALSE(r);
+        CHECK(r.err().code == bzr::Errc::Unsupported);
+    }
+}
+
+TEST_CASE("search_revisions selects what Breezy's server selects") {
+    auto& s = stream_repo();
+    FsStore store(s.root.string());
+    const auto& m = s.mainline;
+    const std::string bodies[] = {
+        "ancestry-of\n" + m[4],
+        "ancestry-of\n" + m[2] + "\nnot-a-revision",
+        "everything",
+        search_body(m[4], {"null:", m[0], m[1]}, 3),
+        search_body(m[3], {"null:", m[2]}, 2),
+        search_body(m[4], {"null:"}, 6),
+        search_body(m[4] + " " + s.f1, {m[1]}, 4),
+        search_body("ghost", {"null:"}, 0),
+    };
+    TempDir work;
+    for (const auto& body : bodies) {
+        CAPTURE(body);
+        write_all(work.path / "req", body);
+        auto want = lines_of(s.py("search " + sh_quote(s.src.string()) + " " + sh_quote((work.path / "req").string())));
+        auto spec = bzr::parse_search(body);
+        REQUIRE(spec);
+        auto packs = open_packs(store, "src/.bzr/repository");
+        auto got = bzr::search_revisions(packs, *spec);
+        REQUIRE(got);
+        std::vector<std::string> sorted(got->begin(), got->end());
+        std::sort(sorted.begin(), sorted.end());
+        CHECK(sorted == want);
+    }
+}
+
+TEST_CASE("get_stream into Breezy's sink: a whole branch, unpacked and packed") {
+    auto& s = stream_repo();
+    bzr::StreamStats st;
+    check_stream(s, s.src, "ancestry-of\n" + s.mainline[4], "", s.mainline[4], &st);
+    CHECK(st.revisions == 6);
+    CHECK(st.inventories == 6);
+    CHECK(st.blocks_as_stored > 0);
+    check_stream(s, s.packed, "ancestry-of\n" + s.mainline[4], "", s.mainline[4], &st);
+    CHECK(st.revisions == 6);
+    check_stream(s, s.src, "everything", "", s.mainline[4]);
+}
+
+TEST_CASE("get_stream into Breezy's sink: incremental searches, a merge") {
+    auto& s = stream_repo();
+    const auto& m = s.mainline;
+    for (const fs::path* b : {&s.src, &s.packed}) {
+        CAPTURE(b->string());
+        bzr::StreamStats st;
+        // pull of r3..r5 onto r2
+        check_stream(s, *b, search_body(m[4], {"null:", m[0], m[1]}, 4), m[1], m[4], &st);
+        CHECK(st.revisions == 4);
+        // the merge: r4 and the feature revision onto r3
+        check_stream(s, *b, search_body(m[3], {"null:", m[0], m[1], m[2]}, 2), m[2], m[3], &st);
+        CHECK(st.revisions == 2);
+        // checkout-style: everything from the tip, excluding null: only
+        check_stream(s, *b, search_body(m[4], {"null:"}, 6), "", m[4]);
+    }
+}
+
+TEST_CASE("get_stream: a packed repository's partial blocks are trimmed or rebuilt, and still insert") {
+    auto& s = stream_repo();
+    const auto& m = s.mainline;
+    bzr::StreamStats st;
+    check_stream(s, s.packed, search_body(m[4], {"null:", m[0], m[1], m[2], m[3]}, 1), m[3], m[4], &st);
+    CHECK(st.revisions == 1);
+    CHECK(st.blocks_trimmed + st.blocks_rebuilt > 0);
+}
+
+TEST_CASE("get_stream: an unknown head or an empty search is the empty container") {
+    auto& s = stream_repo();
+    FsStore store(s.root.string());
+    for (const char* body : {"ancestry-of\nno-such-revision", "search\nno-such\nnull:\n3"}) {
+        CAPTURE(body);
+        auto src = stream_for(store, "src/.bzr/repository", body);
+        std::string bytes = produce(store, *src);
+        CHECK(bytes.size() == 102);
+        CHECK(bytes == std::string(bzr::kContainerMagic) + "B54\n\nBazaar repository format 2a (needs bzr 1.16 or later)\nE");
+    }
+}
+
+TEST_CASE("get_stream_for_missing_keys: the inventories that exist, then every page of their maps") {
+    auto& s = stream_repo();
+    FsStore store(s.root.string());
+    for (const char* rel : {"src", "packed"}) {
+        CAPTURE(rel);
+        auto packs = open_packs(store, std::string(rel) + "/.bzr/repository");
+        auto reader = std::make_unique<bzr::PackReader>(store, std::string(rel) + "/.bzr/repository", std::move(packs));
+        auto src = bzr::StreamSource::for_inventories(std::move(reader), "Bazaar repository format 2a (needs bzr 1.16 or later)\n",
+                                                      {s.mainline[2], "ghost-revision"});
+        bzr::StreamStats st;
+        std::string bytes = produce(store, *src, &st);
+        CHECK(st.inventories == 1);
+        CHECK(st.revisions == 0);
+        CHECK(st.texts == 0);
+        CHECK(st.chk_pages >= 2);
+        TempDir work;
+        write_all(work.path / "s", bytes);
+        auto lines = decoded(s, work.path / "s");
+        CHECK(of_kind(lines, "inventories").size() == 1);
+        CHECK(of_kind(lines, "chk_bytes").size() == st.chk_pages);
+        CHECK(of_kind(lines, "texts").empty());
+    }
+}
+
+TEST_CASE("get_stream: a revision the repository lacks ends the stream with NoSuchRevision") {
+    auto& s = stream_repo();
+    FsStore store(s.root.string());
+    auto packs = open_packs(store, "src/.bzr/repository");
+    auto reader = std::make_unique<bzr::PackReader>(store, "src/.bzr/repository", std::move(packs));
+    auto src = bzr::StreamSource::for_revisions(std::move(reader), "x\n", {"ghost-revision"});
+    bzr::StreamPiece p;
+    bzr::Result<bool> r = true;
+    for (int i = 0; i < 100 && r && *r; ++i) r = src->next(p);  // bounded: 100 pieces
+    REQUIRE_FALSE(r);
+    CHECK(r.err().code == bzr::Errc::NoSuchRevision);
+    CHECK(r.err().detail == "ghost-revision");
+}
