@@ -1,5 +1,7 @@
 #include "transport/net.hpp"
 
+#include <cstdio>
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +168,15 @@ int wait_child(pid_t pid) {
         if (r < 0 && errno == EINTR) continue;
         return -1;
     }
+}
+
+bool write_port_file(const std::string& path, uint16_t port) {
+    std::string tmp = path + ".tmp";
+    FILE* f = std::fopen(tmp.c_str(), "w");
+    if (!f) return false;
+    std::fprintf(f, "%u\n", port);
+    if (std::fclose(f) != 0) return false;
+    return std::rename(tmp.c_str(), path.c_str()) == 0;
 }
 
 }  // namespace souk::io

@@ -35,4 +35,8 @@ Child spawn(const std::vector<std::string>& argv, std::string* err);
 // Reap a child; returns its exit status (as from waitpid) or -1.
 int wait_child(pid_t pid);
 
+// Write the bound port to `path` atomically (temp file + rename), for
+// scripts and tests that start a server on port 0. false on failure.
+bool write_port_file(const std::string& path, uint16_t port);
+
 }  // namespace souk::io

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "server/base/log.hpp"
+#include "transport/net.hpp"
 #include "transport/sink.hpp"
 
 namespace souk::server {
@@ -19,15 +20,6 @@ namespace {
 
 // Bytes handed to the socket per content-provider call.
 constexpr size_t kProviderStep = 256 * 1024;
-
-bool write_port_file(const std::string& path, uint16_t port) {
-    std::string tmp = path + ".tmp";
-    FILE* f = std::fopen(tmp.c_str(), "w");
-    if (!f) return false;
-    std::fprintf(f, "%u\n", port);
-    if (std::fclose(f) != 0) return false;
-    return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
 
 std::pair<time_t, time_t> split_seconds(double s) {
     double whole = std::floor(s);
@@ -238,7 +230,7 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
         std::fprintf(stderr, "soukd: cannot listen for HTTP on %s:%u\n", opts.address.c_str(), opts.port);
         return 1;
     }
-    if (!opts.port_file.empty() && !write_port_file(opts.port_file, static_cast<uint16_t>(port))) {
+    if (!opts.port_file.empty() && !io::write_port_file(opts.port_file, static_cast<uint16_t>(port))) {
         std::fprintf(stderr, "soukd: cannot write --http-port-file %s\n", opts.port_file.c_str());
         return 1;
     }

@@ -7,18 +7,6 @@
 #include "transport/net.hpp"
 
 namespace souk::server {
-namespace {
-
-bool write_port_file(const std::string& path, uint16_t port) {
-    std::string tmp = path + ".tmp";
-    FILE* f = std::fopen(tmp.c_str(), "w");
-    if (!f) return false;
-    std::fprintf(f, "%u\n", port);
-    if (std::fclose(f) != 0) return false;
-    return std::rename(tmp.c_str(), path.c_str()) == 0;
-}
-
-}  // namespace
 
 int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile sig_atomic_t* stop) {
     std::string err;
@@ -29,7 +17,7 @@ int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile s
         return 1;
     }
     uint16_t port = io::bound_port(listener.get());
-    if (!opts.port_file.empty() && !write_port_file(opts.port_file, port)) {
+    if (!opts.port_file.empty() && !io::write_port_file(opts.port_file, port)) {
         std::fprintf(stderr, "soukd: cannot write --port-file %s\n", opts.port_file.c_str());
         return 1;
     }
