@@ -706,6 +706,38 @@ class GoldenMixin:
                 self.assertIn('POST', allow)
 
 
+class BrzPushMixin:
+    """Breezy pushes over bzr+http:// to a read-write web carrier (needs
+    self.wbase and self.wroot, as WritesMixin)."""
+
+    def test_brz_push_new_then_existing(self):
+        """Breezy pushes over bzr+http:// (insert_stream through the web
+        server): a new branch, then two more revisions; the served branch
+        passes `brz check` and has the source's log and files."""
+        base = make_tempdir('souk-http-push-')
+        try:
+            env = harness.BrzEnv(os.path.join(base, 'client'))
+            src = build_sources(env, base)
+            url = 'bzr+' + self.wbase + '/pushed'
+            r = env.ok(self, ['push', url], cwd=src)
+            self.assertGreater(r.hpss_calls, 0, r.describe())
+            served = os.path.join(self.wroot, 'pushed')
+            self.assertEqual(env.ok(self, ['log', served]).stdout, env.ok(self, ['log', src]).stdout)
+            for i in (4, 5):
+                _write(os.path.join(src, 'more-%d.txt' % i), b'revision %d\n' % i)
+                _must(env, ['add', '-q'], cwd=src)
+                _must(env, ['commit', '-q', '-m', 'revision %d' % i], cwd=src)
+            env.ok(self, ['push', url], cwd=src)
+            self.assertEqual(int(env.ok(self, ['revno', served]).stdout.strip()), 5)
+            self.assertEqual(env.ok(self, ['log', served]).stdout, env.ok(self, ['log', src]).stdout)
+            env.ok(self, ['check', served])
+            out = os.path.join(base, 'export')
+            env.ok(self, ['export', out, served])
+            self.assertEqual(tree_files(out), tree_files(src))
+        finally:
+            remove_tree(base)
+
+
 class WritesMixin:
     """Writes over HTTP with the souk client (Breezy 3.3.2 cannot send VFS
     writes over HTTP, docs/protocol/http.md#breezy-writes-over-http). Needs self.wbase (a read-write server's

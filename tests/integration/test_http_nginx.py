@@ -92,7 +92,7 @@ class TestNginxWire(NginxMixin, hh.GoldenMixin, unittest.TestCase):
         self.assertEqual(hh.http_request(self.base, 'GET', '/cgi/src/.bzr/smart').status, 405)
 
 
-class TestNginxWrites(hh.WritesMixin, unittest.TestCase):
+class TestNginxWrites(hh.WritesMixin, hh.BrzPushMixin, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):

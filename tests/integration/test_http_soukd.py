@@ -122,7 +122,7 @@ class TestSoukdHttpWire(ServedMixin, hh.GoldenMixin, unittest.TestCase):
         self.assertEqual(d.stdout, plain.body)
 
 
-class TestSoukdHttpWrites(hh.WritesMixin, unittest.TestCase):
+class TestSoukdHttpWrites(hh.WritesMixin, hh.BrzPushMixin, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
