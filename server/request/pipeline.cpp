@@ -89,6 +89,7 @@ Pipeline::Step Pipeline::feed(std::string_view& in) {
             // resynchronised, so the connection closes after it.
             h.version = ev.version ? ev.version : 1;
             h.verb = nullptr;
+            h.sink.reset();  // an unfinished upload is gone before the reply says so
             h.reply.fail(proto::protocol_error_args(ev.error));
             h.close_after = true;
             ready_ = true;
