@@ -37,32 +37,35 @@ bool repo_dir(Call& c, std::string& repo);
 // held token would make the client's own VFS pack-names writer contend
 // with itself). A token the client does send must name the held LockDir
 // (TokenMismatch otherwise); unlock with it releases that lock.
-void verb_repo_lock_write(Call& c) {
+namespace {
+
+// The token arg of lock_write/unlock, if any, applied to the repository's
+// LockDir with `op` (check or release). false after failing.
+bool apply_repo_token(Call& c, std::string& token,
+                      bzr::LockResult (*op)(Store&, const std::string&, std::string_view, int*)) {
     RepoFound r;
-    if (!find_repository(c, r)) return;
-    const std::string token = c.args.size() > 2 ? c.arg(1) : std::string();
-    if (!token.empty()) {
-        std::string repo;
-        if (!repo_dir(c, repo)) return;
-        int err = 0;
-        auto res = bzr::lock_check(c.store(), join(repo, "lock"), token, &err);
-        if (res != bzr::LockResult::Ok) return lock_failure(c, res, err);
-    }
-    c.ok({Value("ok"), Value(token)});
+    if (!find_repository(c, r)) return false;
+    token = c.args.size() > 2 ? c.arg(1) : std::string();
+    if (token.empty()) return true;
+    std::string repo;
+    if (!repo_dir(c, repo)) return false;
+    int err = 0;
+    auto res = op(c.store(), join(repo, "lock"), token, &err);
+    if (res == bzr::LockResult::Ok) return true;
+    lock_failure(c, res, err);
+    return false;
+}
+
+}  // namespace
+
+void verb_repo_lock_write(Call& c) {
+    std::string token;
+    if (apply_repo_token(c, token, bzr::lock_check)) c.ok({Value("ok"), Value(token)});
 }
 
 void verb_repo_unlock(Call& c) {
-    RepoFound r;
-    if (!find_repository(c, r)) return;
-    const std::string token = c.args.size() > 2 ? c.arg(1) : std::string();
-    if (!token.empty()) {
-        std::string repo;
-        if (!repo_dir(c, repo)) return;
-        int err = 0;
-        auto res = bzr::lock_release(c.store(), join(repo, "lock"), token, &err);
-        if (res != bzr::LockResult::Ok) return lock_failure(c, res, err);
-    }
-    c.ok({Value("ok")});
+    std::string token;
+    if (apply_repo_token(c, token, bzr::lock_release)) c.ok({Value("ok")});
 }
 
 // The repository directory of the bzrdir named by arg 0, which must hold
