@@ -376,18 +376,20 @@ void SmartExchange::body(std::string_view chunk) {
 }
 
 void SmartExchange::end() {
-    if (ready_) return;
-    pipe_.incomplete();
-    ready_ = true;
+    if (!ready_) {
+        pipe_.incomplete();
+        ready_ = true;
+    }
+    body_size_ = pipe_.settle_reply(kInlineReply);
 }
 
 bool SmartExchange::zstd() const {
-    const uint64_t n = pipe_.reply_body_size();
+    const uint64_t n = body_size_;
     return n >= 64 && n <= static_cast<uint64_t>(ctx_.params.zstd_max_bytes) &&
            accepts_coding(req_.header("Accept-Encoding"), "zstd");
 }
 
-bool SmartExchange::small() const { return pipe_.reply_body_size() <= kInlineReply; }
+bool SmartExchange::small() const { return body_size_ <= kInlineReply; }
 
 bool SmartExchange::write(io::Sink& out) {
     if (!zstd()) return pipe_.write_reply(out);

@@ -77,8 +77,9 @@ void handle_web(const ServerContext& ctx, const WebOptions& opts, const WebReque
 // zstd-compressed when the client accepts it and the body is worth it.
 class SmartExchange {
 public:
-    // Replies up to this body size are written whole, with a
-    // Content-Length; larger ones stream (chunked, or to EOF for CGI).
+    // Replies up to this body size (generated ones included) are written
+    // whole, with a Content-Length; larger ones stream (chunked, or to EOF
+    // for CGI) (docs/protocol/http.md#a-reply-must-end-where-the-client-stops-reading).
     static constexpr uint64_t kInlineReply = 256 * 1024;
 
     SmartExchange(const ServerContext& ctx, const char* peer, const WebRequest& req, std::string base);
@@ -96,6 +97,7 @@ private:
     std::string base_;
     Pipeline pipe_;
     bool ready_ = false;
+    uint64_t body_size_ = UINT64_MAX;  // the reply body's, once end() has settled it
 };
 
 // The reason phrase of a status ("Not Found"); "Unknown" for others.

@@ -160,6 +160,8 @@ void Pipeline::truncated() {
     h_.release();  // an unfinished upload is discarded with the handler
 }
 
+uint64_t Pipeline::settle_reply(uint64_t limit) { return settle_generated(ctx_, h_->reply, limit); }
+
 bool Pipeline::write_reply(io::Sink& out) {
     Handler& h = *h_;
     Counters& c = counters();

@@ -48,8 +48,13 @@ public:
     // After write_reply: a protocol error was answered; the stream cannot
     // be resynchronised and must close.
     bool closing() const { return closing_; }
-    // After Ready: the size of the prepared reply's body.
-    uint64_t reply_body_size() const { return h_ ? h_->reply.body_size() : 0; }
+    // After Ready: pull a generated body into memory while it stays within
+    // `limit` bytes, so that a short one has a known size before anything
+    // is sent (the web carriers then answer with a Content-Length,
+    // docs/protocol/http.md#a-reply-must-end-where-the-client-stops-reading).
+    // Returns the body's size: UINT64_MAX while it is still unknown (a long
+    // body goes on streaming, starting with what was pulled).
+    uint64_t settle_reply(uint64_t limit);
     // A request has begun arriving and is not answered yet.
     bool mid_request() const { return static_cast<bool>(h_); }
     // When the request now arriving must be complete (--request-timeout).

@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
@@ -38,6 +41,38 @@ bool pad_part(io::Sink& out, uint64_t pad) {
     }
     return true;
 }
+
+// A generated body whose first pieces were already pulled (settle_reply):
+// those pieces, each as it came (clients see the piece boundaries: Breezy's
+// iter_revisions reader needs one zlib stream per chunk at most), then a
+// file range pulled but not read (its OpenFile stays valid until the
+// source is next asked), then the rest of the source.
+class Held final : public BodySource {
+public:
+    Held(std::vector<std::string> pieces, BodyPiece range, std::unique_ptr<BodySource> rest, Next ended)
+        : pieces_(std::move(pieces)), range_(range), rest_(std::move(rest)), ended_(ended) {}
+    Next next(BodyPiece& piece) override {
+        if (at_ < pieces_.size()) {
+            piece = BodyPiece{};
+            piece.bytes = pieces_[at_++];
+            return Next::Piece;
+        }
+        if (range_.file) {
+            piece = range_;
+            range_ = BodyPiece{};
+            return Next::Piece;
+        }
+        return ended_ == Next::Piece ? rest_->next(piece) : ended_;
+    }
+    proto::Args error() const override { return rest_->error(); }
+
+private:
+    std::vector<std::string> pieces_;
+    size_t at_ = 0;
+    BodyPiece range_;
+    std::unique_ptr<BodySource> rest_;  // null once it has ended
+    Next ended_;                        // Piece: the source has more; Done or Failed: it ended so
+};
 
 }  // namespace
 
@@ -243,6 +278,39 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
     proto::response::body_end(version, buf);
     proto::response::end(version, buf);
     return flush() || cancelled();
+}
+
+uint64_t settle_generated(const ServerContext& ctx, Reply& r, uint64_t limit) {
+    if (r.body_kind != Reply::Body::Stream) return r.body_size();
+    std::vector<std::string> pieces;
+    uint64_t held = 0;
+    BodyPiece piece, range;
+    BodySource::Next n;
+    for (;;) {  // bounded: stops at the source's end or once `limit` is passed
+        n = r.source->next(piece);
+        if (n != BodySource::Next::Piece) break;
+        if (piece.file && piece.length && held + piece.bytes.size() + piece.length > limit) {
+            if (!piece.bytes.empty()) pieces.emplace_back(piece.bytes);
+            range = piece;  // too long to hold: sent later, with sendfile
+            range.bytes = {};
+            break;
+        }
+        std::string& p = pieces.emplace_back(piece.bytes);
+        if (piece.file && piece.length) {
+            size_t at = p.size();
+            p.resize(at + piece.length);
+            ssize_t got = ctx.store->read_full(*piece.file, p.data() + at, piece.length, piece.offset);
+            if (got != static_cast<ssize_t>(piece.length)) {
+                r.fail(proto::error_args(proto::Err::ReadError, ""));
+                return r.body_size();
+            }
+        }
+        held += p.size();
+        if (held > limit) break;
+    }
+    const bool whole = n == BodySource::Next::Done;
+    r.source = std::make_unique<Held>(std::move(pieces), range, whole ? nullptr : std::move(r.source), n);
+    return whole ? held : UINT64_MAX;
 }
 
 }  // namespace souk::server

@@ -3,6 +3,7 @@
 // store chain allow it). Used by the request pipeline only.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "server/verbs/context.hpp"
@@ -16,5 +17,14 @@ namespace souk::server {
 // length-prefixed body; v3 ends such a body with an error part instead).
 bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf,
                  const std::string& client_path);
+
+// Pull a generated body (Reply::Body::Stream) into memory while it stays
+// within `limit` bytes, so that a short one has a known size before
+// anything is sent. The reply stays generated and writes the same bytes,
+// piece by piece as the source made them. Returns the body's size, or
+// UINT64_MAX while it is still unknown: a longer body goes on streaming
+// after what was pulled, its next file range unread (sent with sendfile).
+// Other bodies: their size.
+uint64_t settle_generated(const ServerContext& ctx, Reply& reply, uint64_t limit);
 
 }  // namespace souk::server

@@ -1169,13 +1169,16 @@ def format_call_table(rows=None):
 
 
 class BrzResult:
-    def __init__(self, args, rc, stdout, stderr, hpss_calls, log_path):
+    def __init__(self, args, rc, stdout, stderr, hpss_calls, log_path, http_connects=0):
         self.args = args
         self.rc = rc
         self.stdout = stdout
         self.stderr = stderr
         self.hpss_calls = hpss_calls
         self.log_path = log_path
+        # HTTP connections the client opened (brz -Dhttp): more than one
+        # per server means a request was sent again after a broken reply.
+        self.http_connects = http_connects
 
     def describe(self):
         return ('brz %s -> rc %d\nstdout: %s\nstderr: %s\nlog tail:\n%s'
@@ -1227,7 +1230,7 @@ class BrzEnv:
         log_path = os.path.join(self.logs, '%04d.log' % self._n)
         env = dict(self.env)
         env['BRZ_LOG'] = log_path
-        argv = [brz_path()] + (['-Dhpss'] if hpss else []) + list(args)
+        argv = [brz_path()] + (['-Dhpss', '-Dhttp'] if hpss else []) + list(args)
         try:
             p = subprocess.run(argv, cwd=cwd or self.base, env=env, capture_output=True,
                                timeout=timeout, input=input,
@@ -1247,7 +1250,8 @@ class BrzEnv:
             n = sum(int(x) for x in summaries)
         else:
             n = len(_HPSS_CALL_RE.findall(log))
-        return BrzResult(list(args), p.returncode, p.stdout, p.stderr, n, log_path)
+        return BrzResult(list(args), p.returncode, p.stdout, p.stderr, n, log_path,
+                         log.count(b'* About to connect() to '))
 
     def ok(self, testcase, args, cwd=None, record=None, **kw):
         """Run brz and assert exit 0; record (kind, carrier, label) counts if given."""

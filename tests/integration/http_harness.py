@@ -547,6 +547,14 @@ def populate_served(env, src, root):
             f.writelines(lines)
 
 
+def assert_one_connection(testcase, r):
+    """A Breezy command over bzr+http:// opened one connection: it never
+    sent a request again after a broken reply
+    (docs/protocol/http.md#a-reply-must-end-where-the-client-stops-reading)."""
+    if any(a.startswith('bzr+http') for a in r.args):
+        testcase.assertEqual(r.http_connects, 1, r.describe())
+
+
 class WorkflowMixin:
     """Breezy over bzr+http:// against one web server (self.base), verified
     against the local source branch (self.src)."""
@@ -557,7 +565,9 @@ class WorkflowMixin:
         return 'bzr+' + self.base + '/' + rel
 
     def brz(self, args, cwd=None):
-        return self.env.ok(self, args, cwd=cwd or self.work)
+        r = self.env.ok(self, args, cwd=cwd or self.work)
+        assert_one_connection(self, r)
+        return r
 
     def assertSameBranch(self, path, revno=3):
         self.assertEqual(int(self.brz(['revno', path]).stdout.strip()), revno)
@@ -721,13 +731,14 @@ class BrzPushMixin:
             url = 'bzr+' + self.wbase + '/pushed'
             r = env.ok(self, ['push', url], cwd=src)
             self.assertGreater(r.hpss_calls, 0, r.describe())
+            assert_one_connection(self, r)
             served = os.path.join(self.wroot, 'pushed')
             self.assertEqual(env.ok(self, ['log', served]).stdout, env.ok(self, ['log', src]).stdout)
             for i in (4, 5):
                 _write(os.path.join(src, 'more-%d.txt' % i), b'revision %d\n' % i)
                 _must(env, ['add', '-q'], cwd=src)
                 _must(env, ['commit', '-q', '-m', 'revision %d' % i], cwd=src)
-            env.ok(self, ['push', url], cwd=src)
+            assert_one_connection(self, env.ok(self, ['push', url], cwd=src))
             self.assertEqual(int(env.ok(self, ['revno', served]).stdout.strip()), 5)
             self.assertEqual(env.ok(self, ['log', served]).stdout, env.ok(self, ['log', src]).stdout)
             env.ok(self, ['check', served])

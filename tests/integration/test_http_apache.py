@@ -84,11 +84,7 @@ class TestApacheWire(ApacheMixin, hh.GoldenMixin, unittest.TestCase):
         self.assertEqual(hh.http_request(self.base, 'GET', '/cgi/nope').status, 404)
 
 
-# Not yet with hh.BrzPushMixin: a Breezy push through Apache + CGI fails
-# today (Branch.unlock answered TokenMismatch, or create_branch LockFailed:
-# the request appears to run twice), while the same push through soukd's
-# HTTP server and nginx + CGI passes. Tracked in the smart fetch/push issue.
-class TestApacheWrites(hh.WritesMixin, unittest.TestCase):
+class TestApacheWrites(hh.BrzPushMixin, hh.WritesMixin, unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):

@@ -165,3 +165,87 @@ TEST_CASE("reply writer: v1/v2 gather a generated body whole, up to --max-body")
     CHECK(d.args[0].bytes == "error");
     CHECK(d.args[1].bytes == "TooLarge");
 }
+
+namespace {
+
+// The v3 body chunks of a reply, as the client sees them (boundaries kept).
+std::vector<std::string> chunks_of(std::string_view wire) {
+    proto::ResponseDecoder d(3, true);
+    std::vector<std::string> out;
+    for (int k = 0; k < 100000; ++k) {  // bounded: a reply has few events
+        auto ev = d.next(wire);
+        if (ev.kind == proto::Ev::BodyChunk) out.emplace_back(ev.chunk);
+        else if (ev.kind != proto::Ev::ArgsReady) break;
+    }
+    return out;
+}
+
+std::string written(Root& r, Reply& reply) {
+    std::string wire, buf;
+    io::StringSink sink(wire);
+    REQUIRE(write_reply(r.ctx, sink, 3, reply, buf, ""));
+    return wire;
+}
+
+// A generated reply of "head:", 14 file bytes, ":tail" (or failing after "head:").
+Reply generated(OpenFile& f, bool fail = false) {
+    auto src = std::make_unique<Pieces>();
+    src->bytes = fail ? std::vector<std::string>{"head:"} : std::vector<std::string>{"head:", "", ":tail"};
+    src->fail_at_end = fail;
+    src->file = &f;
+    src->offset = 299990;
+    src->length = 14;
+    Reply reply;
+    reply.args = {proto::Value("ok")};
+    reply.body_kind = Reply::Body::Stream;
+    reply.source = std::move(src);
+    return reply;
+}
+
+}  // namespace
+
+TEST_CASE("settle_generated: a short generated body gets a known size and the same chunks on the wire") {
+    Root r;
+    OpenFile f1, f2;
+    REQUIRE(r.store->open_read("f", f1) == 0);
+    REQUIRE(r.store->open_read("f", f2) == 0);
+    Reply plain = generated(f1), settled = generated(f2);
+    CHECK(settle_generated(r.ctx, settled, 1024) == 5 + 14 + 5);
+    const std::string want = written(r, plain), got = written(r, settled);
+    CHECK(got == want);
+    CHECK(chunks_of(got) == std::vector<std::string>{"head:", "xxxxxxxxxxTAIL", ":tail"});
+}
+
+TEST_CASE("settle_generated: a long body stays unknown and streams on after what was pulled") {
+    Root r;
+    for (uint64_t limit : {0, 4, 5, 18}) {  // before, inside and after the first piece; at the file range
+        OpenFile f1, f2;
+        REQUIRE(r.store->open_read("f", f1) == 0);
+        REQUIRE(r.store->open_read("f", f2) == 0);
+        Reply plain = generated(f1), settled = generated(f2);
+        CHECK(settle_generated(r.ctx, settled, limit) == UINT64_MAX);
+        CHECK(written(r, settled) == written(r, plain));
+    }
+}
+
+TEST_CASE("settle_generated: a source that fails early keeps its error part") {
+    Root r;
+    OpenFile f;
+    Reply reply = generated(f, true);
+    CHECK(settle_generated(r.ctx, reply, 1024) == UINT64_MAX);
+    Decoded d = decode(3, true, written(r, reply));
+    CHECK(d.done);
+    CHECK(d.body == "head:");
+    REQUIRE(d.stream_error.size() == 2);
+    CHECK(d.stream_error[1].bytes == "broken source");
+}
+
+TEST_CASE("settle_generated: bodies of a known size are left as they are") {
+    Root r;
+    Reply reply;
+    reply.args = {proto::Value("ok")};
+    reply.body_kind = Reply::Body::Bytes;
+    reply.body = "abc";
+    CHECK(settle_generated(r.ctx, reply, 0) == 3);
+    CHECK(reply.body_kind == Reply::Body::Bytes);
+}
