@@ -73,6 +73,7 @@ namespace souk::proto {
     X(iter_revisions, "Repository.iter_revisions", Whole, true, false, true, 1, 1) \
     X(get_inventories, "VersionedFileRepository.get_inventories", Whole, true, false, true, 2, 2) \
     X(iter_files_bytes, "Repository.iter_files_bytes", Whole, true, false, true, 1, 1) \
+    X(annotate_file_revision, "Repository.annotate_file_revision", None, true, false, true, 3, 5) \
     X(initialize_ex, "BzrDirFormat.initialize_ex_1.16", None, false, true, false, 10, 10) \
     X(create_repository, "BzrDir.create_repository", None, false, true, false, 3, 3) \
     X(create_branch, "BzrDir.create_branch", None, false, true, false, 2, 2) \

@@ -83,6 +83,14 @@ namespace souk::server {
       "insert_stream: one fulltext record, held whole while it is compressed")                            \
     X(stream_max_keys, "stream-max-keys", Count, 4000000, 1000, 1ull << 32,                                 \
       "insert_stream: index entries of one write group, held in memory until it commits")                \
+    X(annotate_max_texts, "annotate-max-texts", Count, 100000, 1, 1ull << 32,                                \
+      "annotate: texts of one file's ancestry an annotate may walk")                                     \
+    X(annotate_max_lines, "annotate-max-lines", Count, 1000000, 1, 1ull << 32,                              \
+      "annotate: lines of any one text of the file")                                                     \
+    X(annotate_max_bytes, "annotate-max-bytes", Bytes, 1ull << 30, 1, 1ull << 40,                            \
+      "annotate: bytes of all the file's texts an annotate may read")                                    \
+    X(annotate_max_steps, "annotate-max-steps", Count, 64ull << 20, 1, 1ull << 40,                           \
+      "annotate: graph steps settling lines that several revisions could claim")                        \
     X(repo_lock_wait, "repo-lock-wait", Seconds, 15, 0, 3600,                                               \
       "wait this long at most for a repository's lock around its pack-names (then LockContention)")     \
     X(upload_stale, "upload-stale", Seconds, 3600, 1, 86400 * 365,                                          \

@@ -11,6 +11,7 @@
 
 #include "protocol/errors.hpp"
 #include "server/base/compress.hpp"
+#include "server/bzr/annotate.hpp"
 #include "server/bzr/graph.hpp"
 #include "server/bzr/pack_collection.hpp"
 #include "server/bzr/revisions.hpp"
@@ -344,6 +345,66 @@ void verb_iter_files_bytes(Call& c) {
     std::unique_ptr<bzr::PackReader> reader;
     if (!read_setup(c, format, reader)) return;
     reply_stream(c, bzr::file_texts(std::move(reader), std::move(keys)));
+}
+
+// (repo path, revid, tree path, [file id, default revision]) -> ('ok',) and
+// a bencoded list of [revid, line], one per line of the file
+// (docs/protocol/streams.md#annotating-a-file). The file id and the default
+// revision are unused, as in Breezy's server (they matter only for a
+// working tree). The errors are Breezy's: NoSuchFile for a path not in the
+// tree, NoSuchRevision (generic) for a revision without an inventory,
+// RevisionNotPresent for a text missing from the file's ancestry.
+void verb_annotate_file_revision(Call& c) {
+    std::string format;
+    std::unique_ptr<bzr::PackReader> reader;
+    if (!read_setup(c, format, reader)) return;
+    const Params& p = c.ctx.params;
+    bzr::AnnotateLimits limits;
+    limits.max_texts = static_cast<size_t>(p.annotate_max_texts);
+    limits.max_lines = static_cast<size_t>(p.annotate_max_lines);
+    limits.max_bytes = static_cast<uint64_t>(p.annotate_max_bytes);
+    limits.max_steps = static_cast<uint64_t>(p.annotate_max_steps);
+    const std::string& revid = c.arg(1);
+    const std::string& path = c.arg(2);
+    auto r = bzr::annotate_file_revision(*reader, revid, path, limits);
+    if (!r) {
+        const bzr::Error& e = r.err();
+        if (e.code == bzr::Errc::Io) return c.fail_errno(e.sys_errno ? e.sys_errno : EIO, c.arg(0));
+        if (e.code == bzr::Errc::LimitExceeded)
+            return c.generic("BzrError", "annotate of " + printable(path) + " is beyond this server's limits (" +
+                                             e.detail + "); annotate it locally");
+        return graph_error(c, e);
+    }
+    using Kind = bzr::FileAnnotation::Kind;
+    switch (r->kind) {
+    case Kind::NoSuchRevision:
+        return c.generic("NoSuchRevision", "repository " + printable(c.arg(0)) + " has no revision b'" +
+                                               printable(revid) + "'");
+    case Kind::NoSuchPath: return c.fail(proto::error_args(Err::NoSuchFile, path));
+    case Kind::BadPath: return c.generic("BzrError", r->detail);
+    case Kind::TextMissing:
+        return c.fail({Value("RevisionNotPresent"), Value(r->missing.revision), Value(r->missing.file_id)});
+    case Kind::Ok: break;
+    }
+    const bzr::Annotation& a = r->annotation;
+    // Each source's revid as a bencoded string, written once.
+    std::vector<std::string> revs;
+    for (const auto& k : a.sources)  // bounded: the sources found
+        revs.push_back(std::to_string(k.revision.size()) + ":" + k.revision);
+    std::string body;
+    body.reserve(a.text.size() + a.lines.size() * (revs.empty() ? 0 : revs[0].size() + 12) + 2);
+    body += 'l';
+    for (size_t i = 0; i < a.lines.size(); ++i) {  // bounded: the file's lines (--annotate-max-lines)
+        std::string_view line = a.line(i);
+        body += 'l';
+        body += revs[a.lines[i].source];
+        body += std::to_string(line.size());
+        body += ':';
+        body += line;
+        body += 'e';
+    }
+    body += 'e';
+    c.ok_body({Value("ok")}, std::move(body));
 }
 
 // ------------------------------------------- streams (push side) ----

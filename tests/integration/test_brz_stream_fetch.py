@@ -20,7 +20,7 @@ from harness import BrzEnv, Server, make_tempdir, remove_tree, tree_files
 
 _TMP = None
 ENV = None
-SRC = None       # a standalone branch: renames, a binary, a merge, 6 revisions
+SRC = None       # a standalone branch: renames, a binary, a merge (a.txt changed on both sides), 6 revisions
 MANY = None      # a branch whose repository has more than 50 packs
 
 
@@ -58,13 +58,17 @@ def setUpModule():
         feat = os.path.join(_TMP, 'feat')
         _must(['branch', '-q', SRC, feat])
         _write(os.path.join(feat, 'd.txt'), b'dee\n')
+        # a.txt changes on both sides of the merge (r4 merges f1): a line
+        # added on top here, another line changed in r3.
+        _write(os.path.join(feat, 'a.txt'), b'zero\none\ntwo\nthree\n')
         _must(['add', '-q'], cwd=feat)
         _must(['commit', '-q', '-m', 'f1'], cwd=feat)
         _write(os.path.join(SRC, 'bin.dat'), bytes(range(255, -1, -1)) * 30)
+        _write(os.path.join(SRC, 'a.txt'), b'one\nTWO\nthree\n')
         _must(['commit', '-q', '-m', 'r3'], cwd=SRC)
         _must(['merge', '-q', feat], cwd=SRC)
         _must(['commit', '-q', '-m', 'r4: merge'], cwd=SRC)
-        _write(os.path.join(SRC, 'a.txt'), b'one\ntwo\nthree\nfour\n')
+        _write(os.path.join(SRC, 'a.txt'), b'zero\none\nTWO\nthree\nfour\n')
         _must(['commit', '-q', '-m', 'r5'], cwd=SRC)
         MANY = os.path.join(served, 'many')
         # 55 commits, one pack each: Breezy's autopack switched off.
@@ -192,12 +196,33 @@ class FetchTest(unittest.TestCase):
                       lambda kind, d, r: self.assertEqual(r.stdout, want))
 
     def test_annotate(self):
+        # a.txt's lines come from both sides of the merge (2.1.1 and 3) and
+        # from before and after it; soukd answers Repository.annotate_file_revision
+        # as brz serve does, so the client annotates nothing itself.
         want = self.local(['annotate', '--all', os.path.join(SRC, 'a.txt')]).stdout
-        d = os.path.join(self.work, 'soukd')
-        r = ENV.run(['annotate', '--all', self.servers['soukd'].url('src/a.txt')], cwd=self.work)
-        self.assertEqual(r.rc, 0, r.describe())
-        self.assertEqual(r.stdout, want)
-        harness.record_calls('soukd', 'tcp', 'fetch: annotate', r.hpss_calls)
+        revnos = [line.split()[0] for line in want.splitlines()]
+        self.assertEqual(revnos, [b'2.1.1', b'1', b'3', b'2', b'5'])
+        self.run_both('fetch: annotate', lambda url, d: ['annotate', '--all', url('src/a.txt')],
+                      lambda kind, d, r: self.assertEqual(r.stdout, want))
+        for name, rev in (('sub/renamed.txt', []), ('a.txt', ['-r', '2']), ('d.txt', [])):
+            want = self.local(['annotate', '--all'] + rev + [os.path.join(SRC, name)]).stdout
+            self.run_both('fetch: annotate', lambda url, d: ['annotate', '--all'] + rev + [url('src/' + name)],
+                          lambda kind, d, r: self.assertEqual(r.stdout, want))
+
+    def test_annotate_beyond_limits(self):
+        """A file whose ancestry exceeds --annotate-max-texts: a clear error, and the server goes on."""
+        srv = Server(os.path.dirname(SRC), limits={'annotate-max-texts': 2}).start()
+        try:
+            r = ENV.run(['annotate', srv.url('src/a.txt')], cwd=self.work)
+            self.assertNotEqual(r.rc, 0, r.describe())
+            self.assertIn(b"beyond this server's limits", r.stderr, r.describe())
+            # sub/renamed.txt has two texts (added, renamed): within the bound.
+            want = self.local(['annotate', '--all', os.path.join(SRC, 'sub', 'renamed.txt')]).stdout
+            r = ENV.run(['annotate', '--all', srv.url('src/sub/renamed.txt')], cwd=self.work)
+            self.assertEqual(r.rc, 0, r.describe() + '\nserver log:\n' + srv.log())
+            self.assertEqual(r.stdout, want)
+        finally:
+            srv.stop()
 
     def test_export(self):
         def check(kind, d, r):

@@ -413,19 +413,30 @@ def build_template(root, brz_base):
 
 
 # hist/: a standalone branch whose revisions have fixed ids (rev-1 <- rev-2
-# <- rev-3, and merged-1 merged by rev-3), for the revision-number verbs.
+# <- rev-3, and merged-1, a child of rev-1, merged by rev-3), for the
+# revision-number verbs and annotate (golden/annotate.txt): a.txt changes on
+# both sides of the merge, both sides add the same last line, and the merge
+# adds one of its own.
 _HISTORY_SCRIPT = r"""
-import sys
+import os, sys
 import breezy.bzr  # registers the bzr formats
 from breezy import controldir, workingtree
+def write(tree, text):
+    with open(os.path.join(tree.basedir, 'a.txt'), 'wb') as f:
+        f.write(text)
 controldir.ControlDir.create_branch_convenience(
     sys.argv[1], force_new_tree=True, format=controldir.format_registry.make_controldir('2a'))
 tree = workingtree.WorkingTree.open(sys.argv[1])
+write(tree, b'one\ntwo\nthree\nfour\n')
+tree.add(['a.txt'])
 tree.commit('one', rev_id=b'rev-1', allow_pointless=True, timestamp=1e9, timezone=0)
+write(tree, b'ONE\ntwo\nthree\nfour\nsame\n')
 tree.commit('two', rev_id=b'rev-2', allow_pointless=True, timestamp=1e9 + 1, timezone=0)
-side = tree.controldir.sprout(sys.argv[1] + '-side').open_workingtree()
+side = tree.controldir.sprout(sys.argv[1] + '-side', revision_id=b'rev-1').open_workingtree()
+write(side, b'one\ntwo\nTHREE\nfour\nsame\n')
 side.commit('side', rev_id=b'merged-1', allow_pointless=True, timestamp=1e9 + 2, timezone=0)
 tree.merge_from_branch(side.branch)
+write(tree, b'ONE\ntwo\nTHREE\nfour\nsame\nfive\n')
 tree.commit('three', rev_id=b'rev-3', timestamp=1e9 + 3, timezone=0)
 """
 
@@ -742,6 +753,9 @@ class GoldenBase:
 
     def test_framing(self):
         self.run_golden('framing.txt')
+
+    def test_annotate(self):
+        self.run_golden('annotate.txt')
 
     def test_readonly(self):
         self.run_golden('readonly.txt')

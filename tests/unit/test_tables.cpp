@@ -45,7 +45,7 @@ TEST_CASE("verb table: find_verb round trips every entry and rejects others") {
     CHECK(find_verb("") == nullptr);
     CHECK(find_verb("frobnicate") == nullptr);
     CHECK(find_verb("GET") == nullptr);
-    CHECK(find_verb("Repository.annotate_file_revision") == nullptr);  // answered UnknownMethod
+    CHECK(find_verb("Repository.all_revision_ids") == nullptr);  // answered UnknownMethod
     CHECK(find_verb(std::string_view("get\0", 4)) == nullptr);
 }
 

@@ -13,6 +13,13 @@ with /usr/bin/python3; every mode prints plain lines, bytes as hex.
                              and against each parent the strict difference and new items
   rebuild REPO PACK MAP      replace every pack of REPO by PACK with index values from MAP
   revisions REPO             per revision: its raw text and Breezy's parsed fields
+  patience FILE              per line "A B" of FILE (hex lines, comma-joined, '-' for none):
+                             patiencediff's matching blocks "a,b,len ..."
+  annotator FILE             Breezy's Annotator.annotate_flat over the graphs in FILE
+                             ("text NAME PARENTS HEXLINES" lines, "ask NAME", "reset"
+                             between graphs): per ask, "ask NAME" then "REVID HEXLINE" per line
+  annotate REPO              per revision and path of its tree: "path REVID HEXPATH", then
+                             annotate_iter's "REVID HEXLINE" per line
 """
 import hashlib
 import os
@@ -57,6 +64,31 @@ def indices(t):
         sizes = [int(s) for s in sizes.split()]
         for ext, size in zip(EXTS, sizes):
             yield ext, name, BTreeGraphIndex(t, 'indices/%s.%s' % (name, ext), size)
+
+
+def hex_lines(field):
+    return [] if field == '-' else [bytes.fromhex(x) if x != '-' else b'' for x in field.split(',')]
+
+
+class _GraphTexts:
+    """The least of a VersionedFiles Breezy's Annotator needs: parents and texts."""
+
+    def __init__(self, texts, parents):
+        self.texts = texts
+        self.parents = parents
+
+    def get_parent_map(self, keys):
+        return {k: self.parents[k] for k in keys if k in self.parents}
+
+    def get_record_stream(self, keys, ordering, include_delta_closure):
+        from breezy import tsort
+        from breezy.bzr.versionedfile import AbsentContentFactory, ChunkedContentFactory
+        keys = set(keys)
+        present = {k: tuple(p for p in self.parents[k] if p in keys) for k in keys if k in self.parents}
+        for k in keys - set(present):
+            yield AbsentContentFactory(k)
+        for k in tsort.topo_sort(present):
+            yield ChunkedContentFactory(k, self.parents[k], None, self.texts[k])
 
 
 def main():
@@ -229,6 +261,41 @@ def main():
         from breezy.bzr import bzrdir
         for c in (bzrdir.BzrDirMetaFormat1, bzrdir.BzrDirMetaFormat1Colo):
             print('dir', h(c.get_format_string()))
+    elif mode == 'patience':
+        from patiencediff import PatienceSequenceMatcher
+        with open(sys.argv[2]) as f:
+            for line in f:
+                a, b = line.split()
+                blocks = PatienceSequenceMatcher(None, hex_lines(a), hex_lines(b)).get_matching_blocks()
+                print(' '.join('%d,%d,%d' % tuple(x) for x in blocks))
+    elif mode == 'annotator':
+        from breezy.annotate import Annotator
+        texts, parents = {}, {}
+        with open(sys.argv[2]) as f:
+            for line in f:
+                w = line.split()
+                if w[0] == 'reset':
+                    texts, parents = {}, {}
+                elif w[0] == 'text':
+                    key = (b'file-id', w[1].encode())
+                    parents[key] = tuple((b'file-id', p.encode()) for p in w[2].split(',')) if w[2] != '-' else ()
+                    texts[key] = hex_lines(w[3])
+                else:
+                    print('ask', w[1])
+                    # A fresh annotator per text, as each request of the server has.
+                    ann = Annotator(_GraphTexts(texts, parents))
+                    for key, line in ann.annotate_flat((b'file-id', w[1].encode())):
+                        print(key[-1].decode(), h(line))
+    elif mode == 'annotate':
+        repo = open_repo(sys.argv[2])
+        with repo.lock_read():
+            for revid in sorted(repo.all_revision_ids()):
+                tree = repo.revision_tree(revid)
+                with tree.lock_read():
+                    for path, entry in tree.iter_entries_by_dir():
+                        print('path', revid.decode(), h(path.encode('utf-8')))
+                        for rev, line in tree.annotate_iter(path):
+                            print(rev.decode(), h(line))
     else:
         sys.exit('unknown mode ' + mode)
 
