@@ -1157,7 +1157,7 @@ def format_call_table(rows=None):
     columns = ['%s/%s' % (kind, carrier) for carrier, kind in columns]
     width = max(len(x) for x in labels + ['command'])
     colw = [max(len(c), 5) for c in columns]
-    out = ['smart requests per brz command (brz -Dhpss; informational only)',
+    out = ['smart requests per brz command (brz -Dhpss)',
            'command'.ljust(width) + '  ' + '  '.join(c.rjust(w) for c, w in zip(columns, colw))]
     for label in labels:
         vals = []

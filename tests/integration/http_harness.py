@@ -317,6 +317,83 @@ class SoukdHttp:
         return rc
 
 
+# Breezy's own smart server over HTTP (breezy.transport.http.wsgi, the app
+# Breezy documents for Apache/mod_wsgi), served by wsgiref with a thread per
+# connection: the peer for request counts over bzr+http://.
+BRZ_WSGI = r"""
+import os, socketserver, sys
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+import breezy
+from breezy.transport.http import wsgi
+
+class Quiet(WSGIRequestHandler):
+    def log_message(self, *args):
+        pass
+
+class Threaded(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+root, port_file, readonly = sys.argv[1], sys.argv[2], sys.argv[3] == '1'
+with breezy.initialize():
+    app = wsgi.make_app(root, '', path_var='PATH_INFO', readonly=readonly, load_plugins=False,
+                        enable_logging=False)
+    httpd = make_server('127.0.0.1', 0, app, server_class=Threaded, handler_class=Quiet)
+    with open(port_file + '.tmp', 'w') as f:
+        f.write(str(httpd.server_port))
+    os.rename(port_file + '.tmp', port_file)
+    httpd.serve_forever()
+"""
+
+
+class BrzWsgi:
+    """Breezy's WSGI smart server on 127.0.0.1 and a free port."""
+
+    def __init__(self, root, allow_writes=False):
+        self.root = root
+        self.allow_writes = allow_writes
+        self.proc = None
+        self.tmp = None
+        self.port = None
+
+    def start(self):
+        self.tmp = make_tempdir('souk-brz-wsgi-')
+        self.log_path = os.path.join(self.tmp, 'wsgi.log')
+        pf = os.path.join(self.tmp, 'port')
+        harness.brz_path()  # fails loudly without Breezy
+        # Debian's brz is a compiled launcher around the system Python's
+        # breezy package: run that Python.
+        cmd = ['/usr/bin/python3', '-c', BRZ_WSGI, self.root, pf, '0' if self.allow_writes else '1']
+        with open(self.log_path, 'wb') as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
+                                         preexec_fn=harness._pdeathsig)
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.port is None and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise HarnessError('Breezy WSGI server exited with %s:\n%s' % (self.proc.returncode, self.log()))
+            try:
+                with open(pf) as f:
+                    self.port = int(f.read().strip())
+            except (OSError, ValueError):
+                time.sleep(0.02)
+        if self.port is None:
+            self.stop()
+            raise HarnessError('Breezy WSGI server did not start:\n' + self.log())
+        return self
+
+    @property
+    def base(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    def log(self):
+        return read_tail(self.log_path, 6000) if self.tmp else ''
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc = None
+        remove_tree(self.tmp)
+        self.tmp = None
+
+
 def make_cert(directory):
     """A self-signed certificate for 127.0.0.1 (CA:TRUE, so it is its own CA)."""
     require(OPENSSL)

@@ -11,8 +11,10 @@ Every step is verified on the server side with local tools: `brz check` on
 the served directories, `brz log` equal to the source's, `brz revno`, and
 the exported tree equal to the source tree.  The number of smart requests
 each command needed (`brz -Dhpss`) is printed in a table to stderr at the
-end; with SOUK_TEST_COMPARE=1 the workflow also runs against `brz serve`
-for comparison.  No assertion depends on the counts.
+end, and soukd's must be at most what `brz serve` needed for the same step
+(BRZ_SERVE_CALLS, recorded beside the test); with SOUK_TEST_COMPARE=1 the
+workflow also runs against `brz serve`, in the same run, and its counts
+must equal the recorded ones.
 
 bzr:// uses `soukd serve --listen 127.0.0.1 --port 0 --allow-writes`;
 bzr+ssh:// goes through a private sshd on 127.0.0.1 with
@@ -91,6 +93,31 @@ def _build_sources(env, base):
     SRC['src3'] = src3
 
 
+# What `brz serve` needed for each step, per carrier, with Breezy 3.3.2
+# (client and server), recorded from a SOUK_TEST_COMPARE=1 run of this
+# file. A step absent here is not compared.
+BRZ_SERVE_CALLS = {
+    'push (new)': {'tcp': 10, 'ssh': 10},
+    'push (existing)': {'tcp': 12, 'ssh': 12},
+    'branch': {'tcp': 11, 'ssh': 11},
+    'pull': {'tcp': 11, 'ssh': 11},
+    'log': {'tcp': 9, 'ssh': 9},
+    'checkout': {'tcp': 11, 'ssh': 11},
+    'commit (bound)': {'tcp': 18, 'ssh': 18},
+    'info -v': {'tcp': 14, 'ssh': 14},
+    'cat': {'tcp': 9, 'ssh': 9},
+    'annotate': {'tcp': 10, 'ssh': 10},
+    'init-repo': {'tcp': 11, 'ssh': 11},
+    'init (in repo)': {'tcp': 15, 'ssh': 15},
+    'push (into repo)': {'tcp': 15, 'ssh': 15},
+    'branch (from repo)': {'tcp': 14, 'ssh': 14},
+    'push (path with space)': {'tcp': 11, 'ssh': 11},
+    'init (standalone)': {'tcp': 13, 'ssh': 16},
+    'tag': {'tcp': 11, 'ssh': 11},
+    'log -r 2': {'tcp': 11, 'ssh': 11},
+    'log -v -r 3': {'tcp': 12, 'ssh': 12},
+}
+
 _CHECK_BAD = re.compile(r'(?i)\b(error|inconsistent|mismatch|ghost|unreferenced|corrupt)')
 
 
@@ -150,7 +177,15 @@ class WorkflowBase:
     def brz(self, args, label=None, cwd=None):
         """Run brz (must exit 0); label: record its smart-request count."""
         record = (self.kind, self.carrier, label) if label else None
-        return self.env.ok(self, args, cwd=cwd or self.work, record=record)
+        r = self.env.ok(self, args, cwd=cwd or self.work, record=record)
+        want = BRZ_SERVE_CALLS.get(label, {}).get(self.carrier)
+        if want is not None and self.kind == 'soukd':
+            self.assertLessEqual(r.hpss_calls, want, '%s over %s: soukd %d requests, brz serve %d\n%s'
+                                 % (label, self.carrier, r.hpss_calls, want, r.describe()))
+        elif want is not None:
+            self.assertEqual(r.hpss_calls, want, 'brz serve no longer needs the recorded %d requests for %s '
+                             'over %s (now %d): update BRZ_SERVE_CALLS' % (want, label, self.carrier, r.hpss_calls))
+        return r
 
     def local(self, args, cwd=None):
         return self.env.ok(self, args, cwd=cwd or self.work)
@@ -341,8 +376,8 @@ class TestWorkflowSsh(WorkflowBase, unittest.TestCase):
 
 
 if harness.compare_enabled() and harness.server_kind() != 'brz':
-    # Same workflow against Breezy's own server, only to fill the second
-    # column of the request-count table.
+    # Same workflow against Breezy's own server: the second column of the
+    # request-count table, and a check that BRZ_SERVE_CALLS still holds.
     class TestWorkflowTcpBrzServe(WorkflowBase, unittest.TestCase):
         carrier = 'tcp'
         kind = 'brz'
