@@ -17,6 +17,7 @@ namespace souk::server {
 #define SOUK_COUNTERS(X)                                                                  \
     X(connections_accepted, "stream connections (TCP, SSH) accepted")                    \
     X(connections_refused, "TCP connections refused at --max-connections")               \
+    X(accept_failures, "TCP accepts that failed (EMFILE, ...), each pausing accepts for --accept-backoff") \
     X(requests, "requests answered")                                                     \
     X(request_failures, "requests answered with a failure reply")                        \
     X(unknown_verbs, "requests for verbs souk does not implement (UnknownMethod)")        \

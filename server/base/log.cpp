@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -46,6 +47,19 @@ void write(Level level, const char* fmt, ...) {
     // One write per line: lines from concurrent threads do not interleave.
     ssize_t r = ::write(g_fd, line, len);
     (void)r;
+}
+
+bool Every::due(uint64_t& held_back) {
+    const int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch())
+                            .count();
+    int64_t next = next_ns_.load(std::memory_order_relaxed);
+    if (now < next || !next_ns_.compare_exchange_strong(next, now + interval_ns_)) {
+        held_.fetch_add(1, std::memory_order_relaxed);
+        return false;
+    }
+    held_back = held_.exchange(0, std::memory_order_relaxed);
+    return true;
 }
 
 }  // namespace souk::server::log

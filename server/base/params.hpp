@@ -24,6 +24,8 @@ namespace souk::server {
     X(max_readv_ranges, "max-readv-ranges", Count, 4096, 1, 1 << 24, "most ranges in one readv")           \
     X(max_readv_bytes, "max-readv-bytes", Bytes, 1ull << 30, 1, 1ull << 40, "most bytes one readv returns") \
     X(max_connections, "max-connections", Count, 256, 1, 1 << 20, "concurrent TCP connections")            \
+    X(accept_backoff, "accept-backoff", Seconds, 0.1, 0.001, 60,                                            \
+      "out of file descriptors (EMFILE): stop accepting this long, then try again")                         \
     X(idle_timeout, "idle-timeout", Seconds, 300, 0.01, 86400 * 30,                                         \
       "close a connection idle this long between requests")                                                \
     X(request_timeout, "request-timeout", Seconds, 60, 0.01, 86400,                                         \

@@ -117,6 +117,10 @@ public:
 
 private:
     void accept_all();
+    // Out of descriptors: take the listener out of epoll until
+    // accept_resume_ (it would wake us at once, forever), then put it back.
+    void pause_accepting();
+    void resume_accepting();
     void wake(Conn* c);
     void expire(Clock::time_point now);
     void worker_main();
@@ -145,6 +149,10 @@ private:
     size_t max_workers_ = 1;
     Clock::duration idle_timeout_{};
     int linger_ms_ = 0;
+    bool accept_paused_ = false;
+    Clock::time_point accept_resume_{};
+    log::Every accept_log_{10.0};  // a line per 10 s at most while accept keeps failing
+    log::Every refused_log_{10.0};
 };
 
 int Waiter::run(const volatile sig_atomic_t* stop) {
@@ -171,14 +179,15 @@ int Waiter::run(const volatile sig_atomic_t* stop) {
     epoll_event events[256];
     while (!*stop) {  // bounded: ends at *stop
         int timeout = 200;
+        auto until = [&timeout](Clock::time_point t) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t - Clock::now());
+            timeout = std::min(timeout, static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 200)));
+        };
         {
             std::lock_guard<std::mutex> lock(mu_);
-            if (parked_.head) {
-                auto left = std::chrono::duration_cast<std::chrono::milliseconds>(parked_.head->idle_deadline -
-                                                                                   Clock::now());
-                timeout = static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 200));
-            }
+            if (parked_.head) until(parked_.head->idle_deadline);
         }
+        if (accept_paused_) until(accept_resume_);
         int n = ::epoll_wait(epoll_.get(), events, 256, timeout);
         if (n < 0 && errno != EINTR) {
             SOUK_LOG(Error, "epoll_wait: %s", std::strerror(errno));
@@ -189,9 +198,29 @@ int Waiter::run(const volatile sig_atomic_t* stop) {
             else wake(static_cast<Conn*>(events[i].data.ptr));
         }
         expire(Clock::now());
+        if (accept_paused_ && Clock::now() >= accept_resume_) resume_accepting();
     }
     shutdown_all();
     return 0;
+}
+
+void Waiter::pause_accepting() {
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener_.get(), nullptr);
+    accept_paused_ = true;
+    accept_resume_ = Clock::now() + seconds(ctx_.params.accept_backoff);
+}
+
+void Waiter::resume_accepting() {
+    epoll_event lev{};
+    lev.events = EPOLLIN;
+    lev.data.ptr = nullptr;  // the listener
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &lev) != 0) {
+        SOUK_LOG(Error, "epoll_ctl (listener): %s", std::strerror(errno));
+        accept_resume_ = Clock::now() + seconds(ctx_.params.accept_backoff);
+        return;
+    }
+    accept_paused_ = false;
+    accept_all();
 }
 
 void Waiter::accept_all() {
@@ -199,16 +228,27 @@ void Waiter::accept_all() {
     for (int i = 0; i < 1024; ++i) {  // bounded per wakeup; the rest next time
         int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
-            if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                SOUK_LOG(Warn, "accept: %s", std::strerror(errno));  // e.g. EMFILE: raise the fd limit
+            const int e = errno;
+            if (e == EINTR || e == ECONNABORTED) continue;
+            if (e == EAGAIN || e == EWOULDBLOCK) return;
+            count(counters().accept_failures);
+            uint64_t held = 0;
+            if (accept_log_.due(held))
+                SOUK_LOG(Warn, "accept: %s; not accepting for %gs (--accept-backoff)%s", std::strerror(e),
+                         ctx_.params.accept_backoff,
+                         e == EMFILE || e == ENFILE ? ", raise the descriptor limit (ulimit -n)" : "");
+            if (held) SOUK_LOG(Warn, "accept: %llu more failures since the last line", static_cast<unsigned long long>(held));
+            pause_accepting();
             return;
         }
         {
             std::lock_guard<std::mutex> lock(mu_);
             if (live_ >= cap) {
                 count(counters().connections_refused);
-                SOUK_LOG(Warn, "connection refused: %zu connections already (--max-connections)", cap);
+                uint64_t held = 0;
+                if (refused_log_.due(held))
+                    SOUK_LOG(Warn, "connection refused: %zu connections already (--max-connections)%s", cap,
+                             held ? " (and more since the last line, see connections_refused)" : "");
                 ::close(fd);
                 continue;
             }

@@ -27,6 +27,7 @@ import ctypes
 import os
 import pwd
 import re
+import resource
 import select
 import shutil
 import signal
@@ -851,11 +852,12 @@ class Server:
     of them except the idle timeout, mapped to --client-timeout).
     """
 
-    def __init__(self, root, allow_writes=False, limits=None, kind=None):
+    def __init__(self, root, allow_writes=False, limits=None, kind=None, max_fds=None):
         self.root = root
         self.allow_writes = allow_writes
         self.limits = dict(limits or {})
         self.kind = kind or server_kind()
+        self.max_fds = max_fds  # RLIMIT_NOFILE for the server, if given
         self.proc = None
         self.port = None
         self.tmp = None
@@ -883,9 +885,12 @@ class Server:
                 if 'idle-timeout' in self.limits:
                     cmd += ['--client-timeout', str(self.limits['idle-timeout'])]
             self.cmd = cmd
+            def preexec():
+                _pdeathsig()
+                if self.max_fds is not None:
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_fds, self.max_fds))
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                         env=server_env(self.tmp), cwd='/',
-                                         preexec_fn=_pdeathsig)
+                                         env=server_env(self.tmp), cwd='/', preexec_fn=preexec)
         finally:
             log.close()
         deadline = time.monotonic() + timeout

@@ -12,7 +12,14 @@ docs/protocol/framing.md#abort, docs/protocol/vfs.md).
   answered by exactly one failure response.
 * LockDir: of several `rename`s of a directory onto the same `held`, exactly
   one wins (the rest fail), which is how Bazaar detects lock contention.
+* Out of descriptors (EMFILE): soukd stops accepting for --accept-backoff
+  instead of spinning on the listener, logs it at most once per interval,
+  and serves again on its own once descriptors are free.
 """
+
+import json
+import socket
+import subprocess
 
 import os
 import threading
@@ -241,6 +248,53 @@ class TestConcurrencyInet(ConcurrencyBase, unittest.TestCase):
 
     def test_parallel_appends_across_processes(self):
         self.parallel_appends('appends-inet.log', connections=4, per_conn=30)
+
+
+class TestDescriptorLimit(unittest.TestCase):
+
+    MAX_FDS = 64        # soukd's RLIMIT_NOFILE in this test
+    CLIENTS = 120       # more connections than that: the rest wait in the backlog
+    HOLD = 3.0          # seconds at the limit
+
+    def setUp(self):
+        self.root = make_tempdir('souk-emfile-')
+        self.server = harness.Server(self.root, max_fds=self.MAX_FDS).start()
+        self.socks = []
+
+    def tearDown(self):
+        for s in self.socks:
+            s.close()
+        self.server.stop()
+        remove_tree(self.root)
+
+    def counters(self):
+        p = subprocess.run([harness.soukd_path(), 'stats', '--directory=' + self.root],
+                           capture_output=True, timeout=30)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        return json.loads(p.stdout)['counters']
+
+    def test_emfile_pauses_accepting_and_recovers(self):
+        for _ in range(self.CLIENTS):  # bounded: CLIENTS connections
+            self.socks.append(socket.create_connection(('127.0.0.1', self.server.port), timeout=10))
+        time.sleep(self.HOLD)
+        failures = self.counters()['accept_failures']
+        log = self.server.log()
+        # At the limit: accept failed, and soukd paused instead of retrying
+        # at once (a spinning accept loop fails hundreds of thousands of
+        # times a second); at most one warning per 10 s interval.
+        self.assertGreater(failures, 0, log)
+        self.assertLess(failures, 4 * self.HOLD / 0.1, log)
+        self.assertLessEqual(log.count('accept: '), 2, log)
+        for s in self.socks:
+            s.close()
+        self.socks = []
+        deadline = time.monotonic() + 30
+        served = False
+        while not served and time.monotonic() < deadline:  # bounded: 30 s
+            served = self.server.serves()
+            if not served:
+                time.sleep(0.2)
+        self.assertTrue(served, 'soukd did not serve again after the descriptors were freed\n' + self.server.log())
 
 
 if __name__ == '__main__':
