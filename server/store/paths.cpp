@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 #include <memory>
 #include <vector>
@@ -221,6 +222,52 @@ general:
     }
     out = std::move(r).value();
     return nullptr;
+}
+
+std::string non_ascii_url_error(std::string_view client) {
+    // Decode UTF-8 into code points, noting the first run of non-ASCII ones
+    // (Python's ascii encoder reports a run: "characters in position 3-4").
+    size_t first = std::string_view::npos;
+    for (unsigned char ch : client)
+        if (ch >= 0x80) {
+            first = 0;
+            break;
+        }
+    if (first == std::string_view::npos) return {};
+    const std::string prefix = ": URL was not a plain ASCII url: ";
+    std::vector<uint32_t> cps;
+    for (size_t i = 0; i < client.size();) {  // bounded: each pass consumes >= 1 byte
+        const auto c = static_cast<unsigned char>(client[i]);
+        int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        if (len == 0 || i + static_cast<size_t>(len) > client.size())
+            return prefix + "not valid UTF-8 at byte " + std::to_string(i);
+        uint32_t cp = len == 1 ? c : c & (0x7f >> len);
+        for (int k = 1; k < len; ++k) {
+            const auto cc = static_cast<unsigned char>(client[i + static_cast<size_t>(k)]);
+            if ((cc >> 6) != 2) return prefix + "not valid UTF-8 at byte " + std::to_string(i);
+            cp = (cp << 6) | (cc & 0x3f);
+        }
+        cps.push_back(cp);
+        i += static_cast<size_t>(len);
+    }
+    size_t start = 0;
+    while (cps[start] < 0x80) ++start;
+    size_t end = start;
+    while (end < cps.size() && cps[end] >= 0x80) ++end;
+    char buf[160];
+    if (end - start == 1) {
+        const uint32_t cp = cps[start];
+        char esc[16];
+        if (cp < 0x100) std::snprintf(esc, sizeof esc, "\\x%02x", cp);
+        else if (cp < 0x10000) std::snprintf(esc, sizeof esc, "\\u%04x", cp);
+        else std::snprintf(esc, sizeof esc, "\\U%08x", cp);
+        std::snprintf(buf, sizeof buf, "'ascii' codec can't encode character '%s' in position %zu: ordinal not in range(128)",
+                      esc, start);
+    } else {
+        std::snprintf(buf, sizeof buf, "'ascii' codec can't encode characters in position %zu-%zu: ordinal not in range(128)",
+                      start, end - 1);
+    }
+    return prefix + buf;
 }
 
 }  // namespace souk::server

@@ -29,6 +29,12 @@ Result<std::string> resolve_path(std::string_view client, bool vfs, const PathCo
 // hot path). Returns nullptr, or why the path is refused.
 const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out);
 
+// VFS paths are URL-escaped ASCII (docs/protocol/paths.md#vfs-paths-are-ascii).
+// For a path with raw bytes over 0x7f: the message of brz serve's
+// InvalidURL error (": URL was not a plain ASCII url: ..."); "" for a
+// plain ASCII path.
+std::string non_ascii_url_error(std::string_view client);
+
 // Percent-decode (invalid escapes are kept literally, as Python's unquote).
 std::string percent_decode(std::string_view s);
 // Percent-encode for list_dir/iter_files_recursive names (Python's quote,

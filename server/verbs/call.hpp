@@ -65,6 +65,12 @@ struct Call {
 
     // VFS path (percent-decoded) or higher-level path (literal).
     bool resolve(const std::string& client, bool vfs, std::string& rel) {
+        if (vfs) {
+            if (std::string why = non_ascii_url_error(client); !why.empty()) {
+                fail({Value("InvalidURL"), Value(client), Value(std::move(why))});
+                return false;
+            }
+        }
         if (const char* why = resolve_path_into(client, vfs, paths, rel)) {
             generic("PathNotChild", why + (": " + client));
             return false;

@@ -91,3 +91,23 @@ TEST_CASE("paths: percent encoding of listed names") {
     CHECK(souk::server::percent_encode("d/e", false) == "d%2Fe");
     CHECK(souk::server::percent_encode("~x-y_z.1", false) == "~x-y_z.1");
 }
+
+TEST_CASE("non_ascii_url_error: brz serve's InvalidURL wording for raw non-ASCII VFS paths") {
+    using souk::server::non_ascii_url_error;
+    const std::string p = ": URL was not a plain ASCII url: ";
+    CHECK(non_ascii_url_error("/plain/ascii %C3%A9 path") == "");
+    CHECK(non_ascii_url_error("") == "");
+    CHECK(non_ascii_url_error("caf\xc3\xa9") ==
+          p + "'ascii' codec can't encode character '\\xe9' in position 3: ordinal not in range(128)");
+    CHECK(non_ascii_url_error("a\xe2\x82\xac") ==
+          p + "'ascii' codec can't encode character '\\u20ac' in position 1: ordinal not in range(128)");
+    CHECK(non_ascii_url_error("a\xf0\x9f\x98\x80z") ==
+          p + "'ascii' codec can't encode character '\\U0001f600' in position 1: ordinal not in range(128)");
+    // A run is reported as a range of character positions; only the first run.
+    CHECK(non_ascii_url_error("x\xc3\xa9\xc3\xa9y\xc3\xa9") ==
+          p + "'ascii' codec can't encode characters in position 1-2: ordinal not in range(128)");
+    CHECK(non_ascii_url_error("ab\xe9") == p + "not valid UTF-8 at byte 2");
+    CHECK(non_ascii_url_error("ab\xc3") == p + "not valid UTF-8 at byte 2");        // truncated
+    CHECK(non_ascii_url_error("\xc3(") == p + "not valid UTF-8 at byte 0");         // bad continuation
+    CHECK(non_ascii_url_error("\xff\xfe") == p + "not valid UTF-8 at byte 0");
+}
