@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <functional>
 
 namespace souk::server::bzr {
 namespace {
@@ -17,34 +18,62 @@ constexpr std::string_view kLeafFlag = "type=leaf\n";
 constexpr std::string_view kInternalFlag = "type=internal\n";
 constexpr std::string_view kOffsetPrefix = "offset=";
 
+// Most bytes of inflate buffer a thread keeps between pages.
+constexpr size_t kKeptInflateBytes = 1 << 20;
+
+// One inflate state per thread, reset between pages: inflateInit and
+// inflateEnd for every page cost two allocations (state and window) each.
+struct PageInflater {
+    z_stream zs{};
+    bool ready = false;
+    ~PageInflater() {
+        if (ready) inflateEnd(&zs);
+    }
+};
+
 // Inflate one zlib stream (trailing bytes, the page's zero padding, are
 // ignored). Corrupt if the stream is damaged or ends early, LimitExceeded
 // past `max` inflated bytes.
-Status inflate_page(std::string_view in, std::string& out, size_t max) {
-    out.clear();
-    z_stream zs{};
-    if (inflateInit(&zs) != Z_OK) return Error{Errc::Io, ENOMEM, "inflateInit failed"};
+Status inflate_page(std::string_view in, std::string& page, size_t max) {
+    // Into a buffer that stays with the thread (no zeroing as it grows
+    // page after page), then once into the page at its exact size.
+    thread_local std::string out;
+    page.clear();
+    thread_local PageInflater inf;
+    z_stream& zs = inf.zs;
+    if (!inf.ready) {
+        if (inflateInit(&zs) != Z_OK) return Error{Errc::Io, ENOMEM, "inflateInit failed"};
+        inf.ready = true;
+    } else if (inflateReset(&zs) != Z_OK) {
+        return corrupt("zlib reset failed");
+    }
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     zs.avail_in = static_cast<uInt>(in.size());
-    char buf[16384];
+    if (out.size() < std::min(max, 4 * in.size() + 256)) out.resize(std::min(max, 4 * in.size() + 256));
+    size_t have = 0;
     int rc = Z_OK;
     bool too_big = false;
     // bounded: each pass consumes input or fills output; output is capped at
     // max and input is at most one page, and a pass with neither ends it.
     for (;;) {
-        zs.next_out = reinterpret_cast<Bytef*>(buf);
-        zs.avail_out = sizeof buf;
+        if (have == out.size() && out.size() < max) out.resize(std::min(max, 2 * out.size() + 1));
+        char spill;  // at max: one more byte out means too much
+        const size_t room = std::min(out.size(), max) - have;
+        zs.next_out = reinterpret_cast<Bytef*>(room ? out.data() + have : &spill);
+        zs.avail_out = static_cast<uInt>(room ? room : 1);
+        const uInt before = zs.avail_out;
         rc = inflate(&zs, Z_NO_FLUSH);
-        size_t got = sizeof buf - zs.avail_out;
-        if (out.size() + got > max) {
+        size_t got = before - zs.avail_out;
+        if (!room && got) {
             too_big = true;
             break;
         }
-        out.append(buf, got);
+        if (room) have += got;
         if (rc != Z_OK) break;
         if (got == 0 && zs.avail_in == 0) break;  // input ended inside the stream
     }
-    inflateEnd(&zs);
+    if (!too_big && rc == Z_STREAM_END) page.assign(out.data(), have);
+    if (out.size() > kKeptInflateBytes) out = std::string();  // a huge page's buffer does not stay
     if (too_big) return limit_exceeded("B+Tree page inflates beyond " + std::to_string(max) + " bytes");
     if (rc != Z_STREAM_END) return corrupt("B+Tree page is not a complete zlib stream");
     return Ok{};
@@ -141,6 +170,11 @@ Status parse_internal(BTreeReader::Page& p, const BTreeLimits& lim) {
 
 BTreeReader::~BTreeReader() = default;
 
+std::span<const BTreeEntry> BTreeReader::root_entries() const {
+    if (!single_page() || !root_) return {};
+    return root_->entries;
+}
+
 Status BTreeReader::parse_header(std::string_view p0) {
     if (p0.substr(0, kBTreeSignature.size()) != kBTreeSignature) return corrupt("not a B+Tree index (bad signature)");
     size_t pos = kBTreeSignature.size();
@@ -209,6 +243,15 @@ Result<BTreeReader> BTreeReader::open(Store& store, const std::string& path, con
     if (int e = store.open_read(path, r.file_)) return Error{e == ENOENT ? Errc::NotFound : Errc::Io, e, path};
     r.size_ = r.file_.info.size;
     if (r.size_ > limits.max_file_size) return limit_exceeded("B+Tree index is larger than the limit");
+    if (r.size_ <= limits.whole_file_bytes) {
+        r.whole_.resize(static_cast<size_t>(r.size_));
+        const ssize_t n = store.read_full(r.file_, r.whole_.data(), r.whole_.size(), 0);
+        if (n < 0) return io_error(static_cast<int>(-n), "B+Tree index read failed");
+        if (static_cast<uint64_t>(n) < r.size_) return corrupt("B+Tree index shrank while reading");
+        r.mem_ = std::string_view(r.whole_.data(), r.whole_.size());
+        r.store_ = nullptr;
+        r.file_ = OpenFile{};
+    }
     auto root = r.page(0);
     if (!root) return root.err();
     return r;
@@ -333,6 +376,7 @@ Status BTreeReader::descend(std::span<const std::string_view> keys,
 namespace {
 std::vector<std::string_view> sorted_unique(std::span<const std::string_view> keys) {
     std::vector<std::string_view> v(keys.begin(), keys.end());
+    if (std::adjacent_find(v.begin(), v.end(), std::greater_equal<>()) == v.end()) return v;  // batched callers sort
     std::sort(v.begin(), v.end());
     v.erase(std::unique(v.begin(), v.end()), v.end());
     return v;

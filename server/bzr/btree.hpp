@@ -35,6 +35,7 @@ struct BTreeLimits {
     uint64_t max_file_size = 4ull << 30;         // bytes of one index file
     size_t max_depth = 16;                       // rows of the tree
     size_t max_cached_pages = 256;               // parsed pages one reader keeps (LRU)
+    uint64_t whole_file_bytes = 64 * 1024;       // an index up to this size is read whole when opened
 };
 
 // One entry of an index; views into a page the reader holds, valid only
@@ -69,8 +70,10 @@ struct BTreeReadStats {
 };
 
 // A read-only view of one index file. Opening reads only page 0 (header and
-// root); lookups bisect the internal pages down to the leaves, so a lookup
-// costs O(depth) page reads, and a batch of lookups reads each page once.
+// root), or the whole file when it is small (limits.whole_file_bytes: one
+// read instead of one per page); lookups bisect the internal pages down to
+// the leaves, so a lookup costs O(depth) page reads, and a batch of
+// lookups reads each page once.
 // The Store must outlive the reader. Not thread-safe (one per request).
 class BTreeReader {
 public:
@@ -86,6 +89,12 @@ public:
     static Result<BTreeReader> from_bytes(std::string_view bytes, const BTreeLimits& limits = {});
 
     uint64_t key_count() const { return key_count_; }
+    // Whether the whole index is its root page (a leaf, or no keys at
+    // all): a small pack's index, read whole when opened.
+    bool single_page() const { return key_count_ == 0 || row_lengths_.size() == 1; }
+    // The entries of a single-page index, in key order; views valid as
+    // long as the reader lives. Empty for other indices.
+    std::span<const BTreeEntry> root_entries() const;
     size_t ref_lists() const { return ref_lists_; }
     size_t key_elements() const { return key_elements_; }
     const std::vector<uint64_t>& row_lengths() const { return row_lengths_; }
@@ -118,6 +127,7 @@ private:
     Store* store_ = nullptr;  // null: the index is mem_
     OpenFile file_;
     std::string_view mem_;
+    std::vector<char> whole_;  // a small index file read whole (mem_ views it)
     BTreeLimits limits_;
     uint64_t size_ = 0;
     uint64_t key_count_ = 0;

@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -82,6 +83,20 @@ public:
     virtual ~PageSource() = default;
     // The bytes of the page `key`; NotFound when absent.
     virtual Result<std::string> page(std::string_view key) = 0;
+    // The same bytes as a view, valid until the next call on this source
+    // (what the walks below read pages with). The default copies page()'s
+    // answer; a source that holds pages overrides it to copy nothing.
+    virtual Result<std::string_view> page_view(std::string_view key);
+    // A hint that these pages are read next (a walk's next level), so a
+    // source can locate them in one batch. Errors here are the source's own
+    // (an unreadable index); a missing page is reported when it is read.
+    virtual Status prefetch(std::span<const std::string> keys) {
+        (void)keys;
+        return Ok{};
+    }
+
+private:
+    std::string held_;  // the default page_view's copy
 };
 
 // Every page reachable from `roots`, each once, breadth first.
@@ -108,5 +123,11 @@ struct Difference {
 Result<Difference> difference(PageSource& src, SearchKeyKind kind, std::span<const std::string> new_roots,
                               std::span<const std::string> old_roots, const Limits& limits = {},
                               bool want_items = false);
+// The same with the new items handed to `on_item` as they are found (the
+// key's elements joined by \0, the value; views valid during the call; an
+// error stops the walk), not kept in Difference::new_items.
+using ItemFn = std::function<Status(std::string_view key, std::string_view value)>;
+Result<Difference> difference(PageSource& src, SearchKeyKind kind, std::span<const std::string> new_roots,
+                              std::span<const std::string> old_roots, const Limits& limits, const ItemFn& on_item);
 
 }  // namespace souk::server::bzr::chk

@@ -24,6 +24,17 @@ constexpr size_t kInflateStep = size_t{1} << 30;
 
 z_stream* zs_of(void* p) { return static_cast<z_stream*>(p); }
 
+// The thread's reusable inflate state (PrefixInflater).
+struct ThreadInflater {
+    z_stream zs{};
+    bool ready = false;
+    bool busy = false;
+    ~ThreadInflater() {
+        if (ready) inflateEnd(&zs);
+    }
+};
+thread_local ThreadInflater t_inflater;
+
 }  // namespace
 
 void encode_base128(uint64_t value, std::string& out) {
@@ -67,15 +78,18 @@ Result<BlockHeader> parse_block_header(std::string_view bytes) {
 PrefixInflater::PrefixInflater(size_t want) : want_(want) {}
 
 PrefixInflater::PrefixInflater(PrefixInflater&& o) noexcept
-    : zs_(o.zs_), want_(o.want_), out_(std::move(o.out_)), ended_(o.ended_) {
+    : zs_(o.zs_), shared_(o.shared_), want_(o.want_), out_(std::move(o.out_)), ended_(o.ended_) {
     o.zs_ = nullptr;
 }
 
 PrefixInflater::~PrefixInflater() {
-    if (zs_) {
-        inflateEnd(zs_of(zs_));
-        delete zs_of(zs_);
+    if (!zs_) return;
+    if (shared_) {
+        t_inflater.busy = false;
+        return;
     }
+    inflateEnd(zs_of(zs_));
+    delete zs_of(zs_);
 }
 
 Result<PrefixInflater> PrefixInflater::make(size_t want, size_t max_content) {
@@ -83,15 +97,28 @@ Result<PrefixInflater> PrefixInflater::make(size_t want, size_t max_content) {
         return limit_exceeded("groupcompress block content of " + std::to_string(want) + " bytes exceeds the limit of " +
                               std::to_string(max_content) + " bytes");
     PrefixInflater p(want);
-    auto zs = std::make_unique<z_stream>();
-    *zs = z_stream{};
-    if (inflateInit(zs.get()) != Z_OK) return Error{Errc::Io, 12 /* ENOMEM */, "zlib initialisation failed"};
-    p.zs_ = zs.release();
+    if (!t_inflater.busy) {
+        ThreadInflater& t = t_inflater;
+        if (!t.ready) {
+            if (inflateInit(&t.zs) != Z_OK) return Error{Errc::Io, 12 /* ENOMEM */, "zlib initialisation failed"};
+            t.ready = true;
+        } else if (inflateReset(&t.zs) != Z_OK) {
+            return corrupt("zlib reset failed");
+        }
+        t.busy = true;
+        p.zs_ = &t.zs;
+        p.shared_ = true;
+    } else {
+        auto zs = std::make_unique<z_stream>();
+        *zs = z_stream{};
+        if (inflateInit(zs.get()) != Z_OK) return Error{Errc::Io, 12 /* ENOMEM */, "zlib initialisation failed"};
+        p.zs_ = zs.release();
+    }
     p.out_.reserve(want);
     return p;
 }
 
-Status PrefixInflater::feed(std::string_view z) {
+Status PrefixInflater::feed(std::string_view z, bool last) {
     z_stream* zs = zs_of(zs_);
     zs->next_in = reinterpret_cast<Bytef*>(const_cast<char*>(z.data()));
     zs->avail_in = static_cast<uInt>(std::min<size_t>(z.size(), kInflateStep));
@@ -111,13 +138,15 @@ Status PrefixInflater::feed(std::string_view z) {
         out_.resize(have + room);
         zs->next_out = reinterpret_cast<Bytef*>(out_.data() + have);
         zs->avail_out = static_cast<uInt>(room);
-        int rc = inflate(zs, Z_NO_FLUSH);
+        int rc = inflate(zs, last && fed == z.size() ? Z_FINISH : Z_NO_FLUSH);
         out_.resize(have + room - zs->avail_out);
         if (rc == Z_STREAM_END) {
             ended_ = true;
             break;
         }
-        if (rc == Z_BUF_ERROR && zs->avail_in == 0) continue;  // needs more input
+        // Z_BUF_ERROR: output full (the prefix is complete; Z_FINISH says so
+        // rather than Z_OK), or more input needed.
+        if (rc == Z_BUF_ERROR && (done() || zs->avail_in == 0)) continue;
         if (rc != Z_OK) return corrupt("corrupt zlib data in groupcompress block");
     }
     if (ended_ && !done()) return corrupt("groupcompress block is shorter than its index entry says");
@@ -139,7 +168,7 @@ Result<std::string> block_content(std::string_view block, size_t want, const Lim
     auto inf = PrefixInflater::make(want, limits.max_content);
     if (!inf) return inf.err();
     if (want == 0) return std::string();
-    if (Status st = inf->feed(block.substr(h->header_size)); !st) return st.err();
+    if (Status st = inf->feed(block.substr(h->header_size), true); !st) return st.err();
     if (!inf->done()) return corrupt("groupcompress block is shorter than its header says");
     return inf->take();
 }
@@ -171,7 +200,7 @@ Result<std::string> read_block_prefix(Store& store, OpenFile& pack, uint64_t rec
     uint64_t z_offset = record_offset + rec->header_size + h->header_size;
     uint64_t z_end = z_offset + h->z_length;
     uint64_t pos = record_offset + head.size();
-    if (Status st = inf->feed(gcb.substr(h->header_size)); !st) return st.err();
+    if (Status st = inf->feed(gcb.substr(h->header_size), pos >= z_end); !st) return st.err();
     std::string buf(static_cast<size_t>(std::max<uint64_t>(1, std::min<uint64_t>(limits.read_chunk, h->z_length))), '\0');
     // bounded: pos advances by at least one byte per pass up to z_end.
     while (!inf->done() && !inf->stream_ended() && pos < z_end) {
@@ -180,7 +209,8 @@ Result<std::string> read_block_prefix(Store& store, OpenFile& pack, uint64_t rec
         if (r < 0) return io_error(static_cast<int>(-r), "cannot read pack");
         if (r == 0) return corrupt("pack is truncated");
         pos += static_cast<uint64_t>(r);
-        if (Status st = inf->feed(std::string_view(buf.data(), static_cast<size_t>(r))); !st) return st.err();
+        if (Status st = inf->feed(std::string_view(buf.data(), static_cast<size_t>(r)), pos >= z_end); !st)
+            return st.err();
     }
     if (!inf->done()) return corrupt("groupcompress block is shorter than its index entry says");
     return inf->take();
@@ -199,19 +229,25 @@ Status apply_delta(std::string_view source, std::string_view delta, std::string&
     while (pos < delta.size()) {
         auto cmd = static_cast<unsigned char>(delta[pos++]);
         if (cmd & 0x80) {
+            // A page rebuilt from its block is mostly copies of a line or
+            // two each: the argument bytes are read without a loop.
+            const auto args = static_cast<size_t>(__builtin_popcount(cmd & 0x7fu));
+            if (args > delta.size() - pos) return corrupt("truncated delta copy instruction");
+            const auto* b = reinterpret_cast<const unsigned char*>(delta.data() + pos);
+            pos += args;
             uint64_t offset = 0, length = 0;
-            for (unsigned bit = 0; bit < 7; ++bit) {  // bounded: 7 flag bits
-                if (!(cmd & (1u << bit))) continue;
-                if (pos >= delta.size()) return corrupt("truncated delta copy instruction");
-                uint64_t b = static_cast<unsigned char>(delta[pos++]);
-                if (bit < 4) offset |= b << (8 * bit);
-                else length |= b << (8 * (bit - 4));
-            }
+            if (cmd & 0x01) offset = *b++;
+            if (cmd & 0x02) offset |= uint64_t{*b++} << 8;
+            if (cmd & 0x04) offset |= uint64_t{*b++} << 16;
+            if (cmd & 0x08) offset |= uint64_t{*b++} << 24;
+            if (cmd & 0x10) length = *b++;
+            if (cmd & 0x20) length |= uint64_t{*b++} << 8;
+            if (cmd & 0x40) length |= uint64_t{*b++} << 16;
             if (length == 0) length = 0x10000;
             if (offset > source.size() || length > source.size() - offset)
                 return corrupt("delta copies bytes past the end of its source");
             if (length > target - out.size()) return corrupt("delta output exceeds its target length");
-            out.append(source.substr(static_cast<size_t>(offset), static_cast<size_t>(length)));
+            out.append(source.data() + offset, static_cast<size_t>(length));
         } else {
             if (cmd == 0) return corrupt("delta instruction 0 is not supported");
             if (cmd > delta.size() - pos) return corrupt("truncated delta insert");
@@ -224,10 +260,10 @@ Status apply_delta(std::string_view source, std::string_view delta, std::string&
     return Ok{};
 }
 
-Result<std::string> extract_text(std::string_view content, uint64_t start, uint64_t end, const Limits& limits,
-                                 EntryKind* kind) {
+Result<std::string_view> extract_text_view(std::string_view content, uint64_t start, uint64_t end, std::string& scratch,
+                                           const Limits& limits, EntryKind* kind) {
     if (kind) *kind = EntryKind::Empty;
-    if (start == 0 && end == 0) return std::string();
+    if (start == 0 && end == 0) return std::string_view();
     if (start >= end || end > content.size()) return corrupt("record lies outside its groupcompress block");
     size_t pos = static_cast<size_t>(start) + 1;
     uint64_t len = 0;
@@ -241,14 +277,22 @@ Result<std::string> extract_text(std::string_view content, uint64_t start, uint6
             return limit_exceeded("text of " + std::to_string(body.size()) + " bytes exceeds the limit of " +
                                   std::to_string(limits.max_text) + " bytes");
         if (kind) *kind = EntryKind::Fulltext;
-        return std::string(body);
+        return body;
     }
     if (k != 'd') return corrupt("unknown record kind in groupcompress block");
     if (kind) *kind = EntryKind::Delta;
     // The compressor only ever copies from content before the entry.
-    std::string out;
-    if (Status st = apply_delta(content.substr(0, static_cast<size_t>(start)), body, out, limits.max_text); !st)
+    if (Status st = apply_delta(content.substr(0, static_cast<size_t>(start)), body, scratch, limits.max_text); !st)
         return st.err();
+    return std::string_view(scratch);
+}
+
+Result<std::string> extract_text(std::string_view content, uint64_t start, uint64_t end, const Limits& limits,
+                                 EntryKind* kind) {
+    std::string out;
+    auto v = extract_text_view(content, start, end, out, limits, kind);
+    if (!v) return v.err();
+    if (v->data() != out.data()) out.assign(*v);
     return out;
 }
 

@@ -53,7 +53,9 @@ struct BlockHeader {
 Result<BlockHeader> parse_block_header(std::string_view bytes);
 
 // Inflates a zlib stream fed in slices, keeping only its first `want`
-// bytes; stops asking for input once it has them.
+// bytes; stops asking for input once it has them. The first one alive on a
+// thread reuses that thread's zlib state (inflateInit costs two
+// allocations, one of a 32 KiB window); others have their own.
 class PrefixInflater {
 public:
     // LimitExceeded when want > max_content.
@@ -63,14 +65,17 @@ public:
     PrefixInflater(const PrefixInflater&) = delete;
     ~PrefixInflater();
 
-    Status feed(std::string_view z);         // more compressed bytes; Corrupt on bad zlib or a stream too short
+    // More compressed bytes (`last`: the rest of the stream, so zlib keeps
+    // no window); Corrupt on bad zlib or a stream too short.
+    Status feed(std::string_view z, bool last = false);
     bool done() const { return out_.size() >= want_; }
     bool stream_ended() const { return ended_; }
     std::string take() { return std::move(out_); }  // after done()
 
 private:
     PrefixInflater(size_t want);
-    void* zs_ = nullptr;  // z_stream, owned
+    void* zs_ = nullptr;  // z_stream: the thread's (shared_) or owned
+    bool shared_ = false;
     size_t want_;
     std::string out_;
     bool ended_ = false;
@@ -97,6 +102,10 @@ enum class EntryKind : uint8_t { Empty, Fulltext, Delta };
 // from content before its entry.
 Result<std::string> extract_text(std::string_view content, uint64_t start, uint64_t end, const Limits& limits = {},
                                  EntryKind* kind = nullptr);
+// The same without a copy of a fulltext: a view into `content`, or into
+// `scratch` (overwritten) for a delta's result.
+Result<std::string_view> extract_text_view(std::string_view content, uint64_t start, uint64_t end, std::string& scratch,
+                                           const Limits& limits = {}, EntryKind* kind = nullptr);
 
 // Apply a delta (target length, then instructions) to `source`; the result
 // has exactly the target length and at most max_out bytes.

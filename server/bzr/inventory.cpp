@@ -139,11 +139,24 @@ std::string serialise_entry(const InventoryEntry& e) {
     }
 }
 
+Result<std::pair<std::string_view, std::string_view>> entry_text_key_view(std::string_view value) {
+    // "<kind>: <file id>\n<parent>\n<name>\n<revision>[\n...]"
+    std::string_view line[4];
+    for (size_t i = 0; i < 4; ++i) {  // bounded: four lines
+        size_t nl = value.find('\n');
+        if (nl == std::string_view::npos && i < 3) return corrupt("not a serialised inventory entry");
+        line[i] = value.substr(0, nl);
+        value.remove_prefix(nl == std::string_view::npos ? value.size() : nl + 1);
+    }
+    size_t sep = line[0].find(": ");
+    if (sep == std::string_view::npos) return corrupt("not a serialised inventory entry");
+    return std::pair<std::string_view, std::string_view>{line[0].substr(sep + 2), line[3]};
+}
+
 Result<std::pair<std::string, std::string>> entry_text_key(std::string_view value) {
-    auto lines = split_n(value, 5);
-    size_t sep = lines[0].find(": ");
-    if (sep == std::string_view::npos || lines.size() < 4) return corrupt("not a serialised inventory entry");
-    return std::pair<std::string, std::string>{std::string(lines[0].substr(sep + 2)), std::string(lines[3])};
+    auto v = entry_text_key_view(value);
+    if (!v) return v.err();
+    return std::pair<std::string, std::string>{std::string(v->first), std::string(v->second)};
 }
 
 Result<std::vector<std::string>> inventory_pages(chk::PageSource& src, const ChkInventory& inv,

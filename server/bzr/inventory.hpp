@@ -74,6 +74,8 @@ std::string serialise_entry(const InventoryEntry& e);
 // (file_id, revision) of an id_to_entry value: the text key get_stream
 // sends for a new item (Breezy's _bytes_to_text_key).
 Result<std::pair<std::string, std::string>> entry_text_key(std::string_view value);
+// The same as views into `value`.
+Result<std::pair<std::string_view, std::string_view>> entry_text_key_view(std::string_view value);
 
 // Every CHK page of an inventory's two maps (id_to_entry first), each once.
 Result<std::vector<std::string>> inventory_pages(chk::PageSource& src, const ChkInventory& inv,

@@ -102,6 +102,87 @@ Error name_error(Error e, const PackInfo& p, IndexKind kind) {
 }
 }  // namespace
 
+Status PackCollection::combine(IndexKind kind) {
+    Combined& c = combined_[static_cast<size_t>(kind)];
+    if (c.built) return Ok{};
+    c.table.clear();
+    c.large.clear();
+    for (size_t i = 0; i < packs_.size(); ++i) {  // bounded: the packs
+        auto idx = index(i, kind);
+        if (!idx) return idx.err();
+        if (!(*idx)->single_page()) {
+            c.large.push_back(static_cast<uint32_t>(i));
+            continue;
+        }
+        for (const BTreeEntry& e : (*idx)->root_entries())  // bounded: one page's entries
+            c.table.try_emplace(e.key, static_cast<uint32_t>(i), &e);  // an earlier pack keeps its key
+    }
+    c.built = true;
+    return Ok{};
+}
+
+Status PackCollection::find(IndexKind kind, std::span<const std::string_view> keys, const FindFn& fn, bool nearby) {
+    if (Status st = combine(kind); !st) return st;
+    const Combined& c = combined_[static_cast<size_t>(kind)];
+    if (c.large.empty()) {
+        std::vector<std::string_view> want(keys.begin(), keys.end());
+        std::sort(want.begin(), want.end());
+        want.erase(std::unique(want.begin(), want.end()), want.end());
+        for (auto k : want) {  // bounded: the keys asked
+            auto it = c.table.find(k);
+            if (it != c.table.end()) fn(*it->second.second, it->second.first, true);
+        }
+        return Ok{};
+    }
+    // Each key with the pack of its table entry (none: past every pack);
+    // a large index before that pack answers for it instead.
+    struct Want {
+        std::string_view key;
+        uint32_t table_pack;
+        const BTreeEntry* table_entry;
+        bool done;
+    };
+    const uint32_t none = static_cast<uint32_t>(packs_.size());
+    std::vector<Want> want;
+    want.reserve(keys.size());
+    for (auto k : keys) want.push_back(Want{k, none, nullptr, false});  // bounded: the keys asked
+    std::sort(want.begin(), want.end(), [](const Want& a, const Want& b) { return a.key < b.key; });
+    want.erase(std::unique(want.begin(), want.end(), [](const Want& a, const Want& b) { return a.key == b.key; }),
+               want.end());
+    if (!c.table.empty())
+        for (auto& w : want) {  // bounded: the keys asked
+            auto it = c.table.find(w.key);
+            if (it != c.table.end()) w.table_pack = it->second.first, w.table_entry = it->second.second;
+        }
+    std::vector<std::string_view> probe;
+    std::vector<Want*> probed;
+    for (uint32_t p : c.large) {  // bounded: the packs
+        probe.clear();
+        probed.clear();
+        for (auto& w : want)  // bounded: the keys asked (ascending, so probe is too)
+            if (!w.done && w.table_pack > p) {
+                probe.push_back(w.key);
+                probed.push_back(&w);
+            }
+        if (probe.empty()) continue;
+        auto idx = index(p, kind);
+        if (!idx) return idx.err();
+        size_t at = 0;  // entries come in key order: merge them against probe
+        auto report = [&](const BTreeEntry& e) {
+            // bounded: at only grows, up to probe.size()
+            while (at < probe.size() && probe[at] < e.key) ++at;
+            bool asked = at < probe.size() && probe[at] == e.key;
+            if (asked) probed[at++]->done = true;
+            if (asked || nearby) fn(e, p, asked);
+        };
+        Status st = nearby ? (*idx)->lookup_pages(probe, report) : (*idx)->lookup(probe, report);
+        if (!st) return name_error(st.err(), packs_[p], kind);
+    }
+    for (const auto& w : want)  // bounded: the keys asked
+        if (!w.done && w.table_entry) fn(*w.table_entry, w.table_pack, true);
+    return Ok{};
+}
+
 Status PackCollection::lookup_revisions(std::span<const std::string_view> revids, const RevisionFn& fn) {
     std::vector<std::string_view> want(revids.begin(), revids.end());
     std::sort(want.begin(), want.end());

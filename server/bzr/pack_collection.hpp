@@ -12,6 +12,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "server/bzr/btree.hpp"
@@ -53,6 +55,22 @@ public:
     // "N.rix: <problem>" as the detail.
     Result<BTreeReader*> index(size_t pack, IndexKind kind);
 
+    // For each of `keys` (joined; any order, duplicates allowed) that some
+    // pack's index of kind `kind` holds: fn(entry, pack, true), once per
+    // key, from the first pack (in pack-names order) that has it, in no
+    // particular order. With `nearby`, also every other entry of the leaf
+    // pages read in the packs whose index has more than one page (asked
+    // false; such an entry may come more than once, from several packs).
+    // The views are valid during the call only.
+    //
+    // One lookup for all packs: on the first find of a kind, every pack's
+    // index of that kind is opened, and those that are a single page (a
+    // small pack's) go whole into one table: a key costs one hash lookup
+    // however many packs there are. Larger indices are searched after, one
+    // batched descent per pack for the keys no earlier pack answered.
+    using FindFn = std::function<void(const BTreeEntry& e, size_t pack, bool asked)>;
+    Status find(IndexKind kind, std::span<const std::string_view> keys, const FindFn& fn, bool nearby = false);
+
     // For each revision of `revids` present in some pack's .rix: fn(revid,
     // parents list (references joined by '\r'), value, pack). The first pack
     // (in pack-names order) that has a revision answers for it; each
@@ -77,12 +95,22 @@ public:
     BTreeReadStats stats() const;
 
 private:
+    // The single-page indices of one kind, merged (key -> the first pack
+    // that has it and its entry), and the packs whose index is larger.
+    struct Combined {
+        bool built = false;
+        std::unordered_map<std::string_view, std::pair<uint32_t, const BTreeEntry*>> table;
+        std::vector<uint32_t> large;  // in pack-names order
+    };
+    Status combine(IndexKind kind);
+
     Store* store_ = nullptr;
     std::string repo_;
     BTreeLimits limits_;
     std::vector<PackInfo> packs_;
     std::vector<std::array<std::unique_ptr<BTreeReader>, 5>> readers_;
     BTreeReadStats names_stats_;
+    std::array<Combined, 5> combined_;
 };
 
 // Parents of one .rix reference list, as strings.

@@ -4,6 +4,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <set>
 #include <tuple>
 #include <unordered_set>
@@ -17,43 +18,98 @@ namespace {
 
 constexpr std::string_view kNull = "null:";
 
+// Most bytes of scratch buffer a thread keeps between records.
+constexpr size_t kKeptScratchBytes = 1 << 20;
+
+// Sets and maps of strings that answer string_view lookups without a copy.
+struct StringHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 Error not_found_revision(std::string_view revid) {
     return Error{Errc::NoSuchRevision, 0, std::string(revid)};
 }
 
 }  // namespace
 
-Result<std::string> zlib_compress(std::string_view in) {
+Result<std::string> zlib_compress(std::string_view in, int level) {
+    if (level == Z_NO_COMPRESSION) {
+        // The zlib format around stored deflate blocks, written directly:
+        // deflate's fixed cost per call (resetting its tables, building
+        // Huffman trees) is what level 0 would spend on a small input.
+        std::string out = {'\x78', '\x01'};  // 32 KiB window, no dictionary, "fastest"
+        out.reserve(2 + in.size() + 5 * (in.size() / 65535 + 1) + 4);
+        size_t at = 0;
+        do {  // bounded: at advances by up to 65535 bytes per pass (one empty block for empty input)
+            const size_t n = std::min<size_t>(in.size() - at, 65535);
+            out += static_cast<char>(at + n == in.size() ? 1 : 0);  // BFINAL, BTYPE 00
+            const char len[4] = {static_cast<char>(n & 0xff), static_cast<char>(n >> 8),
+                                 static_cast<char>(~n & 0xff), static_cast<char>((~n >> 8) & 0xff)};
+            out.append(len, sizeof len);
+            out.append(in.substr(at, n));
+            at += n;
+        } while (at < in.size());
+        const auto a = static_cast<uint32_t>(adler32(adler32(0, nullptr, 0), reinterpret_cast<const Bytef*>(in.data()),
+                                                     static_cast<uInt>(in.size())));
+        for (int shift = 24; shift >= 0; shift -= 8) out += static_cast<char>((a >> shift) & 0xff);  // bounded: 4 bytes
+        return out;
+    }
     // One deflate state per thread, reset between calls: a fresh one per
     // record costs ~256 KiB of allocation (mmap, zeroing, munmap) each time.
     struct Deflater {
         z_stream zs{};
         bool ready = false;
+        int level = Z_DEFAULT_COMPRESSION;
         ~Deflater() {
             if (ready) deflateEnd(&zs);
         }
     };
     thread_local Deflater d;
     if (!d.ready) {
-        if (deflateInit(&d.zs, Z_DEFAULT_COMPRESSION) != Z_OK) return Error{Errc::Io, 12, "zlib initialisation failed"};
+        if (deflateInit(&d.zs, level) != Z_OK) return Error{Errc::Io, 12, "zlib initialisation failed"};
         d.ready = true;
+        d.level = level;
     } else if (deflateReset(&d.zs) != Z_OK) {
         return corrupt("zlib reset failed");
     }
     z_stream& zs = d.zs;
-    std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
+    if (level != d.level) {  // right after a reset this only sets the level
+        if (deflateParams(&zs, level, Z_DEFAULT_STRATEGY) != Z_OK) return corrupt("zlib level change failed");
+        d.level = level;
+    }
+    // Into a buffer the thread keeps (a fresh one per call is zeroed, and
+    // at this size mapped and faulted in), then once at the size produced.
+    thread_local std::unique_ptr<char[]> scratch;
+    thread_local size_t scratch_size = 0;
+    const size_t bound = deflateBound(&zs, static_cast<uLong>(in.size()));
+    if (scratch_size < bound) {
+        scratch.reset(new char[bound]);
+        scratch_size = bound;
+    }
     zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
     zs.avail_in = static_cast<uInt>(in.size());
-    zs.next_out = reinterpret_cast<Bytef*>(out.data());
-    zs.avail_out = static_cast<uInt>(out.size());
+    zs.next_out = reinterpret_cast<Bytef*>(scratch.get());
+    zs.avail_out = static_cast<uInt>(bound);
     int rc = deflate(&zs, Z_FINISH);
-    size_t produced = out.size() - zs.avail_out;
+    std::string out(scratch.get(), bound - zs.avail_out);
+    if (scratch_size > kKeptScratchBytes) {  // one huge input's buffer does not stay
+        scratch.reset();
+        scratch_size = 0;
+    }
     if (rc != Z_STREAM_END) return corrupt("zlib compression failed");
-    out.resize(produced);
     return out;
 }
 
 namespace {
+
+// `v` in decimal and a newline, onto `out`.
+void append_line(std::string& out, uint64_t v) {
+    char num[24];
+    auto res = std::to_chars(num, num + sizeof num, v);
+    out.append(num, static_cast<size_t>(res.ptr - num));
+    out += '\n';
+}
 
 // "gcb1z\n<Z>\n<N>\n" + zlib(content).
 Result<std::string> make_block(std::string_view content) {
@@ -88,11 +144,22 @@ Result<SearchSpec> parse_search(std::string_view body) {
 }
 
 bool parse_record_pos(std::string_view value, uint32_t pack, RecordPos& out) {
-    auto w = split(value, ' ');
-    if (w.size() != 4) return false;
     out.pack = pack;
-    return parse_u64(w[0], out.offset) && parse_u64(w[1], out.length) && parse_u64(w[2], out.start) &&
-           parse_u64(w[3], out.end) && out.start <= out.end;
+    uint64_t* fields[] = {&out.offset, &out.length, &out.start, &out.end};
+    size_t at = 0;
+    for (size_t i = 0; i < 4; ++i) {  // bounded: four fields
+        if (i > 0 && (at >= value.size() || value[at++] != ' ')) return false;
+        uint64_t v = 0;
+        const size_t first = at;
+        // bounded: at advances per digit; overflow is refused
+        for (; at < value.size() && value[at] >= '0' && value[at] <= '9'; ++at) {
+            const auto digit = static_cast<uint64_t>(value[at] - '0');
+            if (__builtin_mul_overflow(v, 10u, &v) || __builtin_add_overflow(v, digit, &v)) return false;
+        }
+        if (at == first) return false;
+        *fields[i] = v;
+    }
+    return at == value.size() && out.start <= out.end;
 }
 
 Result<std::vector<std::string>> search_revisions(PackCollection& packs, const SearchSpec& spec,
@@ -111,8 +178,9 @@ Result<std::vector<std::string>> search_revisions(PackCollection& packs, const S
         return out;
     }
     std::unordered_set<std::string_view> exclude(spec.exclude.begin(), spec.exclude.end());
-    std::unordered_map<std::string, std::vector<std::string>> parents;  // present revisions
-    std::unordered_set<std::string> absent, seen;
+    // The present revisions and their parents.
+    std::unordered_map<std::string, std::vector<std::string>, StringHash, std::equal_to<>> parents;
+    std::unordered_set<std::string, StringHash, std::equal_to<>> absent, seen;
     std::vector<std::string> frontier, next;
     for (const auto& h : spec.heads)  // bounded: the request's heads
         if (!h.empty() && seen.insert(h).second) frontier.push_back(h);
@@ -123,12 +191,18 @@ Result<std::vector<std::string>> search_revisions(PackCollection& packs, const S
         for (const auto& q : frontier)  // bounded: this level
             if (q != kNull && !exclude.count(q) && !parents.count(q) && !absent.count(q)) need.push_back(q);
         if (!need.empty()) {
-            Status st = packs.lookup_revisions_nearby(need, [&](std::string_view revid, std::string_view refs, bool) {
-                if (parents.size() < limits.max_revisions * 2) parents.try_emplace(std::string(revid), split_parents(refs));
-            });
+            // Nearby entries too (the rest of each leaf page read): an
+            // ancestry walk finds most parents there without another descent.
+            Status st = packs.find(
+                IndexKind::Revisions, need,
+                [&](const BTreeEntry& e, size_t, bool) {
+                    if (parents.size() < limits.max_revisions * 2 && !parents.count(e.key))
+                        parents.emplace(std::string(e.key), split_parents(e.ref_list(0)));
+                },
+                true);
             if (!st) return st.err();
             for (auto n : need)  // bounded: this level
-                if (!parents.count(std::string(n))) absent.emplace(n);
+                if (!parents.count(n)) absent.emplace(n);
         }
         next.clear();
         for (const auto& q : frontier) {  // bounded: this level
@@ -154,75 +228,85 @@ PackReader::PackReader(Store& store, std::string repo, PackCollection packs, con
 }
 
 Status PackReader::lookup(IndexKind kind, std::span<const std::string_view> keys, const FoundFn& fn) {
-    std::vector<std::string_view> want(keys.begin(), keys.end());
-    std::sort(want.begin(), want.end());
-    want.erase(std::unique(want.begin(), want.end()), want.end());
-    std::vector<std::string_view> found, rest;
     Error bad{};
     bool failed = false;
-    for (size_t i = 0; i < packs_.packs().size() && !want.empty(); ++i) {  // bounded: the packs
-        auto idx = packs_.index(i, kind);
-        if (!idx) return idx.err();
-        found.clear();
-        Status st = (*idx)->lookup(want, [&](const BTreeEntry& e) {
-            found.push_back(e.key);
-            if (failed) return;
-            RecordPos pos;
-            if (!parse_record_pos(e.value, static_cast<uint32_t>(i), pos)) {
-                failed = true;
-                bad = corrupt("bad index entry in pack " + packs_.packs()[i].name + std::string(index_suffix(kind)));
-                return;
-            }
-            bool has_parents = (*idx)->ref_lists() > 0;
-            fn(e.key, has_parents ? e.ref_list(0) : std::string_view(), has_parents, pos);
-        });
-        if (!st) return st.err();
-        if (failed) return bad;
-        rest.clear();
-        std::set_difference(want.begin(), want.end(), found.begin(), found.end(), std::back_inserter(rest));
-        want.swap(rest);
-    }
+    Status st = packs_.find(kind, keys, [&](const BTreeEntry& e, size_t pack, bool) {
+        if (failed) return;
+        RecordPos pos;
+        auto idx = packs_.index(pack, kind);  // open already: find read it
+        if (!idx || !parse_record_pos(e.value, static_cast<uint32_t>(pack), pos)) {
+            failed = true;
+            bad = corrupt("bad index entry in pack " + packs_.packs()[pack].name + std::string(index_suffix(kind)));
+            return;
+        }
+        bool has_parents = (*idx)->ref_lists() > 0;
+        fn(e.key, has_parents ? e.ref_list(0) : std::string_view(), has_parents, pos);
+    });
+    if (!st) return st;
+    if (failed) return bad;
     return Ok{};
 }
 
-Result<OpenFile*> PackReader::pack_file(uint32_t pack) {
+Result<PackReader::Pack*> PackReader::pack(uint32_t pack) {
     if (pack >= files_.size()) return corrupt("no such pack");
-    if (!files_[pack]) {
-        auto f = std::make_unique<OpenFile>();
-        std::string path = repo_ + "/packs/" + packs_.packs()[pack].name + ".pack";
-        if (int e = store_.open_read(path, *f)) return io_error(e, "cannot open pack " + packs_.packs()[pack].name);
-        files_[pack] = std::move(f);
+    Pack& p = files_[pack];
+    if (p.file) return &p;
+    auto f = std::make_unique<OpenFile>();
+    std::string path = repo_ + "/packs/" + packs_.packs()[pack].name + ".pack";
+    if (int e = store_.open_read(path, *f)) return io_error(e, "cannot open pack " + packs_.packs()[pack].name);
+    const uint64_t size = f->info.size;
+    const uint64_t room = limits_.resident_pack_bytes - std::min(limits_.resident_pack_bytes, whole_bytes_);
+    if (size <= limits_.whole_pack_bytes && size <= room) {
+        // One read now instead of one per record later.
+        p.bytes.reset(new char[static_cast<size_t>(size)]);
+        ssize_t got = store_.read_full(*f, p.bytes.get(), static_cast<size_t>(size), 0);
+        if (got < 0) return io_error(static_cast<int>(-got), "cannot read pack");
+        if (static_cast<uint64_t>(got) != size)
+            return corrupt("pack " + packs_.packs()[pack].name + " shrank while reading");
+        p.whole = true;
+        whole_bytes_ += size;
     }
-    return files_[pack].get();
+    p.file = std::move(f);
+    return &p;
+}
+
+Result<OpenFile*> PackReader::pack_file(uint32_t pack) {
+    auto p = this->pack(pack);
+    if (!p) return p.err();
+    return (*p)->file.get();
 }
 
 Result<PackReader::BlockFrame> PackReader::frame(const RecordPos& pos) {
-    auto f = pack_file(pos.pack);
-    if (!f) return f.err();
-    uint64_t size = (*f)->info.size;
+    auto pk = pack(pos.pack);
+    if (!pk) return pk.err();
+    Pack& p = **pk;
+    uint64_t size = p.file->info.size;
     if (pos.length == 0 || pos.offset > size || pos.length > size - pos.offset)
         return corrupt("index entry points beyond the end of pack " + packs_.packs()[pos.pack].name);
-    std::string head(static_cast<size_t>(std::min<uint64_t>(pos.length, limits_.max_record_header)), '\0');
-    size_t got = 0;
-    while (got < head.size()) {  // bounded: head.size() bytes; each pass reads some or stops
-        ssize_t r = store_.pread(**f, head.data() + got, head.size() - got, pos.offset + got);
-        if (r < 0) return io_error(static_cast<int>(-r), "cannot read pack");
-        if (r == 0) return corrupt("pack is truncated");
-        got += static_cast<size_t>(r);
+    std::string_view head;
+    if (p.whole) {
+        head = std::string_view(p.bytes.get() + pos.offset, static_cast<size_t>(pos.length));
+    } else {
+        head_.resize(static_cast<size_t>(std::min<uint64_t>(pos.length, limits_.max_record_header)));
+        ssize_t got = store_.read_full(*p.file, head_.data(), head_.size(), pos.offset);
+        if (got < 0) return io_error(static_cast<int>(-got), "cannot read pack");
+        if (static_cast<size_t>(got) < head_.size()) return corrupt("pack is truncated");
+        head = head_;
     }
     auto rec = parse_record_header(head);
     if (!rec) return rec.err();
     if (!rec->names.empty() || rec->length != pos.length - rec->header_size)
         return corrupt("pack record does not match its index entry");
-    auto h = gc::parse_block_header(std::string_view(head).substr(rec->header_size));
+    auto h = gc::parse_block_header(head.substr(rec->header_size));
     if (!h) return h.err();
     if (h->z_length != rec->length - h->header_size) return corrupt("groupcompress block length mismatch");
-    return BlockFrame{rec->header_size, *h};
+    std::string_view stored = head.size() == pos.length ? head.substr(rec->header_size) : std::string_view();
+    return BlockFrame{rec->header_size, *h, stored};
 }
 
 Result<std::string_view> PackReader::content(const RecordPos& pos, uint64_t want) {
-    std::string key = std::to_string(pos.pack) + ":" + std::to_string(pos.offset);
-    auto it = cache_.find(key);
+    const BlockId id{pos.pack, pos.offset};
+    auto it = cache_.find(id);
     if (it != cache_.end()) {
         it->second.used = ++tick_;
         if (want > it->second.content.size()) return corrupt("record lies beyond the end of its groupcompress block");
@@ -232,10 +316,11 @@ Result<std::string_view> PackReader::content(const RecordPos& pos, uint64_t want
     if (!fr) return fr.err();
     uint64_t n = fr->block.content_length;
     if (want > n) return corrupt("record lies beyond the end of its groupcompress block");
-    auto f = pack_file(pos.pack);
-    if (!f) return f.err();
     bool cache = n <= limits_.block_cache_bytes / 4 && n <= limits_.gc.max_content;
-    auto c = gc::read_block_prefix(store_, **f, pos.offset, pos.length, static_cast<size_t>(cache ? n : want), limits_.gc);
+    const size_t take = static_cast<size_t>(cache ? n : want);
+    auto c = !fr->stored.empty()
+                 ? gc::block_content(fr->stored, take, limits_.gc)
+                 : gc::read_block_prefix(store_, *files_[pos.pack].file, pos.offset, pos.length, take, limits_.gc);
     if (!c) return c.err();
     ++inflated_;
     if (!cache) {
@@ -250,36 +335,66 @@ Result<std::string_view> PackReader::content(const RecordPos& pos, uint64_t want
         cache_.erase(old);
     }
     cache_bytes_ += c->size();
-    auto& slot = cache_[key];
+    auto& slot = cache_[id];
     slot.content = std::move(*c);
     slot.used = ++tick_;
     return std::string_view(slot.content);
 }
 
-Result<std::string> PackReader::text(const RecordPos& pos) {
-    if (pos.start == 0 && pos.end == 0) return std::string();
+Result<std::string_view> PackReader::text_view(const RecordPos& pos, std::string& scratch) {
+    if (pos.start == 0 && pos.end == 0) return std::string_view();
     auto c = content(pos, pos.end);
     if (!c) return c.err();
-    return gc::extract_text(*c, pos.start, pos.end, limits_.gc);
+    return gc::extract_text_view(*c, pos.start, pos.end, scratch, limits_.gc);
+}
+
+Result<std::string> PackReader::text(const RecordPos& pos) {
+    std::string out;
+    auto v = text_view(pos, out);
+    if (!v) return v.err();
+    if (v->data() != out.data()) out.assign(*v);
+    return out;
 }
 
 // ---- the stream --------------------------------------------------------------
 
+Result<RecordPos> PackPages::locate(std::string_view key) {
+    key_.assign(key);
+    auto it = where_.find(key_);
+    if (it != where_.end()) return it->second;
+    RecordPos found;
+    bool ok = false;
+    Status st = r_.lookup(IndexKind::Chk, std::span<const std::string_view>(&key, 1),
+                          [&](std::string_view, std::string_view, bool, const RecordPos& p) {
+                              found = p;
+                              ok = true;
+                          });
+    if (!st) return st.err();
+    if (!ok) return Error{Errc::NotFound, 0, "CHK page " + std::string(key) + " is missing"};
+    where_.emplace(key_, found);
+    return found;
+}
+
+Status PackPages::prefetch(std::span<const std::string> keys) {
+    std::vector<std::string_view> missing;
+    for (const auto& k : keys)  // bounded: the caller's keys
+        if (!where_.count(k)) missing.push_back(k);
+    if (missing.size() < 2) return Ok{};  // page_view looks a single page up itself
+    return r_.lookup(IndexKind::Chk, missing, [&](std::string_view key, std::string_view, bool, const RecordPos& p) {
+        where_.emplace(std::string(key), p);
+    });
+}
+
+Result<std::string_view> PackPages::page_view(std::string_view key) {
+    auto pos = locate(key);
+    if (!pos) return pos.err();
+    return r_.text_view(*pos, scratch_);
+}
+
 Result<std::string> PackPages::page(std::string_view key) {
-    auto it = where_.find(std::string(key));
-    if (it == where_.end()) {
-        std::string_view k[] = {key};
-        RecordPos found;
-        bool ok = false;
-        Status st = r_.lookup(IndexKind::Chk, k, [&](std::string_view, std::string_view, bool, const RecordPos& p) {
-            found = p;
-            ok = true;
-        });
-        if (!st) return st.err();
-        if (!ok) return Error{Errc::NotFound, 0, "CHK page " + std::string(key) + " is missing"};
-        it = where_.emplace(std::string(key), found).first;
-    }
-    return r_.text(it->second);
+    auto v = page_view(key);
+    if (!v) return v.err();
+    return std::string(*v);
 }
 
 namespace {
@@ -315,6 +430,8 @@ struct StreamSource::State {
     std::vector<std::string> text_keys;
     std::unordered_map<std::string, RecordPos> page_pos;
     StreamStats stats;
+    std::string kind_;  // reused by emit_group
+    std::vector<std::pair<uint64_t, uint64_t>> offsets_;
 
     Status prepare();
     Status collect(IndexKind kind, std::span<const std::string_view> keys, bool require);
@@ -335,6 +452,14 @@ std::string_view StreamSource::State::substream() const {
     }
 }
 
+namespace {
+size_t distinct(std::span<const std::string_view> keys) {
+    std::vector<std::string_view> v(keys.begin(), keys.end());
+    std::sort(v.begin(), v.end());
+    return static_cast<size_t>(std::unique(v.begin(), v.end()) - v.begin());
+}
+}  // namespace
+
 Status StreamSource::State::collect(IndexKind kind, std::span<const std::string_view> keys, bool require) {
     entries.clear();
     at = 0;
@@ -345,8 +470,8 @@ Status StreamSource::State::collect(IndexKind kind, std::span<const std::string_
         entries.push_back(std::move(e));
     });
     if (!st) return st;
-    if (require && entries.size() != std::set<std::string_view>(keys.begin(), keys.end()).size()) {
-        std::set<std::string_view> have;
+    if (require && entries.size() != keys.size() && entries.size() != distinct(keys)) {
+        std::unordered_set<std::string_view> have;
         for (const auto& e : entries) have.insert(e.key);  // bounded: the entries found
         for (auto k : keys)                                // bounded: the keys asked
             if (!have.count(k)) {
@@ -389,8 +514,24 @@ Status StreamSource::State::chk_phase(bool id_map) {
     PackPages src(*r, page_pos);
     const auto& roots = id_map ? id_roots : pid_roots;
     const auto& old = id_map ? old_id_roots : old_pid_roots;
-    bool items = id_map && !missing_keys;
-    auto diff = chk::difference(src, search_kind, roots, old, limits.chk, items);
+    // The texts of the new id_to_entry items: (file id, revision) keys.
+    std::unordered_set<std::string, StringHash, std::equal_to<>> seen;
+    std::string key;
+    chk::ItemFn on_item;
+    if (id_map && !missing_keys)
+        on_item = [&](std::string_view, std::string_view value) -> Status {
+            auto tk = entry_text_key_view(value);
+            if (!tk) return tk.err();
+            key.assign(tk->first);
+            key += '\0';
+            key += tk->second;
+            if (!seen.count(key)) {
+                seen.insert(key);
+                text_keys.push_back(key);
+            }
+            return Ok{};
+        };
+    auto diff = chk::difference(src, search_kind, roots, old, limits.chk, on_item);
     if (!diff) return diff.err();
     entries.clear();
     at = 0;
@@ -403,15 +544,6 @@ Status StreamSource::State::chk_phase(bool id_map) {
         return std::tie(a.pos.pack, a.pos.offset, a.pos.start, a.key) <
                std::tie(b.pos.pack, b.pos.offset, b.pos.start, b.key);
     });
-    if (items) {
-        std::unordered_set<std::string> seen;
-        for (const auto& item : diff->new_items) {  // bounded: the new items
-            auto tk = entry_text_key(item.value);
-            if (!tk) return tk.err();
-            std::string key = tk->first + '\0' + tk->second;
-            if (seen.insert(key).second) text_keys.push_back(std::move(key));
-        }
-    }
     return Ok{};
 }
 
@@ -473,11 +605,12 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
         used += q.end - q.start;
         last = std::max(last, q.end);
     }
-    std::vector<std::pair<uint64_t, uint64_t>> offsets;
+    std::vector<std::pair<uint64_t, uint64_t>>& offsets = offsets_;
+    offsets.clear();
     for (size_t k = i; k < j; ++k) offsets.emplace_back(entries[k].pos.start, entries[k].pos.end);  // bounded: entries
     std::string block;  // empty: send the stored one
     if (used > 0 && 2 * used < n && n <= limits.max_rewrite_content) {
-        auto c = r->content(p, last);
+        auto c = r->content(p, last);  // (frame's stored view is not used on this path)
         if (!c) return c.err();
         std::string_view content = c->substr(0, static_cast<size_t>(last));
         if (2 * used > last) {
@@ -500,31 +633,52 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
             ++stats.blocks_rebuilt;
         }
     }
-    std::string header;
+    // The network record's header: per key its name, parents, start, end.
+    // Built and deflated within this call: a buffer the thread keeps.
+    thread_local std::string header;
+    header.clear();
     for (size_t k = i; k < j; ++k) {  // bounded: this block's entries
         header += entries[k].key;
         header += '\n';
         header += entries[k].parents;
         header += '\n';
-        header += std::to_string(offsets[k - i].first) + "\n" + std::to_string(offsets[k - i].second) + "\n";
+        append_line(header, offsets[k - i].first);
+        append_line(header, offsets[k - i].second);
     }
-    auto zh = zlib_compress(header);
+    // The fastest zlib level: the reader only inflates it, and the header
+    // (names and numbers) is a large part of a stream's CPU at the default;
+    // a small one is not compressed at all (limits.compress_header_bytes).
+    auto zh = zlib_compress(header, header.size() < limits.compress_header_bytes ? Z_NO_COMPRESSION : Z_BEST_SPEED);
+    const size_t header_size = header.size();
+    if (header.capacity() > kKeptScratchBytes) header = std::string();
     if (!zh) return zh.err();
     uint64_t block_len = block.empty() ? p.length - fr->record_header : block.size();
-    std::string kind = "groupcompress-block\n" + std::to_string(zh->size()) + "\n" + std::to_string(header.size()) +
-                       "\n" + std::to_string(block_len) + "\n";
+    std::string& kind = kind_;
+    kind.assign("groupcompress-block\n");
+    append_line(kind, zh->size());
+    append_line(kind, header_size);
+    append_line(kind, block_len);
     uint64_t data_len = kind.size() + zh->size() + block_len;
-    buf = "B" + std::to_string(data_len) + "\n" + std::string(substream()) + "\n\n" + kind;
+    buf.assign("B");
+    append_line(buf, data_len);
+    buf += substream();
+    buf += "\n\n";
+    buf += kind;
     buf += *zh;
     ++stats.records;
-    if (block.empty()) {
+    if (!block.empty()) {
+        buf += block;
+    } else if (!fr->stored.empty()) {
+        // In memory already (a small pack read whole): no file read to send it.
+        pending = true;
+        pending_piece = StreamPiece{fr->stored, nullptr, 0, 0};
+        ++stats.blocks_as_stored;
+    } else {
         auto f = r->pack_file(p.pack);
         if (!f) return f.err();
         pending = true;
         pending_piece = StreamPiece{{}, *f, p.offset + fr->record_header, block_len};
         ++stats.blocks_as_stored;
-    } else {
-        buf += block;
     }
     out = StreamPiece{buf, nullptr, 0, 0};
     uint64_t keys = j - i;

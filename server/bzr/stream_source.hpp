@@ -3,7 +3,8 @@
 // (signatures, revisions, inventories, the CHK pages the new inventories
 // add, the texts their new entries name), produced piece by piece from the
 // packs on disk. Stored groupcompress blocks go out as they are (a range of
-// the pack file) when the keys sent use at least half of them; otherwise
+// the pack file, or its bytes when a small pack was read whole) when the
+// keys sent use at least half of them; otherwise
 // the block is trimmed after its last used entry or rebuilt from its texts,
 // as Breezy's server does (docs/formats/groupcompress.md#blocks-on-the-wire).
 //
@@ -36,6 +37,9 @@ struct StreamLimits {
     size_t block_cache_bytes = 64 << 20;      // inflated block contents kept while reading pages and texts
     size_t max_rewrite_content = 16 << 20;    // content bytes of a block trimmed or rebuilt; larger go as stored
     size_t max_record_header = 4096;          // bytes read to parse a stored block's framing
+    size_t compress_header_bytes = 512;       // a record's key header shorter than this goes uncompressed
+    uint64_t whole_pack_bytes = 1 << 20;      // packs up to this size are read whole, once, on first use
+    uint64_t resident_pack_bytes = 32 << 20;  // bytes of whole packs one reader holds; later packs are read by record
     gc::Limits gc;                            // block reading
     chk::Limits chk;                          // CHK walks
 };
@@ -74,9 +78,11 @@ Result<std::vector<std::string>> search_revisions(PackCollection& packs, const S
 // ---- reading records ---------------------------------------------------------
 
 // Reads records of a repository's packs: index lookups across the packs
-// (the first pack in pack-names order that has a key answers for it), the
-// framing of stored blocks, and texts (inflated block contents are kept in
-// an LRU of limits.block_cache_bytes). One per request; not thread-safe.
+// (PackCollection::find: the first pack in pack-names order that has a key
+// answers for it), the framing of stored blocks, and texts (inflated block
+// contents are kept in an LRU of limits.block_cache_bytes). A small pack
+// (limits.whole_pack_bytes) is read whole on first use, so its records cost
+// no further reads. One per request; not thread-safe.
 class PackReader {
 public:
     PackReader(Store& store, std::string repo, PackCollection packs, const StreamLimits& limits = {});
@@ -94,32 +100,59 @@ public:
     Result<OpenFile*> pack_file(uint32_t pack);
 
     // The framing of the stored block at `pos`: bytes of the container
-    // record's header (before the block), the block's header fields.
+    // record's header (before the block), the block's header fields, and
+    // the stored block itself when its bytes are in memory (a pack read
+    // whole, or a record no longer than what was read for its framing;
+    // else empty), valid until the next frame() or content().
     struct BlockFrame {
         size_t record_header = 0;
         gc::BlockHeader block;
+        std::string_view stored;
     };
     Result<BlockFrame> frame(const RecordPos& pos);
 
     // The first `want` content bytes of the block at `pos` (cached whole
-    // when it fits the cache).
+    // when it fits the cache; else valid until the next content()).
     Result<std::string_view> content(const RecordPos& pos, uint64_t want);
     // The text of the record at `pos`.
     Result<std::string> text(const RecordPos& pos);
+    // The same as a view: into the cached block content for a fulltext,
+    // else into `scratch` (a delta's result); valid until the next
+    // content() or text_view() and as long as `scratch` is unchanged.
+    Result<std::string_view> text_view(const RecordPos& pos, std::string& scratch);
 
     uint64_t blocks_inflated() const { return inflated_; }
 
 private:
-    Store& store_;
-    std::string repo_;
-    PackCollection packs_;
-    StreamLimits limits_;
-    std::vector<std::unique_ptr<OpenFile>> files_;
+    struct Pack {
+        std::unique_ptr<OpenFile> file;
+        // The whole pack, when it is small enough (whole_pack_bytes); not a
+        // std::string, which would zero the bytes before reading them.
+        std::unique_ptr<char[]> bytes;
+        bool whole = false;
+    };
+    struct BlockId {
+        uint32_t pack = 0;
+        uint64_t offset = 0;
+        bool operator==(const BlockId&) const = default;
+    };
+    struct BlockIdHash {
+        size_t operator()(const BlockId& b) const { return std::hash<uint64_t>{}(b.offset * 1000003u ^ b.pack); }
+    };
     struct Cached {
         std::string content;
         uint64_t used = 0;
     };
-    std::unordered_map<std::string, Cached> cache_;  // "pack:offset" -> whole content
+    Result<Pack*> pack(uint32_t pack);
+
+    Store& store_;
+    std::string repo_;
+    PackCollection packs_;
+    StreamLimits limits_;
+    std::vector<Pack> files_;
+    uint64_t whole_bytes_ = 0;  // held in Pack::bytes
+    std::string head_;          // the bytes frame() read last (packs not held whole)
+    std::unordered_map<BlockId, Cached, BlockIdHash> cache_;  // whole contents
     size_t cache_bytes_ = 0;
     uint64_t tick_ = 0, inflated_ = 0;
     std::string scratch_;  // a block too big for the cache
@@ -144,18 +177,27 @@ public:
     virtual Result<bool> next(StreamPiece& out) = 0;
 };
 
-// zlib's one-shot deflate at the default level (Breezy's zlib.compress).
-Result<std::string> zlib_compress(std::string_view in);
+// zlib's one-shot deflate at `level`: the default is Breezy's
+// zlib.compress; 0 writes stored blocks directly (no deflate state).
+Result<std::string> zlib_compress(std::string_view in, int level = -1);
 
 // The CHK pages of a repository's packs, remembering where each one lives.
 class PackPages final : public chk::PageSource {
 public:
     PackPages(PackReader& r, std::unordered_map<std::string, RecordPos>& where) : r_(r), where_(where) {}
     Result<std::string> page(std::string_view key) override;
+    // Without a copy: a view into the block's cached content, or into this
+    // source's scratch for a page stored as a delta.
+    Result<std::string_view> page_view(std::string_view key) override;
+    // Locate the pages not yet in `where` with one batched index lookup.
+    Status prefetch(std::span<const std::string> keys) override;
 
 private:
+    Result<RecordPos> locate(std::string_view key);
     PackReader& r_;
     std::unordered_map<std::string, RecordPos>& where_;
+    std::string key_;      // reused to look `where` up
+    std::string scratch_;  // a page rebuilt from a delta
 };
 
 // What a stream sent, for tests, logs and benchmarks.

@@ -285,6 +285,33 @@ TEST_CASE("btree: three levels (50,000 keys), lookups read O(depth) pages") {
     CHECK(nearby > 10);
 }
 
+TEST_CASE("btree: a small index read whole answers as one read page by page") {
+    TempDir tmp;
+    FsStore store(tmp.path.string());
+    Dump d = breezy_build(tmp.path, "mid.tix", 1, 2, true, 3000, 11);
+    const auto size = fs::file_size(tmp.path / "mid.tix");
+    REQUIRE(size > 3 * bzr::kBTreePageSize);  // several pages
+    bzr::BTreeLimits whole, paged;
+    whole.whole_file_bytes = size;
+    paged.whole_file_bytes = size - 1;
+    auto w = bzr::BTreeReader::open(store, "mid.tix", whole);
+    auto p = bzr::BTreeReader::open(store, "mid.tix", paged);
+    REQUIRE(w);
+    REQUIRE(p);
+    check_reader(*w, d);
+    check_reader(*p, d);
+    CHECK(w->stats().pages_read == p->stats().pages_read);  // pages are parsed as they are needed either way
+    CHECK(!w->single_page());
+    CHECK(w->root_entries().empty());
+    // A one-page index hands its entries out whole.
+    Dump small = breezy_build(tmp.path, "small.rix", 1, 1, true, 20, 5);
+    auto s = bzr::BTreeReader::open(store, "small.rix");
+    REQUIRE(s);
+    CHECK(s->single_page());
+    REQUIRE(s->root_entries().size() == small.nodes.size());
+    CHECK(s->root_entries().front().key == small.nodes.front().key);
+}
+
 TEST_CASE("btree: Breezy reads the writer's indices") {
     TempDir tmp;
     std::mt19937 rng(7);
@@ -501,4 +528,17 @@ TEST_CASE("btree: parse_btree (the whole-file form) agrees with the reader") {
     CHECK(err.empty());
     CHECK(i == d.nodes.size());
     CHECK(bad == 0);
+}
+
+TEST_CASE("btree: a page inflating to exactly the limit is read, one byte more is refused") {
+    std::string leaf = "type=leaf\n";
+    for (int i = 0; i < 200; ++i) leaf += "k" + std::to_string(1000 + i) + std::string("\0\0v\n", 4);
+    std::string bytes = header(0, 1, "200", "1") + zlib_of(leaf);
+    bzr::BTreeLimits lim;
+    lim.max_page_inflated = leaf.size();
+    CHECK(exercise(bytes, lim));
+    lim.max_page_inflated = leaf.size() - 1;
+    auto r = bzr::BTreeReader::from_bytes(bytes, lim);
+    REQUIRE(!r);
+    CHECK(r.err().code == bzr::Errc::LimitExceeded);
 }

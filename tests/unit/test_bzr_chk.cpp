@@ -183,6 +183,22 @@ TEST_CASE("bzr chk: walks and differences equal Breezy's chk_map iteration") {
                 CHECK(mine.size() == d->new_items.size());
                 CHECK(mine == words_set(items, ','));
                 nonempty_items += !mine.empty();
+                // The same items, in the same order, through the callback.
+                std::vector<std::string> seen, kept;
+                auto d2 = chk::difference(src, *kind, std::span(&new_root, 1), std::span(&old_root, 1), {},
+                                          [&](std::string_view key, std::string_view value) -> bzr::Status {
+                                              seen.push_back(std::string(key) + '\n' + std::string(value));
+                                              return bzr::Ok{};
+                                          });
+                REQUIRE(d2);
+                CHECK(d2->new_items.empty());
+                CHECK(d2->pages == d->pages);
+                for (const auto& item : d->new_items) {
+                    std::string k;
+                    for (size_t i = 0; i < item.key.size(); ++i) k += (i ? std::string(1, '\0') : "") + item.key[i];
+                    kept.push_back(k + '\n' + item.value);
+                }
+                CHECK(seen == kept);
             }
         }
         CHECK(diffs > 0);
@@ -263,6 +279,21 @@ TEST_CASE("bzr chk: search keys equal Breezy's") {
     CHECK(chk::search_key_kind("hash-7-way").err().code == bzr::Errc::Unsupported);
 }
 
+TEST_CASE("bzr chk: valid_page_key takes 40 lower-case hex digits and nothing else") {
+    std::string good = "sha1:0123456789abcdef0123456789abcdef01234567";
+    REQUIRE(chk::valid_page_key(good));
+    for (size_t i = 5; i < good.size(); ++i)  // every digit position, every byte value
+        for (int c = 0; c < 256; ++c) {
+            std::string k = good;
+            k[i] = static_cast<char>(c);
+            bool hex = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+            if (chk::valid_page_key(k) != hex) FAIL("position " << i << " byte " << c);
+        }
+    CHECK(!chk::valid_page_key(good.substr(0, 44)));
+    CHECK(!chk::valid_page_key(good + "0"));
+    CHECK(!chk::valid_page_key("sha2:" + good.substr(5)));
+}
+
 TEST_CASE("bzr chk: hostile pages and maps give a bzr::Error in bounded time") {
     auto bad = [](std::string_view page) { return !chk::parse_node(page); };
     CHECK(!bad("chkleaf:\n0\n1\n0\n\n"));
@@ -284,6 +315,10 @@ TEST_CASE("bzr chk: hostile pages and maps give a bzr::Error in bounded time") {
     CHECK(bad(S("chknode:\n0\n1\n1\n\na\x00") + fake_key(1) + S("\na\x00") + fake_key(2) + "\n"));  // a prefix twice
     CHECK(bad("chkother:\n"));
     CHECK(bad(""));
+    // A prefix that swallows an item's value count (Breezy never writes
+    // one: its prefix is common to the keys alone) is refused.
+    CHECK(bad(S("chkleaf:\n0\n1\n1\na\x00\n" "1\nv\n")));
+    CHECK(bad(S("chknode:\n0\n1\n1\na\x00sha1:\n") + fake_key(1).substr(5) + "\n"));
     chk::Limits tiny;
     tiny.max_page = 64;
     CHECK(!chk::parse_node("chkleaf:\n0\n1\n0\n" + std::string(100, 'p') + "\n", tiny));
@@ -320,6 +355,14 @@ TEST_CASE("bzr chk: hostile pages and maps give a bzr::Error in bounded time") {
     CHECK(b.err().code == bzr::Errc::LimitExceeded);
     std::string not_key = "sha1:short";
     CHECK(!chk::reachable_pages(src, std::span(&not_key, 1)));
+    // A walk checks a child key when it follows it.
+    src.pages[fake_key(5)] = S("chknode:\n0\n1\n1\n\na\x00") + "sha1:" + std::string(40, 'X') + "\n";
+    std::string r5 = fake_key(5);
+    auto bad_child = chk::reachable_pages(src, std::span(&r5, 1));
+    REQUIRE(!bad_child);
+    CHECK(bad_child.err().code == bzr::Errc::Corrupt);
+    CHECK(!chk::difference(src, chk::SearchKeyKind::Plain, std::span(&r5, 1), std::span(&empty_root, 1)));
+    CHECK(!chk::map_items(src, r5));
 
     // Inventory texts.
     std::string good = "chkinventory:\nsearch_key_name: hash-255-way\nroot_id: TREE_ROOT\n"

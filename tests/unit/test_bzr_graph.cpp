@@ -366,3 +366,65 @@ TEST_CASE("pack collection: pack-names, lookups across packs, bad names") {
     CHECK(bad.err().detail.find("bad pack name") != std::string::npos);
     CHECK(bzr::pack_names(store, "repo/.bzr/repository", legacy, &why) == EINVAL);
 }
+
+TEST_CASE("pack collection: find answers from the first pack that has a key, whatever each index's size") {
+    TempDir tmp;
+    fs::path repo = tmp.path / "repo/.bzr/repository";
+    FsStore store(tmp.path.string());
+    fs::create_directories(repo / "indices");
+    // p0 and p2 have one-page indices (merged into one table), p1 a large
+    // one (searched by descent); the three overlap.
+    auto small0 = bzr::write_btree({0, 1, true}, {{"a", {}, "0 1 0 1"}, {"b", {}, "0 2 0 1"}});
+    std::vector<bzr::BTreeNode> big;
+    for (int i = 0; i < 5000; ++i) big.push_back({"k" + std::to_string(100000 + i), {}, "1 1 0 1"});
+    big.push_back({"b", {}, "1 2 0 1"});
+    big.push_back({"c", {}, "1 3 0 1"});
+    auto large1 = bzr::write_btree({0, 1, true}, big);
+    auto small2 = bzr::write_btree({0, 1, true}, {{"a", {}, "2 1 0 1"}, {"c", {}, "2 3 0 1"}, {"d", {}, "2 4 0 1"}});
+    REQUIRE(small0);
+    REQUIRE(large1);
+    REQUIRE(small2);
+    REQUIRE(large1->size() > 3 * bzr::kBTreePageSize);
+    write_all(repo / "indices/p0.cix", *small0);
+    write_all(repo / "indices/p1.cix", *large1);
+    write_all(repo / "indices/p2.cix", *small2);
+    auto names = bzr::write_btree({0, 1, false}, {{"p0", {}, "0 0 0 0 0"}, {"p1", {}, "0 0 0 0 0"}, {"p2", {}, "0 0 0 0 0"}});
+    REQUIRE(names);
+    write_all(repo / "pack-names", *names);
+    auto pc = bzr::PackCollection::open(store, "repo/.bzr/repository");
+    REQUIRE(pc);
+    std::map<std::string, std::pair<size_t, std::string>> got;  // key -> (pack, value)
+    size_t reports = 0;
+    std::vector<std::string_view> keys = {"d", "c", "b", "a", "zz", "b", "k104999", "k100000"};
+    REQUIRE(pc->find(bzr::IndexKind::Chk, keys, [&](const bzr::BTreeEntry& e, size_t pack, bool asked) {
+        CHECK(asked);
+        ++reports;
+        got[std::string(e.key)] = {pack, std::string(e.value)};
+    }));
+    CHECK(reports == got.size());  // once per key
+    CHECK(got.size() == 6);
+    CHECK(got["a"] == std::pair<size_t, std::string>{0, "0 1 0 1"});
+    CHECK(got["b"] == std::pair<size_t, std::string>{0, "0 2 0 1"});
+    CHECK(got["c"] == std::pair<size_t, std::string>{1, "1 3 0 1"});
+    CHECK(got["d"] == std::pair<size_t, std::string>{2, "2 4 0 1"});
+    CHECK(got["k104999"].first == 1);
+    CHECK(got["k100000"].first == 1);
+    CHECK(!got.count("zz"));
+    // With nearby: the other entries of the large index's leaf pages read
+    // come too, not asked; the small indices give only what was asked.
+    size_t asked = 0, nearby = 0;
+    std::vector<std::string_view> one = {"k102000", "a"};
+    REQUIRE(pc->find(bzr::IndexKind::Chk, one, [&](const bzr::BTreeEntry& e, size_t pack, bool was_asked) {
+        if (was_asked) ++asked;
+        else {
+            ++nearby;
+            CHECK(pack == 1);
+            CHECK(e.key != "a");
+        }
+    }, true));
+    CHECK(asked == 2);
+    CHECK(nearby > 10);
+    // A kind whose index is missing for some pack fails as a whole.
+    std::string_view k = "a";
+    CHECK(!pc->find(bzr::IndexKind::Texts, std::span(&k, 1), [](const bzr::BTreeEntry&, size_t, bool) {}));
+}
