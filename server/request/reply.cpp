@@ -23,6 +23,10 @@ namespace {
 constexpr uint64_t kCopyThreshold = 128 * 1024;
 // Flush the output buffer beyond this size.
 constexpr size_t kFlushBytes = 1024 * 1024;
+// A generated body is made while it is sent: flush after its first piece
+// and then every this many bytes, so that the client works on the first
+// texts while the server makes the rest (brz serve streams the same way).
+constexpr size_t kGeneratedFlushBytes = 64 * 1024;
 // Size of one v3 body part for a large streamed range.
 constexpr uint64_t kPartBytes = 4 * 1024 * 1024;
 // File bodies above this go out with sendfile range after range when the
@@ -77,9 +81,9 @@ private:
 }  // namespace
 
 // A generated body (Reply::Body::Stream). v3: each piece as it comes,
-// bytes gathered into parts of up to kFlushBytes, file ranges sent with
-// sendfile where the sink allows; a failure ends the body with an error
-// part. v1/v2 need the length first: the body is gathered whole, up to
+// bytes gathered into writes of about kGeneratedFlushBytes (the first
+// piece at once), file ranges sent with sendfile where the sink allows; a
+// failure ends the body with an error part. v1/v2 need the length first: the body is gathered whole, up to
 // --max-body (beyond: a failure reply, nothing sent yet).
 bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf) {
     auto flush = [&] {
@@ -121,6 +125,7 @@ bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply
     }
     proto::response::begin(version, reply.success, reply.args, buf);
     proto::response::body_begin(version, 0, buf);
+    bool first = true;
     for (;;) {  // bounded: the source ends or fails; each piece is sent or the write fails
         BodySource::Next n = src.next(piece);
         if (n == BodySource::Next::Done) break;
@@ -134,8 +139,10 @@ bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply
             size_t k = std::min<size_t>(b.size(), kPartBytes);
             proto::response::body_chunk(version, b.substr(0, k), buf);
             b.remove_prefix(k);
-            if (buf.size() >= kFlushBytes && !flush()) return false;
+            if (buf.size() >= kGeneratedFlushBytes && !flush()) return false;
         }
+        if (first && !flush()) return false;
+        first = false;
         for (uint64_t done = 0; piece.file && done < piece.length;) {  // bounded: each pass sends a part
             uint64_t k = std::min(kPartBytes, piece.length - done);
             proto::response::body_chunk_header(version, static_cast<uint32_t>(k), buf);
