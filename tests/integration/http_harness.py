@@ -252,6 +252,29 @@ def run_cgi(env, stdin=b'', args=(), timeout=30):
 # ---------------------------------------------------------------------------
 # Servers
 
+def start_with_port_files(what, cmd, log_path, port_files):
+    """Start cmd (output to log_path) and wait until each of port_files
+    holds the port it listens on. Returns (process, ports); on failure the
+    process is stopped and HarnessError raised with the log's tail."""
+    with open(log_path, 'wb') as log:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
+                                preexec_fn=harness._pdeathsig)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:  # bounded: START_TIMEOUT
+        if proc.poll() is not None:
+            raise HarnessError('%s exited with %s:\n%s' % (what, proc.returncode, read_tail(log_path, 6000)))
+        try:
+            ports = []
+            for f in port_files:
+                with open(f) as fh:
+                    ports.append(int(fh.read().strip()))
+            return proc, ports
+        except (OSError, ValueError):
+            time.sleep(0.02)
+    stop_process(proc)
+    raise HarnessError('%s did not start:\n%s' % (what, read_tail(log_path, 6000)))
+
+
 class SoukdHttp:
     """soukd serve --http 127.0.0.1:0 [--listen 127.0.0.1 --port 0]."""
 
@@ -276,25 +299,15 @@ class SoukdHttp:
             cmd += ['--listen', '127.0.0.1', '--port', '0', '--port-file', tf]
         if self.allow_writes:
             cmd.append('--allow-writes')
-        with open(self.log_path, 'wb') as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
-                                         preexec_fn=harness._pdeathsig)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HarnessError('soukd --http exited with %s:\n%s' % (self.proc.returncode, self.log()))
-            try:
-                with open(pf) as f:
-                    self.port = int(f.read().strip())
-                if self.with_tcp:
-                    with open(tf) as f:
-                        self.tcp_port = int(f.read().strip())
-                break
-            except (OSError, ValueError):
-                time.sleep(0.02)
-        if self.port is None:
+        try:
+            self.proc, ports = start_with_port_files('soukd --http', cmd, self.log_path,
+                                                     [pf, tf] if self.with_tcp else [pf])
+        except HarnessError:
             self.stop()
-            raise HarnessError('soukd --http did not start:\n' + self.log())
+            raise
+        self.port = ports[0]
+        if self.with_tcp:
+            self.tcp_port = ports[1]
         wait_port(self.port, self.proc, START_TIMEOUT, 'soukd --http', self.log)
         return self
 
@@ -363,21 +376,11 @@ class BrzWsgi:
         # Debian's brz is a compiled launcher around the system Python's
         # breezy package: run that Python.
         cmd = ['/usr/bin/python3', '-c', BRZ_WSGI, self.root, pf, '0' if self.allow_writes else '1']
-        with open(self.log_path, 'wb') as log:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
-                                         preexec_fn=harness._pdeathsig)
-        deadline = time.monotonic() + START_TIMEOUT
-        while self.port is None and time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise HarnessError('Breezy WSGI server exited with %s:\n%s' % (self.proc.returncode, self.log()))
-            try:
-                with open(pf) as f:
-                    self.port = int(f.read().strip())
-            except (OSError, ValueError):
-                time.sleep(0.02)
-        if self.port is None:
+        try:
+            self.proc, (self.port,) = start_with_port_files("Breezy's WSGI server", cmd, self.log_path, [pf])
+        except HarnessError:
             self.stop()
-            raise HarnessError('Breezy WSGI server did not start:\n' + self.log())
+            raise
         return self
 
     @property
