@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <new>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -117,6 +118,10 @@ public:
 
 private:
     void accept_all();
+    // With mu_ held: one more worker. false when the thread cannot be made
+    // (EAGAIN: out of threads, memory or descriptors); the queue is then
+    // served by the workers there are, or retried from the event loop.
+    bool start_worker();
     // Out of descriptors: take the listener out of epoll until
     // accept_resume_ (it would wake us at once, forever), then put it back.
     void pause_accepting();
@@ -153,6 +158,7 @@ private:
     Clock::time_point accept_resume_{};
     log::Every accept_log_{10.0};  // a line per 10 s at most while accept keeps failing
     log::Every refused_log_{10.0};
+    log::Every worker_log_{10.0};
 };
 
 int Waiter::run(const volatile sig_atomic_t* stop) {
@@ -199,9 +205,28 @@ int Waiter::run(const volatile sig_atomic_t* stop) {
         }
         expire(Clock::now());
         if (accept_paused_ && Clock::now() >= accept_resume_) resume_accepting();
+        {
+            // A worker that could not be started: try again, or nobody
+            // serves the queue.
+            std::lock_guard<std::mutex> lock(mu_);
+            if (queue_.head && idle_workers_ == 0 && workers_.empty()) start_worker();
+        }
     }
     shutdown_all();
     return 0;
+}
+
+bool Waiter::start_worker() {
+    try {
+        workers_.emplace_back([this] { worker_main(); });
+    } catch (const std::system_error& e) {
+        uint64_t held = 0;
+        if (worker_log_.due(held))
+            SOUK_LOG(Warn, "cannot start a worker thread (%s); %zu running", e.what(), workers_.size());
+        return false;
+    }
+    count(counters().tcp_workers);
+    return true;
 }
 
 void Waiter::pause_accepting() {
@@ -297,8 +322,7 @@ void Waiter::wake(Conn* c) {
     if (idle_workers_ > 0) {
         work_cv_.notify_one();
     } else if (workers_.size() < max_workers_) {
-        count(counters().tcp_workers);
-        workers_.emplace_back([this] { worker_main(); });
+        start_worker();
     } else {
         // Every worker is busy or lingering: ask the lingering ones to park.
         uint64_t one = 1;
