@@ -2,7 +2,7 @@
 soukd (issue 4), asserted on `soukd stats` counters (docs/conventions.md#assert-counters-not-logs).
 
 * A 4 GiB sparse file streams to the souk CLI while soukd's resident
-  memory stays under 64 MiB.
+  memory stays under 64 MiB (128 MiB in the sanitizer build).
 * A client that hangs up in the middle of a large get frees its handler,
   buffers and file at once (streams_cancelled, pool_req_live back to 0) and
   the server keeps serving.
