@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 
 namespace souk::server::bzr::gc {
@@ -296,16 +297,142 @@ Result<std::string> extract_text(std::string_view content, uint64_t start, uint6
     return out;
 }
 
-Result<std::pair<uint64_t, uint64_t>> BlockWriter::add_fulltext(std::string_view text) {
-    if (text.empty()) return std::pair<uint64_t, uint64_t>{0, 0};
-    std::string head = "f";
-    encode_base128(text.size(), head);
-    if (head.size() + text.size() > max_content_ - std::min(max_content_, content_.size()))
+Result<std::pair<uint64_t, uint64_t>> BlockWriter::append_entry(char kind, std::string_view body) {
+    char head[1 + kEntryLengthBytes];
+    std::string len;
+    encode_base128(body.size(), len);
+    head[0] = kind;
+    std::memcpy(head + 1, len.data(), len.size());
+    const size_t head_size = 1 + len.size();
+    if (head_size + body.size() > max_content_ - std::min(max_content_, content_.size()))
         return limit_exceeded("groupcompress block would exceed " + std::to_string(max_content_) + " bytes");
     uint64_t start = content_.size();
-    content_ += head;
-    content_ += text;
+    content_.append(head, head_size);
+    content_ += body;
     return std::pair<uint64_t, uint64_t>{start, content_.size()};
+}
+
+Result<std::pair<uint64_t, uint64_t>> BlockWriter::add_fulltext(std::string_view text) {
+    if (text.empty()) return std::pair<uint64_t, uint64_t>{0, 0};
+    auto at = append_entry('f', text);
+    if (at && indexing_) index_lines(content_.size() - text.size(), content_.size(), true);
+    return at;
+}
+
+namespace {
+
+// A copy instruction: 0x80 | which offset bytes (bits 0-3) and length
+// bytes (bits 4-6) follow, little-endian, zero bytes left out; a length of
+// 0x10000 has no length bytes.
+void append_copy(std::string& out, uint64_t offset, size_t length) {
+    char ins[8];
+    size_t n = 1;
+    unsigned cmd = 0x80;
+    for (unsigned b = 0; b < 4; ++b)
+        if (auto v = static_cast<uint8_t>(offset >> (8 * b))) cmd |= 1u << b, ins[n++] = static_cast<char>(v);
+    if (length != 0x10000)
+        for (unsigned b = 0; b < 3; ++b)
+            if (auto v = static_cast<uint8_t>(length >> (8 * b))) cmd |= 0x10u << b, ins[n++] = static_cast<char>(v);
+    ins[0] = static_cast<char>(cmd);
+    out.append(ins, n);
+}
+
+}  // namespace
+
+void BlockWriter::index_lines(size_t begin, size_t end, bool line_start) {
+    if (end > UINT32_MAX) return;  // offsets are kept in 32 bits; such a block is past every limit anyway
+    const char* c = content_.data();
+    size_t s = begin;
+    if (!line_start) {
+        const void* nl = std::memchr(c + s, '\n', end - s);
+        if (!nl) return;
+        s = static_cast<size_t>(static_cast<const char*>(nl) - c) + 1;
+    }
+    while (s < end) {  // bounded: s advances by at least one byte
+        const void* nl = std::memchr(c + s, '\n', end - s);
+        size_t e = nl ? static_cast<size_t>(static_cast<const char*>(nl) - c) + 1 : end;
+        Candidates& k = lines_[std::hash<std::string_view>{}(std::string_view(c + s, e - s))];
+        k.at[k.next] = static_cast<uint32_t>(s);
+        k.next = static_cast<uint8_t>((k.next + 1) % kCandidates);
+        if (k.n < kCandidates) ++k.n;
+        s = e;
+    }
+}
+
+std::pair<size_t, size_t> BlockWriter::longest_match(std::string_view text, size_t pos, size_t line_end) const {
+    auto it = lines_.find(std::hash<std::string_view>{}(text.substr(pos, line_end - pos)));
+    if (it == lines_.end()) return {0, 0};
+    size_t best_at = 0, best = 0;
+    for (uint8_t i = 0; i < it->second.n; ++i) {  // bounded: kCandidates
+        size_t at = it->second.at[i];
+        size_t most = std::min(content_.size() - at, text.size() - pos);
+        size_t n = 0;
+        // bounded: most bytes; 8 at a time while they agree
+        while (n + 8 <= most && std::memcmp(content_.data() + at + n, text.data() + pos + n, 8) == 0) n += 8;
+        while (n < most && content_[at + n] == text[pos + n]) ++n;
+        if (n > best) best = n, best_at = at;
+    }
+    return {best_at, best};
+}
+
+void BlockWriter::flush_insert(std::string_view text, size_t begin, size_t end) {
+    size_t i = begin;
+    while (i < end) {  // bounded: each piece takes at least one byte
+        // Whole lines up to 127 bytes a piece, so each stays indexable; a
+        // longer line goes in 127-byte slices.
+        size_t j = i;
+        while (j < end) {  // bounded: j advances by a line
+            const void* nl = std::memchr(text.data() + j, '\n', end - j);
+            size_t e = nl ? static_cast<size_t>(static_cast<const char*>(nl) - text.data()) + 1 : end;
+            if (e - i > 127) break;
+            j = e;
+        }
+        if (j == i) j = std::min(i + 127, end);
+        delta_.push_back(static_cast<char>(j - i));
+        literal_.push_back(Literal{delta_.size(), j - i, i == 0 || text[i - 1] == '\n'});
+        delta_.append(text.substr(i, j - i));
+        i = j;
+    }
+}
+
+Result<std::pair<uint64_t, uint64_t>> BlockWriter::add_text(std::string_view text) {
+    if (text.empty()) return std::pair<uint64_t, uint64_t>{0, 0};
+    if (!indexing_) {
+        // The first text: a fulltext, and the start of the index.
+        indexing_ = true;
+        return add_fulltext(text);
+    }
+    delta_.clear();
+    literal_.clear();
+    encode_base128(text.size(), delta_);
+    const size_t max_delta = text.size() / 2;
+    size_t pos = 0, lit = 0;
+    // bounded: pos advances by a match or a line; the loop also ends once
+    // the delta is past the size worth keeping
+    while (pos < text.size() && delta_.size() <= max_delta) {
+        const void* nl = std::memchr(text.data() + pos, '\n', text.size() - pos);
+        size_t line_end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - text.data()) + 1 : text.size();
+        auto [from, n] = longest_match(text, pos, line_end);
+        if (n < kMinCopy) {
+            pos = line_end;
+            continue;
+        }
+        flush_insert(text, lit, pos);
+        for (size_t done = 0; done < n;) {  // bounded: 64 KiB a copy
+            size_t len = std::min<size_t>(n - done, 0x10000);
+            append_copy(delta_, from + done, len);
+            done += len;
+        }
+        pos += n;
+        lit = pos;
+    }
+    if (delta_.size() <= max_delta) flush_insert(text, lit, text.size());
+    if (delta_.size() > max_delta) return add_fulltext(text);
+    auto at = append_entry('d', delta_);
+    if (!at) return at;
+    const size_t base = content_.size() - delta_.size();
+    for (const Literal& l : literal_) index_lines(base + l.at, base + l.at + l.size, l.line_start);  // bounded: the runs
+    return at;
 }
 
 Result<std::string> BlockWriter::finish(int level) const {

@@ -20,7 +20,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "server/bzr/error.hpp"
 #include "server/bzr/pack.hpp"
@@ -111,22 +113,56 @@ Result<std::string_view> extract_text_view(std::string_view content, uint64_t st
 // has exactly the target length and at most max_out bytes.
 Status apply_delta(std::string_view source, std::string_view delta, std::string& out, size_t max_out);
 
-// Builds a block of fulltext entries (no deltas: Breezy reads it, zlib still
-// compresses it). Empty texts take no bytes and are addressed (0, 0), as
+// Builds a block. Empty texts take no bytes and are addressed (0, 0), as
 // Breezy's compressor does.
+//
+// add_fulltext stores the text as it is. add_text first tries a delta
+// against the content so far and keeps it when it is at most half the
+// text (Breezy's rule for choosing a delta); otherwise it stores the
+// fulltext. The matcher indexes the start of every line the content holds
+// literally (fulltexts and the literal runs of deltas) by its hash, keeps
+// the last kCandidates offsets of each, and at each line of a new text
+// extends every candidate byte by byte and copies the longest run of at
+// least kMinCopy bytes. Work per text is at most kCandidates times its
+// length; copies are at most 64 KiB, inserts 127 bytes, as Breezy writes.
 class BlockWriter {
 public:
+    static constexpr size_t kCandidates = 8;  // offsets kept per line hash
+    static constexpr size_t kMinCopy = 10;    // shorter matches are inserted
+
     explicit BlockWriter(size_t max_content = Limits{}.max_content) : max_content_(max_content) {}
     // Append a fulltext; returns its [start, end) in the content.
     Result<std::pair<uint64_t, uint64_t>> add_fulltext(std::string_view text);
+    // Append a delta or a fulltext, as above; returns its [start, end).
+    Result<std::pair<uint64_t, uint64_t>> add_text(std::string_view text);
     size_t content_size() const { return content_.size(); }
     std::string_view content() const { return content_; }
     // The block bytes, "gcb1z\n<Z>\n<N>\n" + zlib(content) at `level`.
     Result<std::string> finish(int level = -1) const;
 
 private:
+    struct Candidates {
+        uint32_t at[kCandidates];
+        uint8_t n = 0, next = 0;
+    };
+    Result<std::pair<uint64_t, uint64_t>> append_entry(char kind, std::string_view body);
+    // Index the line starts in content_[begin, end); `line_start`: begin is
+    // one (a literal run may begin mid-line).
+    void index_lines(size_t begin, size_t end, bool line_start);
+    void flush_insert(std::string_view text, size_t begin, size_t end);
+    // Longest match of text[pos..] in the content: (offset, length).
+    std::pair<size_t, size_t> longest_match(std::string_view text, size_t pos, size_t line_end) const;
+
     size_t max_content_;
     std::string content_;
+    bool indexing_ = false;  // add_text was called: every literal line is indexed
+    std::unordered_map<size_t, Candidates> lines_;  // line hash -> content offsets
+    std::string delta_;                             // scratch of add_text
+    struct Literal {
+        size_t at, size;  // in delta_
+        bool line_start;
+    };
+    std::vector<Literal> literal_;  // scratch of add_text: its literal runs
 };
 
 }  // namespace souk::server::bzr::gc

@@ -623,7 +623,7 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
             for (size_t k = i; k < j; ++k) {  // bounded: this block's entries
                 auto t = gc::extract_text(content, entries[k].pos.start, entries[k].pos.end, limits.gc);
                 if (!t) return t.err();
-                auto at_ = w.add_fulltext(*t);
+                auto at_ = w.add_text(*t);
                 if (!at_) return at_.err();
                 offsets[k - i] = *at_;
             }

@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include <chrono>
+#include <random>
 #include <set>
 #include <tuple>
 
@@ -148,6 +149,56 @@ TEST_CASE("bzr groupcompress: Breezy reads the blocks souk writes") {
     REQUIRE(content);
     CHECK(*content == w.content());
     for (size_t i = 0; i < texts.size(); ++i) CHECK(gc::extract_text(*content, where[i].first, where[i].second).value() == texts[i]);
+}
+
+TEST_CASE("bzr groupcompress: add_text writes deltas that Breezy and souk read back") {
+    Breezy bz;
+    // Versions of a few files: each edits some lines of the one before, as
+    // a text's revisions do; plus a binary text, a long line and repeats.
+    std::mt19937 rng(20261205);
+    std::vector<std::string> texts;
+    for (int file = 0; file < 4; ++file) {
+        std::vector<std::string> lines;
+        for (int i = 0; i < 120; ++i) lines.push_back("file " + std::to_string(file) + " line " + std::to_string(rng()) + "\n");
+        for (int v = 0; v < 8; ++v) {
+            for (int e = 0; e < 5; ++e) {  // bounded: five edits a version
+                size_t at = rng() % lines.size();
+                if (rng() % 2) lines[at] = "edited " + std::to_string(rng()) + "\n";
+                else lines.insert(lines.begin() + static_cast<long>(at), "inserted " + std::to_string(rng()) + "\n");
+            }
+            std::string t;
+            for (const auto& l : lines) t += l;
+            texts.push_back(t);
+        }
+    }
+    texts.push_back(std::string(300, 'x') + "\n" + std::string(5000, 'y'));  // lines longer than an insert
+    texts.push_back(texts[3]);                                            // an exact repeat
+    texts.push_back(std::string("\0\x01\xff no newline", 16));
+    texts.push_back("");
+    gc::BlockWriter w;
+    std::vector<std::pair<uint64_t, uint64_t>> where;
+    size_t deltas = 0, text_bytes = 0;
+    auto content = [&] { return std::string(w.content()); };
+    for (const auto& t : texts) {
+        auto r = w.add_text(t);
+        REQUIRE(r);
+        where.push_back(*r);
+        text_bytes += t.size();
+        if (r->second > r->first && content()[r->first] == 'd') ++deltas;
+    }
+    CHECK(deltas >= 28);                           // every later version of a file, and the repeat
+    CHECK(w.content_size() * 4 < text_bytes);      // deltas, not fulltexts
+    CHECK(where.back() == std::pair<uint64_t, uint64_t>{0, 0});
+    std::string c = content();
+    for (size_t i = 0; i < texts.size(); ++i) CHECK(gc::extract_text(c, where[i].first, where[i].second).value() == texts[i]);
+    auto block = w.finish();
+    REQUIRE(block);
+    write_all(bz.tmp.path / "block", *block);
+    std::string args = "gcb-extract " + sh_quote((bz.tmp.path / "block").string());
+    for (const auto& [a, b] : where) args += " " + std::to_string(a) + ":" + std::to_string(b);
+    auto got = lines_of(bz.py(args));
+    REQUIRE(got.size() == texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) CHECK(unhex(got[i]) == texts[i]);
 }
 
 TEST_CASE("bzr groupcompress: a repository whose packs souk rewrote passes brz check") {
