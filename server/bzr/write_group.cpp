@@ -81,6 +81,30 @@ void clean_upload(Store& store, const std::string& upload, std::span<const std::
     }
 }
 
+// Remove files in packs/ and indices/ that pack-names does not list
+// (`listed`), named like a pack (32 hex digits and a pack or index
+// extension) and unchanged for `stale` seconds by their ctime, which a
+// rename renews: what a process killed between moving its files into
+// place and rewriting pack-names left. Run under the repository lock;
+// the age keeps a publisher that moved its files and waits for the lock.
+void sweep_unlisted(Store& store, const std::string& repo, const std::set<std::string>& listed, double stale) {
+    const int64_t limit = now_ns() - static_cast<int64_t>(stale * 1e9);
+    for (const char* dir : {"packs", "indices"}) {  // bounded: two directories
+        std::vector<std::string> names;
+        if (store.list_dir(join(repo, dir), names)) continue;
+        for (const std::string& n : names) {  // bounded: the directory's entries
+            const size_t dot = n.find('.');
+            if (dot == std::string::npos || !is_token(n.substr(0, dot)) || listed.count(n.substr(0, dot))) continue;
+            const std::string_view ext = std::string_view(n).substr(dot);
+            if (ext != ".pack" && std::find(std::begin(kExts), std::end(kExts), ext) == std::end(kExts)) continue;
+            FileInfo fi;
+            const std::string path = join(join(repo, dir), n);
+            if (store.stat(path, fi) || (fi.mode & 0170000) != 0100000 || fi.ctime_ns >= limit) continue;
+            store.unlink(path);
+        }
+    }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- Impl ----
@@ -647,6 +671,7 @@ Status update_pack_names(Store& store, const std::string& repo,
         return with_detail(bytes.err(), "cannot build pack-names");
     }
     int e = store.put(path, *bytes, -1);
+    if (!e) sweep_unlisted(store, repo, names, limits.stale_upload);
     release();
     if (e) return io_error(e, "cannot write pack-names");
     return Status(Ok{});

@@ -8,8 +8,9 @@
 // RAII: a group that is neither committed nor suspended removes its
 // upload/ file when destroyed. Nothing a reader looks at changes before
 // pack-names is replaced (one atomic rename), so a process killed at any
-// point leaves the repository as it was; what it leaves in upload/ is
-// removed by a later write group once it is older than a bound.
+// point leaves the repository as it was; what it leaves in upload/ (or,
+// killed mid-publication, unlisted in packs/ and indices/) is removed by a
+// later write group once it is older than a bound.
 //
 // Autopack (Breezy's rule: at most the sum of the digits of the revision
 // count packs) combines packs by copying their container records whole
@@ -40,7 +41,7 @@ struct WriteGroupLimits {
     uint64_t max_pack_bytes = 64ull << 30;  // bytes of one new pack
     size_t max_keys = 4'000'000;            // index entries of one write group (held in memory until commit)
     double lock_wait = 15;                  // seconds to wait for the repository LockDir around pack-names
-    double stale_upload = 3600;             // upload/ leftovers older than this (seconds) are removed
+    double stale_upload = 3600;             // upload/ leftovers, unlisted pack files older than this (seconds) are removed
     chk::Limits chk;
     gc::Limits gc;
 };

@@ -4,7 +4,9 @@
 // revision's tree compared with the source). Hostile streams write nothing.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "bzr_fixture.hpp"
 #include "server/bzr/btree.hpp"
@@ -144,6 +146,34 @@ TEST_CASE("a real stream goes into an empty repository and Breezy reads it back"
         CHECK(again.published.empty());
         CHECK(f.files() == files);
     }
+}
+
+TEST_CASE("a commit sweeps unlisted pack files a killed publisher left, once they are stale") {
+    PushFixture f;
+    const std::string body = f.stream();
+    const fs::path repo = f.dst / ".bzr/repository";
+    const std::string dead = std::string(32, 'a'), young = std::string(32, 'b');
+    // What a process killed between moving its files into place and
+    // rewriting pack-names leaves: a pack and indices pack-names does not list.
+    write_all(repo / "packs" / (dead + ".pack"), "orphan");
+    write_all(repo / "indices" / (dead + ".rix"), "orphan");
+    write_all(repo / "indices" / (dead + ".cix"), "orphan");
+    write_all(repo / "packs" / "notes.txt", "not a pack name");  // left alone: not ours to judge
+    std::this_thread::sleep_for(std::chrono::milliseconds(2000));
+    write_all(repo / "packs" / (young + ".pack"), "a publisher waiting for the lock");
+    InsertLimits limits;
+    limits.group.stale_upload = 1.5;  // the young file is younger unless the insert takes 1.5 s
+    auto out = insert(f, body, 4096, {}, limits);
+    REQUIRE_MESSAGE(out.kind == InsertOutcome::Kind::Ok, out.error.detail);
+    CHECK(!fs::exists(repo / "packs" / (dead + ".pack")));
+    CHECK(!fs::exists(repo / "indices" / (dead + ".rix")));
+    CHECK(!fs::exists(repo / "indices" / (dead + ".cix")));
+    CHECK(fs::exists(repo / "packs" / (young + ".pack")));
+    CHECK(fs::exists(repo / "packs" / "notes.txt"));
+    CHECK(fs::exists(repo / "packs" / (out.published + ".pack")));
+    fs::remove(repo / "packs" / (young + ".pack"));
+    fs::remove(repo / "packs" / "notes.txt");
+    f.bz.brz(f.root, "check -q --repo dst");
 }
 
 TEST_CASE("the empty stream (the client's probe) changes nothing") {
