@@ -101,6 +101,7 @@ void* Mempool::get() {
     const size_t want = item_size_.load(std::memory_order_relaxed);
     Item* stale = nullptr;  // too-small items met on the way, freed after unlocking
     Item* it = nullptr;
+    bool refill = false;  // ran dry with a reserve to keep: ask for a pass now
     {
         std::lock_guard<std::mutex> lock(mu_);
         while (head_) {  // bounded: each pass removes one idle item
@@ -126,6 +127,7 @@ void* Mempool::get() {
         if (!it) {
             ++stats_.ran_dry;
             bump(refs_ ? refs_->ran_dry : nullptr, 1);
+            refill = cfg_.min_pool > 0;
         }
         ++stats_.live;
         bump(refs_ ? refs_->live : nullptr, 1);
@@ -135,6 +137,7 @@ void* Mempool::get() {
         release_memory(stale);
         stale = next;
     }
+    if (refill) PoolManager::instance().kick();
     if (!it) {
         try {
             it = allocate(want);
@@ -229,10 +232,13 @@ void Mempool::maintain(Clock::time_point now) {
         std::lock_guard<std::mutex> lock(mu_);
         want_size = cfg_.item_size;
         const auto max_age = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg_.max_age));
-        // Oldest first, from the tail: too old, too many, or too small.
+        // Oldest first, from the tail: too old (beyond the reserve), too
+        // many, or too small.
         for (Item* it = tail_; it;) {  // bounded by the idle list's length
             Item* prev = it->prev;
-            bool old = now - it->since > max_age;
+            // The reserve (min_pool) never ages out, as in Varnish: freeing
+            // it only to preallocate it again would churn an idle server.
+            bool old = now - it->since > max_age && stats_.pooled > cfg_.min_pool;
             bool extra = stats_.pooled > cfg_.max_pool;
             bool small = it->size < want_size;
             if (!old && !extra && !small) {
@@ -346,9 +352,19 @@ void PoolManager::start(double interval) {
             l.unlock();
             maintain_all();
             l.lock();
-            cv_.wait_for(l, period, [this] { return stopping_; });
+            cv_.wait_for(l, period, [this] { return stopping_ || kicked_; });
+            kicked_ = false;
         }
     });
+}
+
+void PoolManager::kick() {
+    {
+        std::lock_guard<std::mutex> lock(stop_mu_);
+        if (kicked_) return;
+        kicked_ = true;
+    }
+    cv_.notify_one();
 }
 
 void PoolManager::stop() {

@@ -144,9 +144,14 @@ public:
     void add(Mempool* p);
     void remove(Mempool* p);
     // Start the maintenance thread (idempotent): a pass every `interval`
-    // seconds over every pool. stop() joins it (also at exit).
-    void start(double interval = 0.1);
+    // seconds over every pool, and one as soon as a pool runs dry (kick).
+    // The period is long because an idle server should sleep: a wake-up
+    // costs tens of microseconds on a virtual machine. stop() joins it
+    // (also at exit).
+    void start(double interval = 1.0);
     void stop();
+    // Ask for a pass now (a pool ran dry and wants refilling).
+    void kick();
     bool running() const { return thread_.joinable(); }
     // One pass over every pool now.
     void maintain_all();
@@ -163,6 +168,7 @@ private:
     std::mutex stop_mu_;
     std::condition_variable cv_;
     bool stopping_ = false;
+    bool kicked_ = false;
 };
 
 }  // namespace souk::server

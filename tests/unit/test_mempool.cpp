@@ -96,6 +96,16 @@ TEST_CASE("mempool: maintenance preallocates to min, trims to max, frees by age"
     CHECK(pool.stats().pooled == 0);
     CHECK(pool.stats().timed_out == 1);
     CHECK(pool.stats().frees == 3);
+    // The reserve (min) does not age out: an idle server keeps it, not
+    // freeing and preallocating it again every max_age.
+    pool.set_config(cfg(128, 2, 5, 1.0));
+    pool.maintain(now + std::chrono::seconds(6));
+    CHECK(pool.stats().pooled == 2);
+    CHECK(pool.stats().allocs == 5);
+    pool.maintain(now + std::chrono::seconds(60));
+    CHECK(pool.stats().pooled == 2);
+    CHECK(pool.stats().timed_out == 1);
+    CHECK(pool.stats().allocs == 5);
 }
 
 TEST_CASE("mempool: a bigger item size takes effect for new items without a restart") {
