@@ -247,6 +247,39 @@ Status PackReader::lookup(IndexKind kind, std::span<const std::string_view> keys
     return Ok{};
 }
 
+Status PackReader::lookup_all(IndexKind kind, const FoundFn& fn) {
+    std::unordered_set<std::string> seen;  // only with several packs
+    const bool several = packs_.packs().size() > 1;
+    for (size_t pack = 0; pack < packs_.packs().size(); ++pack) {  // bounded: the packs
+        auto idx = packs_.index(pack, kind);
+        if (!idx) return idx.err();
+        const bool has_parents = (*idx)->ref_lists() > 0;
+        bool failed = false;
+        Status st = (*idx)->iter_all([&](const BTreeEntry& e) {
+            if (failed || (several && !seen.emplace(e.key).second)) return;
+            RecordPos pos;
+            if (!parse_record_pos(e.value, static_cast<uint32_t>(pack), pos)) {
+                failed = true;
+                return;
+            }
+            fn(e.key, has_parents ? e.ref_list(0) : std::string_view(), has_parents, pos);
+        });
+        if (!st) return st;
+        if (failed) return corrupt("bad index entry in pack " + packs_.packs()[pack].name + std::string(index_suffix(kind)));
+    }
+    return Ok{};
+}
+
+Result<uint64_t> PackReader::key_count(IndexKind kind) {
+    uint64_t n = 0;
+    for (size_t pack = 0; pack < packs_.packs().size(); ++pack) {  // bounded: the packs
+        auto idx = packs_.index(pack, kind);
+        if (!idx) return idx.err();
+        n += (*idx)->key_count();
+    }
+    return n;
+}
+
 Result<PackReader::Pack*> PackReader::pack(uint32_t pack) {
     if (pack >= files_.size()) return corrupt("no such pack");
     Pack& p = files_[pack];
@@ -415,6 +448,10 @@ struct StreamSource::State {
     std::string format;
     std::vector<std::string> revisions;
     bool missing_keys = false;  // get_stream_for_missing_keys
+    // The revisions are every revision the repository holds: every
+    // inventory, CHK page and text it holds goes, read from the indices
+    // instead of found by walking the inventories (docs/protocol/streams.md#whole-repository-fetches).
+    bool whole = false;
     StreamLimits limits;
     Phase phase = Phase::Magic;
     bool prepared = false;
@@ -435,6 +472,8 @@ struct StreamSource::State {
 
     Status prepare();
     Status collect(IndexKind kind, std::span<const std::string_view> keys, bool require);
+    Status collect_all(IndexKind kind);
+    void sort_entries();
     Status read_roots(std::span<const Entry> invs, std::vector<std::string>& id, std::vector<std::string>& pid);
     Status chk_phase(bool id_map);
     Result<bool> emit_group(StreamPiece& out);
@@ -480,12 +519,30 @@ Status StreamSource::State::collect(IndexKind kind, std::span<const std::string_
                 return not_found_revision(k);
             }
     }
-    // I/O order: each stored block is read and sent once.
+    sort_entries();
+    return Ok{};
+}
+
+Status StreamSource::State::collect_all(IndexKind kind) {
+    entries.clear();
+    at = 0;
+    Status st = r->lookup_all(kind, [&](std::string_view key, std::string_view parents, bool has, const RecordPos& p) {
+        Entry e{std::string(key), has ? std::string(parents) : std::string("None:"), p};
+        if (has) std::replace(e.parents.begin(), e.parents.end(), '\r', '\t');
+        entries.push_back(std::move(e));
+    });
+    if (!st) return st;
+    if (entries.size() > limits.max_keys) return limit_exceeded("a substream would hold too many keys");
+    sort_entries();
+    return Ok{};
+}
+
+// I/O order: each stored block is read and sent once.
+void StreamSource::State::sort_entries() {
     std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
         return std::tie(a.pos.pack, a.pos.offset, a.pos.start, a.key) <
                std::tie(b.pos.pack, b.pos.offset, b.pos.start, b.key);
     });
-    return Ok{};
 }
 
 Status StreamSource::State::read_roots(std::span<const Entry> invs, std::vector<std::string>& id,
@@ -540,10 +597,7 @@ Status StreamSource::State::chk_phase(bool id_map) {
         if (it == page_pos.end()) return corrupt("CHK page without a position");
         entries.push_back(Entry{std::move(k), "None:", it->second});
     }
-    std::sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-        return std::tie(a.pos.pack, a.pos.offset, a.pos.start, a.key) <
-               std::tie(b.pos.pack, b.pos.offset, b.pos.start, b.key);
-    });
+    sort_entries();
     return Ok{};
 }
 
@@ -561,10 +615,17 @@ Status StreamSource::State::prepare() {
                 if (!p.empty() && p != kNull && !in.count(p)) ps.emplace(p);
         }
         rev_parents.assign(ps.begin(), ps.end());
+        if (!missing_keys && rev_parents.empty() && limits.whole_repository) {
+            auto n = r->key_count(IndexKind::Revisions);
+            if (!n) return n.err();
+            whole = *n == entries.size();
+            stats.whole_repository = whole;
+        }
         return Ok{};
     }
     case Phase::Inventories: {
         if (Status st = collect(IndexKind::Inventories, keys, !missing_keys); !st) return st;
+        if (whole) return Ok{};
         if (Status st = read_roots(entries, id_roots, pid_roots); !st) return st;
         if (missing_keys || rev_parents.empty()) return Ok{};
         // The inventories of the parents outside the set that this
@@ -577,9 +638,10 @@ Status StreamSource::State::prepare() {
         at = 0;
         return read_roots(parents_inv, old_id_roots, old_pid_roots);
     }
-    case Phase::ChkId: return chk_phase(true);
-    case Phase::ChkPid: return chk_phase(false);
+    case Phase::ChkId: return whole ? collect_all(IndexKind::Chk) : chk_phase(true);
+    case Phase::ChkPid: return whole ? Status(Ok{}) : chk_phase(false);
     case Phase::Texts: {
+        if (whole) return collect_all(IndexKind::Texts);
         std::vector<std::string_view> tk(text_keys.begin(), text_keys.end());
         return collect(IndexKind::Texts, tk, true);
     }

@@ -36,6 +36,7 @@ struct StreamLimits {
     size_t max_keys = 16 * 1000 * 1000;       // keys of one substream (pages, texts)
     size_t block_cache_bytes = 64 << 20;      // inflated block contents kept while reading pages and texts
     size_t max_rewrite_content = 16 << 20;    // content bytes of a block trimmed or rebuilt; larger go as stored
+    bool whole_repository = true;             // every revision asked: send every index's keys, no inventory walk
     size_t max_record_header = 4096;          // bytes read to parse a stored block's framing
     size_t compress_header_bytes = 512;       // a record's key header shorter than this goes uncompressed
     uint64_t whole_pack_bytes = 1 << 20;      // packs up to this size are read whole, once, on first use
@@ -95,6 +96,12 @@ public:
     using FoundFn = std::function<void(std::string_view key, std::string_view parents, bool has_parents,
                                        const RecordPos& pos)>;
     Status lookup(IndexKind kind, std::span<const std::string_view> keys, const FoundFn& fn);
+    // The same for every key of every pack's index of `kind`, once each
+    // (the first pack in pack-names order answers for a key several hold).
+    Status lookup_all(IndexKind kind, const FoundFn& fn);
+    // Keys in the packs' indices of `kind`, summed (a key two packs hold
+    // counts twice).
+    Result<uint64_t> key_count(IndexKind kind);
 
     // The open pack file of pack `pack` (opened on first use, then kept).
     Result<OpenFile*> pack_file(uint32_t pack);
@@ -207,6 +214,7 @@ struct StreamStats {
     uint64_t blocks_trimmed = 0;
     uint64_t blocks_rebuilt = 0;
     uint64_t revisions = 0, inventories = 0, chk_pages = 0, texts = 0, signatures = 0;
+    bool whole_repository = false;  // every revision asked: the indices were sent whole, no walk
 };
 
 // A 2a stream: the pack container a get_stream reply body carries.

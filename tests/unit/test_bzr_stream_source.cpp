@@ -256,6 +256,43 @@ TEST_CASE("get_stream into Breezy's sink: a whole branch, unpacked and packed") 
     check_stream(s, s.src, "everything", "", s.mainline[4]);
 }
 
+TEST_CASE("get_stream: a fetch of every revision sends the indices whole, the same keys as the walk") {
+    auto& s = stream_repo();
+    FsStore store(s.root.string());
+    for (const fs::path* b : {&s.src, &s.packed}) {
+        CAPTURE(b->string());
+        std::string repo = fs::relative(*b, s.root).string() + "/.bzr/repository";
+        for (const std::string& body : {std::string("everything"), "ancestry-of\n" + s.mainline[4]}) {
+            CAPTURE(body);
+            bzr::StreamStats fast_st, walk_st;
+            auto fast = stream_for(store, repo, body);
+            std::string fast_bytes = produce(store, *fast, &fast_st);
+            bzr::StreamLimits walk;
+            walk.whole_repository = false;
+            auto walked = stream_for(store, repo, body, walk);
+            std::string walk_bytes = produce(store, *walked, &walk_st);
+            CHECK(fast_st.whole_repository);
+            CHECK(!walk_st.whole_repository);
+            CHECK(fast_st.chk_pages == walk_st.chk_pages);
+            CHECK(fast_st.texts == walk_st.texts);
+            TempDir work;
+            fs::path a = work.path / "a.stream", w = work.path / "w.stream";
+            write_all(a, fast_bytes);
+            write_all(w, walk_bytes);
+            auto da = decoded(s, a);
+            CHECK(da.size() > 20);
+            CHECK(da == decoded(s, w));
+        }
+        // Fewer revisions than the repository holds: the walk.
+        bzr::StreamStats part;
+        auto src = stream_for(store, repo, search_body(s.mainline[4], {"null:", s.mainline[0]}, 5));
+        produce(store, *src, &part);
+        CHECK(!part.whole_repository);
+    }
+    // Into Breezy's sink, checked as every other fetch is.
+    check_stream(s, s.packed, "everything", "", s.mainline[4]);
+}
+
 TEST_CASE("get_stream into Breezy's sink: incremental searches, a merge") {
     auto& s = stream_repo();
     const auto& m = s.mainline;
