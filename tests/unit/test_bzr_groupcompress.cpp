@@ -54,6 +54,17 @@ std::string varint(uint64_t v) {
     return s;
 }
 
+// Breezy's GroupCompressBlock extracts texts[i] at where[i] from `block`.
+void check_breezy_reads(const Breezy& bz, const std::string& block, const std::vector<std::pair<uint64_t, uint64_t>>& where,
+                        const std::vector<std::string>& texts) {
+    write_all(bz.tmp.path / "block", block);
+    std::string args = "gcb-extract " + sh_quote((bz.tmp.path / "block").string());
+    for (const auto& [a, b] : where) args += " " + std::to_string(a) + ":" + std::to_string(b);
+    auto got = lines_of(bz.py(args));
+    REQUIRE(got.size() == texts.size());
+    for (size_t i = 0; i < texts.size(); ++i) CHECK(unhex(got[i]) == texts[i]);
+}
+
 }  // namespace
 
 TEST_CASE("bzr groupcompress: every text of brz's blocks equals Breezy's extraction") {
@@ -138,12 +149,7 @@ TEST_CASE("bzr groupcompress: Breezy reads the blocks souk writes") {
     CHECK(where[0] == std::pair<uint64_t, uint64_t>{0, 0});  // empty texts take no bytes, like Breezy
     auto block = w.finish();
     REQUIRE(block);
-    write_all(bz.tmp.path / "block", *block);
-    std::string args = "gcb-extract " + sh_quote((bz.tmp.path / "block").string());
-    for (const auto& [a, b] : where) args += " " + std::to_string(a) + ":" + std::to_string(b);
-    auto got = lines_of(bz.py(args));
-    REQUIRE(got.size() == texts.size());
-    for (size_t i = 0; i < texts.size(); ++i) CHECK(unhex(got[i]) == texts[i]);
+    check_breezy_reads(bz, *block, where, texts);
     // And souk reads it back.
     auto content = gc::block_content(*block);
     REQUIRE(content);
@@ -193,12 +199,7 @@ TEST_CASE("bzr groupcompress: add_text writes deltas that Breezy and souk read b
     for (size_t i = 0; i < texts.size(); ++i) CHECK(gc::extract_text(c, where[i].first, where[i].second).value() == texts[i]);
     auto block = w.finish();
     REQUIRE(block);
-    write_all(bz.tmp.path / "block", *block);
-    std::string args = "gcb-extract " + sh_quote((bz.tmp.path / "block").string());
-    for (const auto& [a, b] : where) args += " " + std::to_string(a) + ":" + std::to_string(b);
-    auto got = lines_of(bz.py(args));
-    REQUIRE(got.size() == texts.size());
-    for (size_t i = 0; i < texts.size(); ++i) CHECK(unhex(got[i]) == texts[i]);
+    check_breezy_reads(bz, *block, where, texts);
 }
 
 TEST_CASE("bzr groupcompress: a repository whose packs souk rewrote passes brz check") {
