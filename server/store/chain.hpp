@@ -67,6 +67,13 @@ public:
     bool valid() const { return shared->fs.valid(); }
     const std::string& error() const { return shared->fs.error(); }
     const std::string& root_realpath() const { return shared->fs.root_realpath(); }
+    // The jailed filesystem at the bottom (repairs and sweeps of temporary files).
+    FsStore& fs() const { return shared->fs; }
+    // When any process last swept the root (in the shared segment), or
+    // nullptr without a segment.
+    std::atomic<int64_t>* sweep_clock() const {
+        return shared->segment ? &shared->segment->header().last_sweep_ns : nullptr;
+    }
 
     std::unique_ptr<Store> for_connection() override;
 

@@ -97,6 +97,13 @@ std::string percent_encode(std::string_view s, bool keep_slash) {
     return out;
 }
 
+bool in_temp_namespace(std::string_view path) {
+    for (size_t at = path.find(kTempPrefix); at != std::string_view::npos;  // bounded: each pass moves past `at`
+         at = path.find(kTempPrefix, at + 1))
+        if (at == 0 || path[at - 1] == '/') return true;
+    return false;
+}
+
 std::string join(std::string_view dir, std::string_view name) {
     if (dir.empty()) return std::string(name);
     std::string out(dir);

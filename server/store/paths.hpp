@@ -41,6 +41,15 @@ std::string percent_decode(std::string_view s);
 // safe="/" when keep_slash).
 std::string percent_encode(std::string_view s, bool keep_slash);
 
+// The server's temporary namespace (docs/store-chain.md#temporary-files):
+// names beginning with this are put's temporary files, append's intent
+// records and the sweep marker. No verb sees them, and no client may
+// create one.
+inline constexpr std::string_view kTempPrefix = ".souk-tmp.";
+// Whether any component of `path` ("a/b/c", a leading '/' allowed) begins
+// with kTempPrefix. No allocation (the hot verbs call it).
+bool in_temp_namespace(std::string_view path);
+
 // Join a root-relative directory and a child name.
 std::string join(std::string_view dir, std::string_view name);
 

@@ -20,6 +20,7 @@
 #include <stdint.h>
 
 #include <atomic>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -66,8 +67,14 @@ struct alignas(64) Header {
     // Bumped (under the lock) by every wipe; readers that copy after
     // unlocking compare it to the value they pinned under.
     std::atomic<uint64_t> generation;
+    // ---- lock-free ----
+    // When a process last began sweeping the root for dead writers'
+    // temporary files (CLOCK_REALTIME ns; 0 = never). Claimed with a
+    // compare-and-swap, so one process sweeps per --temp-sweep-interval.
+    std::atomic<int64_t> last_sweep_ns;
 };
 static_assert(sizeof(Header) <= kPage, "the header must fit its page");
+static_assert(offsetof(Header, last_sweep_ns) == 1272, "docs/store-chain.md draws the header");
 
 // A hash of the shared layout this binary expects (counter names, struct
 // sizes, layout version). Segments with another value are replaced.

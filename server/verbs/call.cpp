@@ -15,6 +15,8 @@ Args errno_args(int e, const std::string& client_path, bool reading) {
     case Err::DirectoryNotEmpty:
     case Err::ReadError: return proto::error_args(err, client_path);
     case Err::PermissionDenied:
+        if (e == EACCES && in_temp_namespace(percent_decode(client_path)))
+            return proto::error_args(err, client_path, "names beginning with .souk-tmp. are reserved for soukd's temporary files");
         return proto::error_args(err, client_path,
                                  e == ELOOP || e == EXDEV ? "symbolic links are not followed" : std::strerror(e));
     case Err::ReadOnlyError: return proto::error_args(err);

@@ -144,8 +144,9 @@ void rename_common(Call& c) {
     std::string from, to;
     if (!c.resolve(c.arg(0), true, from) || !c.resolve(c.arg(1), true, to)) return;
     if (int e = c.store().rename(from, to)) {
-        // Name the destination for "exists"/"not empty", the source otherwise.
-        bool dest = e == EEXIST || e == ENOTEMPTY;
+        // Name the destination for "exists"/"not empty" and for a reserved
+        // name (docs/store-chain.md#temporary-files), the source otherwise.
+        bool dest = e == EEXIST || e == ENOTEMPTY || (e == EACCES && in_temp_namespace(to));
         return c.fail_errno(e, dest ? c.arg(1) : c.arg(0));
     }
     c.ok({Value("ok")});

@@ -111,3 +111,16 @@ TEST_CASE("non_ascii_url_error: brz serve's InvalidURL wording for raw non-ASCII
     CHECK(non_ascii_url_error("\xc3(") == p + "not valid UTF-8 at byte 0");         // bad continuation
     CHECK(non_ascii_url_error("\xff\xfe") == p + "not valid UTF-8 at byte 0");
 }
+
+TEST_CASE("paths: in_temp_namespace finds the reserved prefix at the start of any component") {
+    using souk::server::in_temp_namespace;
+    CHECK(in_temp_namespace(".souk-tmp.0123"));
+    CHECK(in_temp_namespace("a/b/.souk-tmp.append.12"));
+    CHECK(in_temp_namespace("/a/.souk-tmp.x/f"));
+    CHECK(in_temp_namespace(".souk-tmp.append.77"));
+    CHECK(!in_temp_namespace(""));
+    CHECK(!in_temp_namespace("a/x.souk-tmp.y"));
+    CHECK(!in_temp_namespace(".souk-tmp"));     // no final dot: an ordinary name
+    CHECK(!in_temp_namespace("a/.souk-tmpx/f"));
+    CHECK(in_temp_namespace("x.souk-tmp.y/.souk-tmp.z"));  // a later match counts
+}
