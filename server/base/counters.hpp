@@ -45,6 +45,9 @@ namespace souk::server {
     X(store_write_us, "store: microseconds spent in writes (sum)")                       \
     X(store_meta_ops, "store: stat, list, mkdir, rmdir, delete and rename calls")        \
     X(store_meta_errors, "store: metadata calls that failed")                            \
+    X(store_appends_rolled_back, "store: appends cut short by a killed process, rolled back to the old length") \
+    X(store_temps_swept, "store: temporary files of dead writers removed (sweeps, rmdir)") \
+    X(store_sweeps, "store: sweeps of the served tree for dead writers' temporary files") \
     X(fs_reads, "filesystem: reads that reached it (client misses and prefetches)")      \
     X(fs_read_bytes, "filesystem: bytes read from it")                                   \
     X(cache_hits, "range cache: block lookups served from shared memory")                \
@@ -82,7 +85,12 @@ namespace souk::server {
     X(workspace_grows, "workspace size doublings after overflows (new handlers only, up to --workspace-max)") \
     X(tcp_conns_live, "TCP connections open now (gauge)")                                \
     X(tcp_conns_parked, "TCP connections parked in the waiter now: idle, no thread, no workspace (gauge)") \
-    X(tcp_wakeups, "parked TCP connections handed to a worker when bytes arrived")      \
+    X(tcp_conns_arriving, "TCP connections in the waiter with a request partly arrived (no thread, no workspace) now (gauge)") \
+    X(tcp_wakeups, "TCP connections the waiter handed to a worker, their request arrived whole")  \
+    X(tcp_stream_handovers, "TCP requests handed to a worker before arriving whole (--arrival-bytes of them had come)") \
+    X(tcp_stream_waits, "TCP requests that waited in the waiter for a free --stream-workers slot") \
+    X(tcp_slow_streams_cut, "TCP requests cut: streaming in below --min-stream-rate while another large request waited") \
+    X(idle_reclaimed, "idle TCP connections closed, oldest first, to make room for a new one at --max-connections") \
     X(tcp_workers, "TCP worker threads started (at most --workers)")                    \
     X(streams_cancelled, "responses abandoned mid-body: the client went away (handler, buffers, file freed at once)") \
     X(stream_errors, "responses ended with an error part mid-body (read error, or the file shrank)")

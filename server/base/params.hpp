@@ -23,13 +23,16 @@ namespace souk::server {
     X(max_bencode_depth, "max-bencode-depth", Count, 32, 1, 1024, "deepest nesting of bencoded values")    \
     X(max_readv_ranges, "max-readv-ranges", Count, 4096, 1, 1 << 24, "most ranges in one readv")           \
     X(max_readv_bytes, "max-readv-bytes", Bytes, 1ull << 30, 1, 1ull << 40, "most bytes one readv returns") \
-    X(max_connections, "max-connections", Count, 256, 1, 1 << 20, "concurrent TCP connections")            \
+    X(max_connections, "max-connections", Count, 256, 1, 1 << 20,                                   \
+      "open TCP connections at most (at the cap a new one may take an idle one's slot: --idle-reclaim-age)")            \
     X(accept_backoff, "accept-backoff", Seconds, 0.1, 0.001, 60,                                            \
       "out of file descriptors (EMFILE): stop accepting this long, then try again")                         \
     X(idle_timeout, "idle-timeout", Seconds, 300, 0.01, 86400 * 30,                                         \
       "close a connection idle this long between requests")                                                \
     X(request_timeout, "request-timeout", Seconds, 60, 0.01, 86400,                                         \
-      "deadline for a request that has started arriving (no slowloris)")                                   \
+      "deadline from a request's first byte to its last, never restarted by a byte (no slowloris)")        \
+    X(idle_reclaim_age, "idle-reclaim-age", Seconds, 1, 0, 86400 * 30,                                      \
+      "TCP at --max-connections: a new client takes the slot of the connection idle longest if it has been idle this long (else it is refused)") \
     X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")    \
     X(http_workers, "http-workers", Count, 8, 1, 1024, "HTTP carrier: worker threads (concurrent requests)") \
     X(http_keepalive_requests, "http-keepalive-requests", Count, 1000, 1, 1 << 24,                         \
@@ -70,6 +73,12 @@ namespace souk::server {
       "benchmarks: sleep this long before every filesystem read, like nbdkit's delay filter (0: off)")     \
     X(workers, "workers", Count, 32, 1, 4096,                                                               \
       "TCP: worker threads at most (requests served at once; idle connections need none)")                 \
+    X(arrival_bytes, "arrival-bytes", Bytes, 16 * 1024, 1024, 1 << 20,                                     \
+      "TCP: a request waits in the waiter (no thread) until it has arrived whole or this much of it has; then it streams to a worker") \
+    X(stream_workers, "stream-workers", Count, 16, 1, 4096,                                                 \
+      "TCP: workers at most reading requests that had not arrived whole (large bodies); the rest serve whole requests only") \
+    X(min_stream_rate, "min-stream-rate", Bytes, 64 * 1024, 0, 1ull << 40,                                  \
+      "TCP: bytes/s a streaming request must average to keep its worker while another large request waits for one (0: no floor)") \
     X(linger, "linger", Seconds, 0.05, 0, 10,                                                               \
       "TCP: a worker keeps watching a connection this long after a response before parking it")           \
     X(workspace, "workspace", Bytes, 32 * 1024, 4096, 64 << 20,                                             \
@@ -96,7 +105,11 @@ namespace souk::server {
     X(repo_lock_wait, "repo-lock-wait", Seconds, 15, 0, 3600,                                               \
       "wait this long at most for a repository's lock around its pack-names (then LockContention)")     \
     X(upload_stale, "upload-stale", Seconds, 3600, 1, 86400 * 365,                                          \
-      "a write group removes files in a repository's upload/ older than this (crashed or abandoned pushes)")
+      "a write group removes files in a repository's upload/, and unlisted pack files, older than this (crashed or abandoned pushes)") \
+    X(temp_stale, "temp-stale", Seconds, 60, 0, 86400 * 365,                                                 \
+      "sweeps remove a temporary file of a killed put no writer holds once unchanged this long")          \
+    X(temp_sweep_interval, "temp-sweep-interval", Seconds, 3600, 1, 86400 * 365,                             \
+      "sweep the tree for dead writers' temporary files this often (daemon: at start-up too; --inet/CGI: at start if due)")
 
 struct Params {
 #define SOUK_X(field, opt, kind, def, lo, hi, help) double field = static_cast<double>(def);

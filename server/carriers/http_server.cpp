@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "server/base/log.hpp"
+#include "server/carriers/waiter.hpp"
 #include "transport/net.hpp"
 #include "transport/sink.hpp"
 
@@ -239,7 +240,7 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
     std::thread loop([&svr] { svr.listen_after_bind(); });
     // Wait (bounded) for the loop to come up, then until told to stop.
     for (int i = 0; i < 250 && !svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    while (!*stop && svr.is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    while (!*stop && svr.is_running()) sleep_until_woken(1000);  // bounded: until *stop or the loop ends
     svr.stop();
     loop.join();
     return 0;

@@ -23,8 +23,9 @@ struct HttpOptions {
 // addresses). Returns "" or what is wrong.
 std::string parse_http_address(const std::string& text, HttpOptions& out);
 
-// Serve until *stop (checked at least every 200 ms). Returns a process exit
-// code; prints why on failure.
+// Serve until *stop; whoever sets it then calls wake_waiters()
+// (server/carriers/waiter.hpp). Returns a process exit code; prints why
+// on failure.
 int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile sig_atomic_t* stop);
 
 }  // namespace souk::server

@@ -17,7 +17,7 @@ SessionEnd serve_stream(const ServerContext& shared_ctx, io::Stream& stream, con
     // The request loop with pooled handlers (server/request/pipeline.cpp); between
     // requests the session holds no handler and no buffer.
     configure_pools(ctx.params);
-    return serve_requests(ctx, stream, peer.c_str(), ServeMode::Blocking);
+    return serve_requests(ctx, stream, peer.c_str());
 }
 
 }  // namespace souk::server

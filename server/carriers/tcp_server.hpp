@@ -1,6 +1,7 @@
 // The bzr:// carrier: listen, then the acceptor + epoll waiter + bounded
-// worker pool of server/carriers/waiter.hpp (idle connections hold no thread),
-// capped by --max-connections. Runs until SIGTERM/SIGINT (see main).
+// worker pool of server/carriers/waiter.hpp (idle connections, and requests
+// still arriving, hold no thread), capped by --max-connections. Runs until
+// SIGTERM/SIGINT (see main).
 #pragma once
 
 #include <csignal>
@@ -17,8 +18,9 @@ struct TcpOptions {
     std::string port_file;  // if set, the bound port is written here once listening
 };
 
-// Serve until *stop becomes true (checked at least every 200 ms). Returns a
-// process exit code; prints why on failure.
+// Serve until *stop becomes true; whoever sets it then calls
+// wake_waiters() (server/carriers/waiter.hpp). Returns a process exit
+// code; prints why on failure.
 int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile sig_atomic_t* stop);
 
 }  // namespace souk::server

@@ -24,9 +24,11 @@
 #include <vector>
 
 #include "server/base/counters.hpp"
-#include "server/request/handler.hpp"
 #include "server/base/log.hpp"
+#include "server/request/handler.hpp"
 #include "server/request/pipeline.hpp"
+#include "protocol/message.hpp"
+#include "transport/sink.hpp"
 #include "transport/stream.hpp"
 
 namespace souk::server {
@@ -34,26 +36,63 @@ namespace {
 
 using Clock = io::Clock;
 
-enum class State : uint8_t { Parked, Queued, Running };
+constexpr int kMaxSleepMs = 60 * 1000;  // the waiter's longest sleep with nothing due
+constexpr int kRetryWorkerMs = 100;     // a worker thread that could not start is retried this soon
+
+// wake_waiters' eventfd: made by the first waiter, before any stop can
+// matter to it (a stop set earlier is seen before the first sleep).
+std::atomic<int> g_stop_wake{-1};
+
+int stop_wake_fd() {
+    int fd = g_stop_wake.load(std::memory_order_acquire);
+    if (fd >= 0) return fd;
+    int made = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (made < 0) return -1;
+    if (!g_stop_wake.compare_exchange_strong(fd, made)) ::close(made);  // another thread made it first
+    return g_stop_wake.load(std::memory_order_acquire);
+}
+
+// Where a connection is. Parked and Arriving: registered in epoll
+// (edge-triggered: an event per arrival of bytes), watched by the waiter
+// thread alone. StreamWait, Queued, Running: not registered.
+enum class State : uint8_t {
+    Parked,      // between requests, nothing arrived
+    Arriving,    // a request has begun arriving and is not whole yet
+    StreamWait,  // --arrival-bytes of a request have arrived; waits for a --stream-workers slot
+    Queued,      // waits for a worker
+    Running,     // a worker has it
+};
+
+// How a connection was handed to a worker.
+enum class Handover : uint8_t {
+    Whole,   // its next request has arrived whole (`arrived` bytes): reading it cannot block
+    Stream,  // its next request is large and still arriving: holds a stream slot
+};
 
 // A session record: everything a connection keeps while it waits for its
-// next request. Lives in a "sess" pool item.
+// next request, or for the rest of one. Lives in a "sess" pool item.
 struct Conn {
     io::Stream stream;          // owns the socket
-    Conn* prev = nullptr;       // parked list or run queue
+    Conn* prev = nullptr;       // parked, arriving, stream-wait list or run queue
     Conn* next = nullptr;
     Conn* all_prev = nullptr;   // every open connection (for shutdown)
     Conn* all_next = nullptr;
-    Clock::time_point idle_deadline{};
+    // Parked: when the idle timeout closes it. Arriving, StreamWait and a
+    // queued Stream hand-over: when its request must have arrived whole
+    // (first byte + --request-timeout, never restarted by a byte).
+    Clock::time_point deadline{};
+    uint32_t arrived = 0;       // Handover::Whole: the request's length in bytes
     State state = State::Parked;
+    Handover handover = Handover::Whole;
     char peer[INET6_ADDRSTRLEN + 8] = "?";
 
     int fd() const { return stream.in_fd(); }
 };
 static_assert(sizeof(Conn) <= 256, "a parked connection must stay small (docs/conventions.md)");
 
-// An intrusive FIFO of connections (parked: oldest deadline first, since
-// every connection parks with the same idle timeout; run queue: arrival order).
+// An intrusive list of connections. parked_ and arriving_ are in deadline
+// order by construction (every entry gets the same timeout when it joins);
+// stream_wait_ is kept so by insert_by_deadline; the run queue is FIFO.
 struct List {
     Conn* head = nullptr;
     Conn* tail = nullptr;
@@ -64,6 +103,19 @@ struct List {
         if (tail) tail->next = c;
         else head = c;
         tail = c;
+        ++size;
+    }
+    // Insert before the first entry (from the tail) whose deadline is not
+    // later: O(1) when deadlines come in order, as they nearly do.
+    void insert_by_deadline(Conn* c) {
+        Conn* after = tail;
+        while (after && after->deadline > c->deadline) after = after->prev;  // bounded by the list
+        c->prev = after;
+        c->next = after ? after->next : head;
+        if (c->next) c->next->prev = c;
+        else tail = c;
+        if (after) after->next = c;
+        else head = c;
         ++size;
     }
     void unlink(Conn* c) {
@@ -79,6 +131,59 @@ struct List {
         if (c) unlink(c);
         return c;
     }
+};
+
+// Looks at what has arrived on a socket without consuming it (MSG_PEEK)
+// and runs the request decoder over it, to tell whether the next request
+// is whole. Nothing is buffered per connection: the kernel holds the bytes
+// (bounded by the socket's receive buffer) until a worker reads them. One
+// scanner per thread (the waiter's, each worker's); after the first use it
+// allocates nothing.
+class ArrivalScanner {
+public:
+    enum class Result : uint8_t {
+        Nothing,  // no bytes waiting
+        Partial,  // part of a request, less than --arrival-bytes
+        Large,    // --arrival-bytes of a request that is not whole within them
+        Whole,    // a whole request (or malformed bytes the pipeline will answer): `bytes` long
+        Closed,   // end of input (nothing waiting) or a socket error
+    };
+    struct Scan {
+        Result result = Result::Nothing;
+        size_t bytes = 0;
+    };
+
+    ArrivalScanner(const Params& p, size_t limit) : buf_(limit, '\0') {
+        decoder_.set_limits(decoder_limits(p));
+        decoder_.set_args_storage(&args_);
+    }
+
+    Scan scan(int fd) {
+        ssize_t n;
+        do n = ::recv(fd, buf_.data(), buf_.size(), MSG_PEEK | MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);  // bounded: signals are finite
+        if (n < 0) return {errno == EAGAIN || errno == EWOULDBLOCK ? Result::Nothing : Result::Closed, 0};
+        if (n == 0) return {Result::Closed, 0};
+        decoder_.reset();
+        std::string_view in(buf_.data(), static_cast<size_t>(n));
+        for (;;) {  // bounded: each event consumes input, or ends the scan
+            proto::Event ev = decoder_.next(in);
+            if (ev.kind == proto::Ev::End) return {Result::Whole, static_cast<size_t>(n) - in.size()};
+            // Malformed: the pipeline meets the same error within the same
+            // bytes (the decoder is incremental, so however they are cut
+            // up), answers it and closes. The decoder may stop short of
+            // the bytes that showed the error (a line over --max-line is
+            // refused unconsumed), so the worker reads all there is.
+            if (ev.kind == proto::Ev::Error) return {Result::Whole, static_cast<size_t>(n)};
+            if (ev.kind == proto::Ev::NeedMore) break;
+        }
+        return {static_cast<size_t>(n) >= buf_.size() ? Result::Large : Result::Partial, static_cast<size_t>(n)};
+    }
+
+private:
+    proto::RequestDecoder decoder_;
+    proto::Args args_;  // the decoder's argument storage (allocation-free mode)
+    std::string buf_;
 };
 
 void peer_name(int fd, char* out, size_t len) {
@@ -118,6 +223,9 @@ public:
 
 private:
     void accept_all();
+    // With mu_ held: make room for one more connection at --max-connections
+    // by closing the one idle longest, if idle --idle-reclaim-age. false: none.
+    bool reclaim_idle_locked(Clock::time_point now);
     // With mu_ held: one more worker. false when the thread cannot be made
     // (EAGAIN: out of threads, memory or descriptors); the queue is then
     // served by the workers there are, or retried from the event loop.
@@ -126,13 +234,31 @@ private:
     // accept_resume_ (it would wake us at once, forever), then put it back.
     void pause_accepting();
     void resume_accepting();
-    void wake(Conn* c);
+    // Bytes (or the end) arrived on a Parked or Arriving connection: look
+    // at them, and hand the connection to a worker once its request has
+    // arrived whole, or is large (waiter thread only).
+    void on_arrival(Conn* c, uint32_t events);
+    // With mu_ held: hand `c` (out of epoll and off its list) to a worker.
+    void enqueue_locked(Conn* c, Handover how);
+    // With mu_ held: a stream slot, if one is free (--stream-workers).
+    bool take_stream_slot_locked();
+    // A worker is done streaming a request in: its slot goes to the
+    // connection that has waited longest for one.
+    void release_stream_slot();
     void expire(Clock::time_point now);
     void worker_main();
-    void serve(const ServerContext& wctx, Conn* c);
+    void serve(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c);
+    // Serve the requests of `c` that have arrived whole, and (holding a
+    // stream slot) a large one as it streams in. Returns Parked when the
+    // next request has not arrived whole; *partial then says whether some
+    // of it is there (the waiter watches the rest arrive).
+    SessionEnd serve_conn(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c, bool* partial);
     // Park `c` (a worker is done with it for now): back into epoll with the
     // idle deadline. Closes it instead when shutting down.
     void park(Conn* c);
+    // Register `c` in epoll (edge-triggered; bytes already there are
+    // reported at once). false on failure.
+    bool watch(Conn* c);
     void close_conn(Conn* c, bool locked);
     void shutdown_all();
 
@@ -144,28 +270,59 @@ private:
     std::condition_variable work_cv_;
     std::condition_variable gone_cv_;
     List parked_;
+    List arriving_;
+    List stream_wait_;
     List queue_;
     Conn* all_ = nullptr;
     size_t live_ = 0;
     size_t idle_workers_ = 0;
+    size_t streams_ = 0;      // stream slots taken (queued or running Stream hand-overs)
+    size_t max_streams_ = 1;
     bool stopping_ = false;
     std::atomic<size_t> queued_{0};
+    std::atomic<size_t> stream_waiting_{0};
     std::vector<std::thread> workers_;
     size_t max_workers_ = 1;
+    size_t arrival_bytes_ = 16 * 1024;
     Clock::duration idle_timeout_{};
+    Clock::duration request_timeout_{};
+    Clock::duration reclaim_age_{};
     int linger_ms_ = 0;
     bool accept_paused_ = false;
     Clock::time_point accept_resume_{};
+    std::unique_ptr<ArrivalScanner> scanner_;  // the waiter thread's
     log::Every accept_log_{10.0};  // a line per 10 s at most while accept keeps failing
     log::Every refused_log_{10.0};
     log::Every worker_log_{10.0};
+    log::Every slow_log_{10.0};
 };
 
 int Waiter::run(const volatile sig_atomic_t* stop) {
     const Params& p = ctx_.params;
     max_workers_ = std::max<size_t>(1, static_cast<size_t>(p.workers));
+    // Stream slots leave at least one worker to requests that have arrived
+    // whole (none can be left with --workers=1).
+    max_streams_ = std::clamp<size_t>(static_cast<size_t>(p.stream_workers), 1, std::max<size_t>(1, max_workers_ - 1));
     idle_timeout_ = seconds(p.idle_timeout);
+    request_timeout_ = seconds(p.request_timeout);
+    reclaim_age_ = seconds(p.idle_reclaim_age);
     linger_ms_ = static_cast<int>(std::min(p.linger, p.idle_timeout) * 1000);
+    arrival_bytes_ = static_cast<size_t>(p.arrival_bytes);
+    {
+        // A request must be able to get --arrival-bytes into the kernel's
+        // receive buffer before anyone reads it, or it would wait for its
+        // deadline; accepted sockets inherit the listener's buffer size.
+        int rcvbuf = 0;
+        socklen_t len = sizeof rcvbuf;
+        if (::getsockopt(listener_.get(), SOL_SOCKET, SO_RCVBUF, &rcvbuf, &len) == 0 && rcvbuf > 0 &&
+            arrival_bytes_ > static_cast<size_t>(rcvbuf) / 4) {
+            size_t fit = std::max<size_t>(1024, static_cast<size_t>(rcvbuf) / 4);
+            SOUK_LOG(Warn, "--arrival-bytes=%zu is more than a quarter of the socket receive buffer (%d bytes); using %zu "
+                     "(raise net.ipv4.tcp_rmem to allow more)", arrival_bytes_, rcvbuf, fit);
+            arrival_bytes_ = fit;
+        }
+    }
+    scanner_ = std::make_unique<ArrivalScanner>(p, arrival_bytes_);
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     work_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!epoll_ || !work_fd_) {
@@ -182,16 +339,31 @@ int Waiter::run(const volatile sig_atomic_t* stop) {
         return 1;
     }
 
+    // The stop flag's wake-up (wake_waiters): one eventfd for the process.
+    static int stop_marker;
+    epoll_event sev{};
+    sev.events = EPOLLIN;
+    sev.data.ptr = &stop_marker;
+    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, stop_wake_fd(), &sev) != 0) {
+        std::fprintf(stderr, "soukd: epoll_ctl: %s\n", std::strerror(errno));
+        return 1;
+    }
+
     epoll_event events[256];
     while (!*stop) {  // bounded: ends at *stop
-        int timeout = 200;
+        // Asleep until the nearest deadline (an idle soukd wakes rarely:
+        // each wake-up costs tens of microseconds on a virtual machine).
+        int timeout = kMaxSleepMs;
         auto until = [&timeout](Clock::time_point t) {
             auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t - Clock::now());
-            timeout = std::min(timeout, static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, 200)));
+            timeout = std::min(timeout, static_cast<int>(std::clamp<int64_t>(left.count() + 1, 0, kMaxSleepMs)));
         };
         {
             std::lock_guard<std::mutex> lock(mu_);
-            if (parked_.head) until(parked_.head->idle_deadline);
+            for (List* l : {&parked_, &arriving_, &stream_wait_})
+                if (l->head) until(l->head->deadline);
+            // A worker that could not be started is retried soon.
+            if (queue_.head && idle_workers_ == 0 && workers_.empty()) timeout = std::min(timeout, kRetryWorkerMs);
         }
         if (accept_paused_) until(accept_resume_);
         int n = ::epoll_wait(epoll_.get(), events, 256, timeout);
@@ -199,11 +371,21 @@ int Waiter::run(const volatile sig_atomic_t* stop) {
             SOUK_LOG(Error, "epoll_wait: %s", std::strerror(errno));
             break;
         }
+        // Connections first, the listener last: accepting may close an idle
+        // connection (--idle-reclaim-age) that has an event further on.
+        bool listener_ready = false;
         for (int i = 0; i < n; ++i) {
-            if (events[i].data.ptr == nullptr) accept_all();
-            else wake(static_cast<Conn*>(events[i].data.ptr));
+            if (events[i].data.ptr == nullptr) listener_ready = true;
+            else if (events[i].data.ptr == &stop_marker) {
+                // Left readable once *stop is set, for every other watcher;
+                // drained otherwise (a wake-up left over from an earlier run).
+                uint64_t drain;
+                if (!*stop) (void)!::read(stop_wake_fd(), &drain, sizeof drain);
+            }
+            else on_arrival(static_cast<Conn*>(events[i].data.ptr), events[i].events);
         }
         expire(Clock::now());
+        if (listener_ready) accept_all();
         if (accept_paused_ && Clock::now() >= accept_resume_) resume_accepting();
         {
             // A worker that could not be started: try again, or nobody
@@ -248,6 +430,27 @@ void Waiter::resume_accepting() {
     accept_all();
 }
 
+bool Waiter::reclaim_idle_locked(Clock::time_point now) {
+    // parked_ is in idle-deadline order, so its head has been idle longest
+    // (nginx's reusable connections). Only connections with nothing
+    // arrived: a request that has begun is never cut for a newcomer.
+    Conn* c = parked_.head;
+    for (int looked = 0; c && looked < 8; ++looked, c = c->next) {  // bounded: 8 candidates
+        if (now - (c->deadline - idle_timeout_) < reclaim_age_) return false;  // the rest are younger
+        // Its first bytes may have come since epoll_wait returned: then it
+        // is not idle (the event is on its way).
+        char peek;
+        if (::recv(c->fd(), &peek, 1, MSG_PEEK | MSG_DONTWAIT) > 0) continue;
+        parked_.unlink(c);
+        gauge(counters().tcp_conns_parked, -1);
+        count(counters().idle_reclaimed);
+        SOUK_LOG(Debug, "%s: idle connection closed for a new one (--max-connections)", c->peer);
+        close_conn(c, true);
+        return true;
+    }
+    return false;
+}
+
 void Waiter::accept_all() {
     const size_t cap = static_cast<size_t>(ctx_.params.max_connections);
     for (int i = 0; i < 1024; ++i) {  // bounded per wakeup; the rest next time
@@ -268,11 +471,12 @@ void Waiter::accept_all() {
         }
         {
             std::lock_guard<std::mutex> lock(mu_);
-            if (live_ >= cap) {
+            if (live_ >= cap && !reclaim_idle_locked(Clock::now())) {
                 count(counters().connections_refused);
                 uint64_t held = 0;
                 if (refused_log_.due(held))
-                    SOUK_LOG(Warn, "connection refused: %zu connections already (--max-connections)%s", cap,
+                    SOUK_LOG(Warn, "connection refused: %zu connections already, none idle --idle-reclaim-age "
+                             "(--max-connections)%s", cap,
                              held ? " (and more since the last line, see connections_refused)" : "");
                 ::close(fd);
                 continue;
@@ -294,13 +498,10 @@ void Waiter::accept_all() {
         all_ = c;
         // Parked from the start: its first request wakes it.
         c->state = State::Parked;
-        c->idle_deadline = Clock::now() + idle_timeout_;
+        c->deadline = Clock::now() + idle_timeout_;
         parked_.push_back(c);
         gauge(counters().tcp_conns_parked, 1);
-        epoll_event ev{};
-        ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-        ev.data.ptr = c;
-        if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+        if (!watch(c)) {
             SOUK_LOG(Warn, "%s: epoll_ctl: %s", c->peer, std::strerror(errno));
             parked_.unlink(c);
             gauge(counters().tcp_conns_parked, -1);
@@ -309,13 +510,80 @@ void Waiter::accept_all() {
     }
 }
 
-void Waiter::wake(Conn* c) {
+bool Waiter::watch(Conn* c) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLET;
+    ev.data.ptr = c;
+    return ::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, c->fd(), &ev) == 0;
+}
+
+void Waiter::on_arrival(Conn* c, uint32_t events) {
+    // Only the waiter thread touches a Parked or Arriving connection (and
+    // shutdown, which runs on it too), so the look needs no lock.
+    const ArrivalScanner::Scan s = scanner_->scan(c->fd());
+    const bool ended = (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;  // no more bytes will come
     std::lock_guard<std::mutex> lock(mu_);
-    // One-shot: a parked connection reports once until a worker re-arms it.
-    if (c->state != State::Parked) return;
-    parked_.unlink(c);
-    gauge(counters().tcp_conns_parked, -1);
-    count(counters().tcp_wakeups);
+    const bool arriving = c->state == State::Arriving;
+    List& from = arriving ? arriving_ : parked_;
+    // The peer is gone, or will send no more: in the middle of a request
+    // (bytes of it waiting) that is a truncated request, else the end.
+    auto drop = [&](bool truncated) {
+        from.unlink(c);
+        gauge(arriving ? counters().tcp_conns_arriving : counters().tcp_conns_parked, -1);
+        if (truncated) count(counters().truncated_requests);
+        SOUK_LOG(Debug, "%s: closed (%s)", c->peer, to_string(truncated ? SessionEnd::Truncated : SessionEnd::Eof));
+        close_conn(c, true);
+    };
+    using R = ArrivalScanner::Result;
+    switch (s.result) {
+    case R::Nothing:
+        if (ended) drop(arriving);
+        return;  // a wakeup with nothing new
+    case R::Closed: return drop(arriving);
+    case R::Partial:
+        if (ended) return drop(true);
+        if (!arriving) {
+            // Its first bytes: the request's deadline starts now and never moves.
+            parked_.unlink(c);
+            gauge(counters().tcp_conns_parked, -1);
+            c->state = State::Arriving;
+            c->deadline = Clock::now() + request_timeout_;
+            arriving_.push_back(c);
+            gauge(counters().tcp_conns_arriving, 1);
+        }
+        return;  // the rest will wake us
+    case R::Large:
+    case R::Whole: break;
+    }
+    if (!arriving) c->deadline = Clock::now() + request_timeout_;  // it all came at once
+    from.unlink(c);
+    gauge(arriving ? counters().tcp_conns_arriving : counters().tcp_conns_parked, -1);
+    ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c->fd(), nullptr);
+    if (s.result == R::Whole) {
+        c->arrived = static_cast<uint32_t>(s.bytes);
+        count(counters().tcp_wakeups);
+        return enqueue_locked(c, Handover::Whole);
+    }
+    // Large: it streams to a worker that holds a stream slot; without a
+    // free slot it waits here, its bytes in the kernel (TCP flow control
+    // slows the sender meanwhile).
+    if (take_stream_slot_locked()) return enqueue_locked(c, Handover::Stream);
+    c->state = State::StreamWait;
+    stream_wait_.insert_by_deadline(c);
+    stream_waiting_.fetch_add(1, std::memory_order_relaxed);
+    gauge(counters().tcp_conns_arriving, 1);
+    count(counters().tcp_stream_waits);
+}
+
+bool Waiter::take_stream_slot_locked() {
+    if (streams_ >= max_streams_) return false;
+    ++streams_;
+    return true;
+}
+
+void Waiter::enqueue_locked(Conn* c, Handover how) {
+    if (how == Handover::Stream) count(counters().tcp_stream_handovers);
+    c->handover = how;
     c->state = State::Queued;
     queue_.push_back(c);
     queued_.fetch_add(1, std::memory_order_relaxed);
@@ -330,14 +598,44 @@ void Waiter::wake(Conn* c) {
     }
 }
 
+void Waiter::release_stream_slot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    --streams_;
+    if (stopping_) return;
+    const auto now = Clock::now();
+    while (Conn* c = stream_wait_.pop_front()) {  // bounded by the list; the first one alive takes the slot
+        stream_waiting_.fetch_sub(1, std::memory_order_relaxed);
+        gauge(counters().tcp_conns_arriving, -1);
+        if (c->deadline <= now) {
+            SOUK_LOG(Info, "%s: %s", c->peer, to_string(SessionEnd::RequestTimeout));
+            count(counters().request_timeouts);
+            close_conn(c, true);
+            continue;
+        }
+        ++streams_;
+        enqueue_locked(c, Handover::Stream);
+        return;
+    }
+}
+
 void Waiter::expire(Clock::time_point now) {
     std::lock_guard<std::mutex> lock(mu_);
-    while (parked_.head && parked_.head->idle_deadline <= now) {  // bounded by the parked list
+    while (parked_.head && parked_.head->deadline <= now) {  // bounded by the parked list
         Conn* c = parked_.pop_front();
         gauge(counters().tcp_conns_parked, -1);
         SOUK_LOG(Info, "%s: idle timeout", c->peer);
         count(counters().idle_timeouts);
         close_conn(c, true);
+    }
+    for (List* l : {&arriving_, &stream_wait_}) {
+        while (l->head && l->head->deadline <= now) {  // bounded by the list
+            Conn* c = l->pop_front();
+            gauge(counters().tcp_conns_arriving, -1);
+            if (l == &stream_wait_) stream_waiting_.fetch_sub(1, std::memory_order_relaxed);
+            SOUK_LOG(Info, "%s: %s", c->peer, to_string(SessionEnd::RequestTimeout));
+            count(counters().request_timeouts);
+            close_conn(c, true);
+        }
     }
 }
 
@@ -364,13 +662,12 @@ void Waiter::park(Conn* c) {
         return;
     }
     c->state = State::Parked;
-    c->idle_deadline = Clock::now() + idle_timeout_;
+    c->deadline = Clock::now() + idle_timeout_;
     parked_.push_back(c);
     gauge(counters().tcp_conns_parked, 1);
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLONESHOT;
-    ev.data.ptr = c;
-    if (::epoll_ctl(epoll_.get(), EPOLL_CTL_MOD, c->fd(), &ev) != 0) {
+    // Bytes already there (the start of the next request) are reported at
+    // once, and the waiter watches the rest arrive.
+    if (!watch(c)) {
         parked_.unlink(c);
         gauge(counters().tcp_conns_parked, -1);
         close_conn(c, true);
@@ -383,6 +680,7 @@ void Waiter::worker_main() {
     std::unique_ptr<Store> own = ctx_.store ? ctx_.store->for_connection() : nullptr;
     ServerContext wctx = ctx_;
     if (own) wctx.store = own.get();
+    ArrivalScanner scanner(ctx_.params, arrival_bytes_);
     for (;;) {  // until shutdown
         Conn* c;
         {
@@ -399,18 +697,22 @@ void Waiter::worker_main() {
             }
             c->state = State::Running;
         }
-        serve(wctx, c);
+        serve(wctx, scanner, c);
     }
 }
 
-void Waiter::serve(const ServerContext& wctx, Conn* c) {
+void Waiter::serve(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c) {
     for (;;) {  // bounded: each pass serves requests or ends
-        SessionEnd why = serve_requests(wctx, c->stream, c->peer, ServeMode::Park);
+        bool partial = false;
+        SessionEnd why = serve_conn(wctx, scanner, c, &partial);
         if (why != SessionEnd::Parked) {
             SOUK_LOG(Debug, "%s: closed (%s)", c->peer, to_string(why));
             close_conn(c, false);
             return;
         }
+        // Part of the next request is there: the waiter watches the rest
+        // arrive, no worker waits for it.
+        if (partial) break;
         // Linger: a client in a request loop sends its next request within
         // a round trip; serving it here saves a hand-off. Not while other
         // connections wait for a worker.
@@ -419,21 +721,153 @@ void Waiter::serve(const ServerContext& wctx, Conn* c) {
         int r;
         do r = ::poll(fds, 2, linger_ms_); while (r < 0 && errno == EINTR);
         if (r > 0 && (fds[0].revents & (POLLIN | POLLRDHUP | POLLHUP | POLLERR)) && !(fds[1].revents & POLLIN))
-            continue;  // the next request (or EOF): serve it here
+            continue;  // the next request (or EOF): serve it here if it has arrived whole
         break;
     }
     park(c);
+}
+
+SessionEnd Waiter::serve_conn(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c, bool* partial) {
+    *partial = false;
+    // Holding a stream slot: reading a request that had not arrived whole.
+    struct Slot {
+        Waiter* w;
+        bool held;
+        ~Slot() { drop(); }
+        void drop() {
+            if (held) w->release_stream_slot();
+            held = false;
+        }
+    } slot{this, c->handover == Handover::Stream};
+    // Bytes known to belong to a request that has arrived whole: reading
+    // them cannot block.
+    size_t whole = c->handover == Handover::Whole ? c->arrived : 0;
+    // The first request's deadline runs from its first byte, seen by the waiter.
+    io::Deadline first_deadline = slot.held ? c->deadline : io::no_deadline();
+    c->handover = Handover::Whole;
+    c->arrived = 0;
+    Clock::time_point stream_from = Clock::now();
+    uint64_t streamed = 0;  // bytes read since the stream slot was taken
+    const double min_rate = ctx_.params.min_stream_rate;
+
+    IoBuffer buf;
+    Pipeline p(wctx, c->peer);
+    std::string_view pending;  // bytes read but not yet decoded (in buf)
+    for (;;) {  // one pass per read; bounded by the peer's bytes and the deadlines
+        if (pending.empty()) {
+            if (!slot.held && whole == 0) {
+                // Between requests (a request that arrived whole was read
+                // exactly): serve the next one here only if it has
+                // arrived whole too, or is large and a stream slot is free.
+                const ArrivalScanner::Scan s = scanner.scan(c->fd());
+                using R = ArrivalScanner::Result;
+                if (s.result == R::Nothing) return SessionEnd::Parked;
+                if (s.result == R::Closed) return SessionEnd::Eof;
+                if (s.result == R::Whole) {
+                    whole = s.bytes;
+                } else {
+                    bool taken = false;
+                    if (s.result == R::Large) {
+                        std::lock_guard<std::mutex> lock(mu_);
+                        taken = take_stream_slot_locked();
+                    }
+                    if (!taken) {
+                        *partial = true;
+                        return SessionEnd::Parked;
+                    }
+                    count(counters().tcp_stream_handovers);
+                    slot.held = true;
+                    stream_from = Clock::now();
+                    streamed = 0;
+                    // Its first byte came at most now (the pipeline's own
+                    // deadline starts when it is fed).
+                    first_deadline = stream_from + request_timeout_;
+                }
+            }
+            buf.acquire();
+            ssize_t n;
+            if (!slot.held) {
+                n = c->stream.read_some(buf.data(), std::min(buf.size(), whole), Clock::now() + request_timeout_);
+            } else {
+                // Streaming in: wait in slices, so that a request slower
+                // than --min-stream-rate gives its worker up when another
+                // large request waits for one.
+                const io::Deadline d = std::min(first_deadline, p.deadline());
+                n = c->stream.read_some(buf.data(), buf.size(), std::min(d, Clock::now() + std::chrono::milliseconds(100)));
+                if (n < 0 && errno == ETIMEDOUT) {
+                    const auto now = Clock::now();
+                    if (now >= d) {
+                        SOUK_LOG(Info, "%s: %s", c->peer, to_string(SessionEnd::RequestTimeout));
+                        count(counters().request_timeouts);
+                        return SessionEnd::RequestTimeout;
+                    }
+                    const double secs = std::chrono::duration<double>(now - stream_from).count();
+                    if (min_rate > 0 && stream_waiting_.load(std::memory_order_relaxed) > 0 &&
+                        static_cast<double>(streamed) < min_rate * secs) {
+                        count(counters().tcp_slow_streams_cut);
+                        uint64_t held = 0;
+                        if (slow_log_.due(held))
+                            SOUK_LOG(Info, "%s: request cut: %.0f bytes/s, below --min-stream-rate, while another "
+                                     "large request waits for a worker%s", c->peer, static_cast<double>(streamed) / secs,
+                                     held ? " (and more since the last line, see tcp_slow_streams_cut)" : "");
+                        return SessionEnd::RequestTimeout;
+                    }
+                    continue;
+                }
+            }
+            if (n == 0) {
+                if (!p.mid_request()) return SessionEnd::Eof;
+                p.truncated();
+                return SessionEnd::Truncated;
+            }
+            if (n < 0) {
+                if (errno != ETIMEDOUT) return SessionEnd::ReadFailed;
+                // Only if the bytes the waiter saw went missing.
+                SOUK_LOG(Info, "%s: %s", c->peer, to_string(SessionEnd::RequestTimeout));
+                count(counters().request_timeouts);
+                return SessionEnd::RequestTimeout;
+            }
+            if (slot.held) streamed += static_cast<uint64_t>(n);
+            else whole -= static_cast<size_t>(n);
+            pending = std::string_view(buf.data(), static_cast<size_t>(n));
+        }
+        while (p.feed(pending) == Pipeline::Step::Ready) {  // bounded: each reply consumes a request's bytes
+            io::StreamSink out(c->stream, io::after_seconds(ctx_.params.write_timeout));
+            if (!p.write_reply(out)) return SessionEnd::WriteFailed;
+            if (p.closing()) return SessionEnd::ProtocolError;
+            first_deadline = io::no_deadline();
+            // The large request is in; what follows must arrive whole (or
+            // take a slot again). Bytes of it already read are served on
+            // under this slot.
+            if (pending.empty()) slot.drop();
+        }
+        if (!slot.held && whole == 0 && p.mid_request()) {
+            // The pipeline wants more than the scan saw whole: cannot
+            // happen with the same decoder; stream the rest rather than wait.
+            std::lock_guard<std::mutex> lock(mu_);
+            ++streams_;  // over --stream-workers for once: this worker is reading already
+            slot.held = true;
+            stream_from = Clock::now();
+            streamed = 0;
+        }
+    }
 }
 
 void Waiter::shutdown_all() {
     listener_.reset();
     std::unique_lock<std::mutex> lock(mu_);
     stopping_ = true;
-    // Parked and queued connections close now; running ones see EOF.
+    // Waiting and queued connections close now; running ones see EOF.
     while (Conn* c = parked_.pop_front()) {
         gauge(counters().tcp_conns_parked, -1);
         close_conn(c, true);
     }
+    for (List* l : {&arriving_, &stream_wait_})
+        while (Conn* c = l->pop_front()) {
+            gauge(counters().tcp_conns_arriving, -1);
+            close_conn(c, true);
+        }
+    stream_waiting_.store(0);
     while (Conn* c = queue_.pop_front()) close_conn(c, true);
     queued_.store(0);
     for (Conn* c = all_; c; c = c->all_next) ::shutdown(c->fd(), SHUT_RDWR);
@@ -451,6 +885,21 @@ void Waiter::shutdown_all() {
 }
 
 }  // namespace
+
+void wake_waiters() {
+    const uint64_t one = 1;
+    int fd = g_stop_wake.load(std::memory_order_acquire);  // never made here: a signal handler may call this
+    if (fd >= 0) (void)!::write(fd, &one, sizeof one);
+}
+
+void sleep_until_woken(int timeout_ms) {
+    pollfd p{stop_wake_fd(), POLLIN, 0};
+    if (p.fd < 0) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(std::min(timeout_ms, kRetryWorkerMs)));
+        return;
+    }
+    (void)!::poll(&p, 1, timeout_ms);
+}
 
 int run_waiter(const ServerContext& ctx, io::Fd listener, const volatile sig_atomic_t* stop) {
     configure_pools(ctx.params);

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 
 #include <thread>
@@ -20,11 +21,15 @@
 #include "server/store/chain.hpp"
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
+#include "server/carriers/waiter.hpp"
 
 namespace {
 
 volatile sig_atomic_t g_stop = 0;
-void on_stop(int) { g_stop = 1; }
+void on_stop(int) {
+    g_stop = 1;
+    souk::server::wake_waiters();
+}
 
 const char kUsage[] =
     "usage: soukd serve --inet --directory=DIR [--allow-writes] [options]\n"
@@ -214,6 +219,18 @@ int main(int argc, char** argv) {
     }
     ctx.store = &store;
     ctx.root_realpath = store.root_realpath();
+    // What killed writers left (docs/store-chain.md#temporary-files): a
+    // read-only server changes nothing on disk, it only hides the torn tail
+    // of an unfinished append.
+    store.fs().set_repair(ctx.allow_writes);
+    std::unique_ptr<souk::server::TempSweeper> sweeper;  // stopped before the store goes
+    if (ctx.allow_writes) {
+        if (cgi || inet)  // one request or one connection: sweep only when no process has for a while
+            store.fs().sweep_if_due(ctx.params.temp_sweep_interval, ctx.params.temp_stale, false, store.sweep_clock());
+        else
+            sweeper = std::make_unique<souk::server::TempSweeper>(store.fs(), store.sweep_clock(),
+                                                                  ctx.params.temp_sweep_interval, ctx.params.temp_stale);
+    }
 
     // Writes to a vanished peer fail with EPIPE instead of killing us.
     ::signal(SIGPIPE, SIG_IGN);
@@ -238,6 +255,7 @@ int main(int argc, char** argv) {
     std::thread web([&] {
         http_rc = serve_http(ctx, http, &g_stop);
         g_stop = 1;  // one carrier failing stops the other
+        souk::server::wake_waiters();
     });
     int tcp_rc = serve_tcp(ctx, tcp, &g_stop);
     g_stop = 1;

@@ -22,16 +22,6 @@ constexpr size_t kIoBufferSize = 64 * 1024;
 // handler is recycled (a one-off huge reply must not pin memory).
 constexpr size_t kKeepOut = 2u << 20;
 
-proto::DecoderLimits limits_of(const Params& p) {
-    proto::DecoderLimits l;
-    l.max_line = static_cast<size_t>(p.max_line);
-    l.max_structure = static_cast<size_t>(p.max_structure);
-    // The framing's cap is the larger one: streamed bodies go up to
-    // --max-upload; the pipeline holds whole bodies to --max-body.
-    l.max_body = static_cast<uint64_t>(std::max(p.max_body, p.max_upload));
-    l.bencode.max_depth = static_cast<size_t>(p.max_bencode_depth);
-    return l;
-}
 
 size_t round_up(size_t n, size_t to) { return (n + to - 1) / to * to; }
 constexpr size_t kHandlerBytes = (sizeof(Handler) + 63) / 64 * 64;
@@ -78,6 +68,17 @@ const PoolCounterRefs kSessRefs = {&Counters::pool_sess_live,      &Counters::po
 
 }  // namespace
 
+proto::DecoderLimits decoder_limits(const Params& p) {
+    proto::DecoderLimits l;
+    l.max_line = static_cast<size_t>(p.max_line);
+    l.max_structure = static_cast<size_t>(p.max_structure);
+    // The framing's cap is the larger one: streamed bodies go up to
+    // --max-upload; the pipeline holds whole bodies to --max-body.
+    l.max_body = static_cast<uint64_t>(std::max(p.max_body, p.max_upload));
+    l.bencode.max_depth = static_cast<size_t>(p.max_bencode_depth);
+    return l;
+}
+
 // ------------------------------------------------------------ Handler --
 
 Handler::Handler(char* ws, size_t ws_size) : ws_(ws), ws_size_(ws_size) {
@@ -114,7 +115,7 @@ void Handler::body_append(std::string_view chunk) {
 
 void Handler::begin(const Params& p) {
     check();
-    decoder.set_limits(limits_of(p));
+    decoder.set_limits(decoder_limits(p));
     decoder.reset();
     argc = 0;
     version = 0;

@@ -120,6 +120,12 @@ private:
     size_t size_ = 0;
 };
 
+// The request decoder's limits under these parameters (--max-line,
+// --max-structure, --max-body/--max-upload, --max-bencode-depth): the one
+// place they are derived, for handlers and for the TCP waiter's look at a
+// request still arriving (server/carriers/waiter.cpp).
+proto::DecoderLimits decoder_limits(const Params& p);
+
 // The pools (created on first use; maintained by PoolManager).
 Mempool& req_pool();    // handlers + workspaces
 Mempool& iobuf_pool();  // 64 KiB read buffers

@@ -207,8 +207,7 @@ bool Pipeline::write_reply(io::Sink& out) {
 
 // ------------------------------------------------------- request loop --
 
-SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer, ServeMode mode) {
-    const bool park = mode == ServeMode::Park;
+SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer) {
     IoBuffer buf;
     Pipeline p(ctx, peer);
     std::string_view pending;  // bytes read but not yet decoded (in buf)
@@ -217,12 +216,7 @@ SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const ch
         if (pending.empty()) {
             const bool idle = !p.mid_request();  // between requests
             ssize_t n;
-            if (idle && park) {
-                buf.acquire();
-                // Only what is already there: otherwise the waiter takes over.
-                n = stream.read_some(buf.data(), buf.size(), io::Clock::now());
-                if (n < 0 && errno == ETIMEDOUT) return SessionEnd::Parked;
-            } else if (idle) {
+            if (idle) {
                 buf.release();  // hold no buffer while the client thinks
                 io::Deadline idle_deadline = io::after_seconds(ctx.params.idle_timeout);
                 int w = stream.wait_readable(idle_deadline);
@@ -254,10 +248,6 @@ SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const ch
             io::StreamSink out(stream, io::after_seconds(ctx.params.write_timeout));
             if (!p.write_reply(out)) return SessionEnd::WriteFailed;
             if (p.closing()) return SessionEnd::ProtocolError;
-            // Park mode: nothing read ahead, so nothing to decode; the
-            // caller watches the socket (linger, then the waiter) rather
-            // than paying a read that would find nothing.
-            if (park && pending.empty()) return SessionEnd::Parked;
         }
     }
 }

@@ -20,8 +20,8 @@
 namespace souk::server {
 
 // Why a stream session ended (for logs and tests). Parked: the TCP
-// waiter's mode only: between requests with no bytes waiting, handed back
-// to the waiter.
+// carrier's only (server/carriers/waiter.cpp): between requests, the next
+// one not arrived whole, handed back to the waiter.
 enum class SessionEnd { Eof, IdleTimeout, RequestTimeout, Truncated, ProtocolError, WriteFailed, ReadFailed, Parked };
 const char* to_string(SessionEnd e);
 
@@ -80,14 +80,11 @@ private:
     bool closing_ = false;
 };
 
-enum class ServeMode {
-    Blocking,  // wait for the next request on the stream (stdio): until EOF or the idle timeout
-    Park,      // return Parked as soon as the connection is between requests with nothing to read (TCP waiter)
-};
-
 // Serve requests from `stream` through a Pipeline until EOF, a timeout or
-// a protocol error (Parked in Park mode when no bytes are waiting between
-// requests). Never throws.
-SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer, ServeMode mode);
+// a protocol error, waiting for each (the stdio carrier: one client, so a
+// slow one holds nothing another needs). The TCP carrier has its own loop
+// over a Pipeline that reads only requests that have arrived whole
+// (server/carriers/waiter.cpp). Never throws.
+SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer);
 
 }  // namespace souk::server

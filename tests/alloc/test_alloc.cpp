@@ -36,6 +36,7 @@
 #include "server/verbs/dispatch.hpp"
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
+#include "server/carriers/waiter.hpp"
 
 // ------------------------------------------------------------ counting --
 
@@ -312,6 +313,7 @@ int main(int argc, char** argv) {
 
     ::close(fd);
     stop = 1;
+    souk::server::wake_waiters();
     server.join();
     std::printf("%d requests (get, readv 64 x 4 KiB, stat) after warm-up: %llu heap allocations\n", rounds * 3,
                 static_cast<unsigned long long>(allocs));

@@ -24,6 +24,7 @@ Every wait is bounded, every loop is bounded, all traffic stays on
 """
 
 import ctypes
+import json
 import os
 import pwd
 import re
@@ -839,6 +840,16 @@ def usable_or_closed(conn, timeout=IO_TIMEOUT):
     if r.success and r.args == (b'ok', b'2'):
         return 'usable'
     raise HarnessError('after the previous request, hello was answered %r' % (r,))
+
+
+def soukd_counters(root):
+    """The counters of every soukd serving `root` (`soukd stats --directory`,
+    read from the root's shared segment): a dict of name -> value."""
+    r = subprocess.run([soukd_path(), 'stats', '--directory=' + root], capture_output=True, timeout=30)
+    if r.returncode != 0:
+        raise HarnessError('soukd stats failed: %r' % r.stderr)
+    data = json.loads(r.stdout)
+    return data.get('counters', data)
 
 
 # ---------------------------------------------------------------------------

@@ -24,6 +24,7 @@
 #include "server/base/counters.hpp"
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
+#include "server/carriers/waiter.hpp"
 
 using namespace souk;
 using namespace std::chrono_literals;
@@ -108,6 +109,7 @@ struct Server {
     ~Server() {
         if (thread.joinable()) {
             g_stop = 1;
+            server::wake_waiters();
             thread.join();
         }
         std::error_code ec;
@@ -441,6 +443,58 @@ TEST_CASE("waiter: the idle timeout applies between requests only; a started req
     ::close(idle);
     ::close(partial);
     ::close(slow);
+}
+
+TEST_CASE("waiter: a request still arriving holds no worker; it is served once whole") {
+    // One worker: before, a half-arrived request held it until --request-timeout.
+    Server s([](server::Params& p) { p.workers = 1; });
+    s.start();
+    auto& c = server::counters();
+    const uint64_t arriving0 = c.tcp_conns_arriving.load();
+    const std::string req = v3({"hello"});
+    std::vector<int> slow;
+    for (int i = 0; i < 3; ++i) {  // bounded: 3
+        slow.push_back(connect_to(s.port));
+        send_all(slow.back(), req.substr(0, req.size() / 2));
+    }
+    CHECK(eventually([&] { return c.tcp_conns_arriving.load() == arriving0 + 3; }));
+    CHECK(c.pool_req_live.load() == 0);  // no handler either
+    int fast = connect_to(s.port);
+    send_all(fast, v3({"hello"}));
+    CHECK(read_response(fast).success);
+    for (int fd : slow) send_all(fd, req.substr(req.size() / 2));
+    for (int fd : slow) CHECK(read_response(fd).success);
+    CHECK(eventually([&] { return c.tcp_conns_arriving.load() == arriving0; }));
+    for (int fd : slow) ::close(fd);
+    ::close(fast);
+}
+
+TEST_CASE("waiter: at --max-connections a newcomer takes the slot of the connection idle longest") {
+    Server s([](server::Params& p) {
+        p.max_connections = 3;
+        p.idle_reclaim_age = 0.2;
+    });
+    s.start();
+    auto& c = server::counters();
+    const uint64_t reclaimed0 = c.idle_reclaimed.load(), refused0 = c.connections_refused.load();
+    std::vector<int> fds;
+    for (int i = 0; i < 3; ++i) {  // bounded: 3, accepted in this order
+        fds.push_back(connect_to(s.port));
+        send_all(fds.back(), v3({"hello"}));
+        CHECK(read_response(fds.back()).success);
+    }
+    std::this_thread::sleep_for(400ms);  // idle beyond --idle-reclaim-age
+    int extra = connect_to(s.port);
+    send_all(extra, v3({"hello"}));
+    CHECK(read_response(extra).success);
+    char b;
+    CHECK(::recv(fds[0], &b, 1, 0) == 0);  // the oldest was closed for it
+    send_all(fds[1], v3({"hello"}));
+    CHECK(read_response(fds[1]).success);  // the others were not
+    CHECK(c.idle_reclaimed.load() == reclaimed0 + 1);
+    CHECK(c.connections_refused.load() == refused0);
+    for (int fd : fds) ::close(fd);
+    ::close(extra);
 }
 
 TEST_CASE("waiter: beyond --max-connections new connections are closed at once") {
