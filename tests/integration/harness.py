@@ -843,13 +843,9 @@ def usable_or_closed(conn, timeout=IO_TIMEOUT):
 
 
 def soukd_counters(root):
-    """The counters of every soukd serving `root` (`soukd stats --directory`,
-    read from the root's shared segment): a dict of name -> value."""
-    r = subprocess.run([soukd_path(), 'stats', '--directory=' + root], capture_output=True, timeout=30)
-    if r.returncode != 0:
-        raise HarnessError('soukd stats failed: %r' % r.stderr)
-    data = json.loads(r.stdout)
-    return data.get('counters', data)
+    """The counters of every soukd serving `root` (soukd_stats' 'counters'):
+    a dict of name -> value."""
+    return soukd_stats(root)['counters']
 
 
 # ---------------------------------------------------------------------------
@@ -1399,7 +1395,6 @@ def soukd_stats(directory, timeout=30):
     """`soukd stats --directory=DIR` parsed (JSON): 'segment' (None when no
     soukd process has served DIR yet; the counters are then zeros),
     'cache', 'counters' (with 'verbs': {verb: count}, known verbs only)."""
-    import json
     p = subprocess.run([soukd_path(), 'stats', '--directory=' + directory],
                        stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
     if p.returncode != 0:

@@ -23,10 +23,8 @@ import http.client
 import os
 import pwd
 import grp
-import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import time
 

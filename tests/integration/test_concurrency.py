@@ -17,9 +17,7 @@ docs/protocol/framing.md#abort, docs/protocol/vfs.md).
   and serves again on its own once descriptors are free.
 """
 
-import json
 import socket
-import subprocess
 
 import os
 import threading
@@ -268,10 +266,7 @@ class TestDescriptorLimit(unittest.TestCase):
         remove_tree(self.root)
 
     def counters(self):
-        p = subprocess.run([harness.soukd_path(), 'stats', '--directory=' + self.root],
-                           capture_output=True, timeout=30)
-        self.assertEqual(p.returncode, 0, p.stderr)
-        return json.loads(p.stdout)['counters']
+        return harness.soukd_counters(self.root)
 
     def test_emfile_pauses_accepting_and_recovers(self):
         for _ in range(self.CLIENTS):  # bounded: CLIENTS connections

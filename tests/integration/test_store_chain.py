@@ -44,16 +44,8 @@ def pattern(n, seed):
     return random.Random(seed).randbytes(n)
 
 
-def stats(root):
-    p = subprocess.run([harness.soukd_path(), 'stats', '--directory=' + root],
-                       capture_output=True, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError('soukd stats failed: %r' % p.stderr)
-    return json.loads(p.stdout)
-
-
-def counters(root):
-    return stats(root)['counters']
+stats = harness.soukd_stats
+counters = harness.soukd_counters
 
 
 def drop_segment(root):

@@ -21,7 +21,6 @@ every reader sees through a fresh soukd, and what is left on disk.
 
 import os
 import signal
-import socket
 import time
 import unittest
 

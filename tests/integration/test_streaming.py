@@ -44,14 +44,7 @@ def souk_path():
     return path
 
 
-def stats(root):
-    """The counters of every soukd serving `root` (soukd stats --directory)."""
-    r = subprocess.run([harness.soukd_path(), 'stats', '--directory=' + root],
-                       capture_output=True, timeout=30)
-    if r.returncode != 0:
-        raise harness.HarnessError('soukd stats failed: %r' % r.stderr)
-    data = json.loads(r.stdout)
-    return data.get('counters', data)
+stats = harness.soukd_counters
 
 
 def wait_for(pred, timeout=10.0):
