@@ -643,18 +643,7 @@ Status StreamSource::State::prepare() {
     case Phase::Texts: {
         if (whole) return collect_all(IndexKind::Texts);
         std::vector<std::string_view> tk(text_keys.begin(), text_keys.end());
-        if (Status st = collect(IndexKind::Texts, tk, true); !st) return st;
-        // A partial fetch goes file by file, as Breezy's groupcompress
-        // order does: each file's texts in one stored block make one
-        // record, which then uses little of its block and is rebuilt with
-        // just those texts. The client extracts each text from a small
-        // block instead of inflating the stored block's other files, and
-        // the stream is smaller (docs/protocol/streams.md#texts-file-by-file).
-        std::stable_sort(entries.begin(), entries.end(), [](const Entry& a, const Entry& b) {
-            return std::string_view(a.key).substr(0, a.key.find('\0')) <
-                   std::string_view(b.key).substr(0, b.key.find('\0'));
-        });
-        return Ok{};
+        return collect(IndexKind::Texts, tk, true);
     }
     default: return Ok{};
     }
