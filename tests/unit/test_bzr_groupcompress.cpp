@@ -179,7 +179,8 @@ TEST_CASE("bzr groupcompress: add_text writes deltas that Breezy and souk read b
     }
     texts.push_back(std::string(300, 'x') + "\n" + std::string(5000, 'y'));  // lines longer than an insert
     texts.push_back(texts[3]);                                            // an exact repeat
-    texts.push_back(std::string("\0\x01\xff no newline", 16));
+    static constexpr char kBinary[] = "\0\x01\xff no newline";
+    texts.push_back(std::string(kBinary, sizeof kBinary - 1));
     texts.push_back("");
     gc::BlockWriter w;
     std::vector<std::pair<uint64_t, uint64_t>> where;
