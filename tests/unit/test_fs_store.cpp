@@ -154,25 +154,33 @@ TEST_CASE("fs_store: concurrent appends get exact, unique old lengths") {
     }
 }
 
-TEST_CASE("fs_store: a failed append is truncated back to the old length") {
-    TempDir tmp;
-    FsStore s(tmp.path.string());
-    REQUIRE(s.put("f", std::string(1000, 'a'), -1) == 0);
+namespace {
+
+// In a child process under a 1500-byte file-size limit, append `bytes`
+// bytes to `name`: the append must fail with EFBIG part-way.
+void append_fails_past_size_limit(FsStore& s, const std::string& name, size_t bytes) {
     pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
-        // In the child: a file-size limit makes the append fail half-way.
         ::signal(SIGXFSZ, SIG_IGN);
         struct rlimit rl = {1500, 1500};
         ::setrlimit(RLIMIT_FSIZE, &rl);
         uint64_t old = 0;
-        int e = s.append("f", std::string(4000, 'b'), -1, &old);
-        ::_exit(e == EFBIG ? 0 : 1);
+        ::_exit(s.append(name, std::string(bytes, 'b'), -1, &old) == EFBIG ? 0 : 1);
     }
     int status = 0;
     REQUIRE(::waitpid(pid, &status, 0) == pid);
     CHECK(WIFEXITED(status));
     CHECK(WEXITSTATUS(status) == 0);
+}
+
+}  // namespace
+
+TEST_CASE("fs_store: a failed append is truncated back to the old length") {
+    TempDir tmp;
+    FsStore s(tmp.path.string());
+    REQUIRE(s.put("f", std::string(1000, 'a'), -1) == 0);
+    append_fails_past_size_limit(s, "f", 4000);
     CHECK(slurp(tmp.path / "f") == std::string(1000, 'a'));
 }
 
@@ -426,19 +434,7 @@ TEST_CASE("fs_store: an append SIGKILLed at many points while landing leaves the
 TEST_CASE("fs_store: a failed or killed append to a new name leaves nothing behind") {
     TempDir tmp;
     FsStore s(tmp.path.string());
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-        ::signal(SIGXFSZ, SIG_IGN);
-        struct rlimit rl = {1500, 1500};
-        ::setrlimit(RLIMIT_FSIZE, &rl);
-        uint64_t old = 0;
-        ::_exit(s.append("new", std::string(400000, 'b'), -1, &old) == EFBIG ? 0 : 1);
-    }
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    CHECK(WIFEXITED(status));
-    CHECK(WEXITSTATUS(status) == 0);
+    append_fails_past_size_limit(s, "new", 400000);
     CHECK(!fs::exists(tmp.path / "new"));
     CHECK(temp_names(tmp.path).empty());
     // A new name appears whole or not at all, with the client's mode.
