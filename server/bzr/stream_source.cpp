@@ -473,6 +473,7 @@ struct StreamSource::State {
     Status prepare();
     Status collect(IndexKind kind, std::span<const std::string_view> keys, bool require);
     Status collect_all(IndexKind kind);
+    PackReader::FoundFn found_fn();
     void sort_entries();
     Status read_roots(std::span<const Entry> invs, std::vector<std::string>& id, std::vector<std::string>& pid);
     Status chk_phase(bool id_map);
@@ -503,11 +504,7 @@ Status StreamSource::State::collect(IndexKind kind, std::span<const std::string_
     entries.clear();
     at = 0;
     if (keys.size() > limits.max_keys) return limit_exceeded("a substream would hold too many keys");
-    Status st = r->lookup(kind, keys, [&](std::string_view key, std::string_view parents, bool has, const RecordPos& p) {
-        Entry e{std::string(key), has ? std::string(parents) : std::string("None:"), p};
-        if (has) std::replace(e.parents.begin(), e.parents.end(), '\r', '\t');
-        entries.push_back(std::move(e));
-    });
+    Status st = r->lookup(kind, keys, found_fn());
     if (!st) return st;
     if (require && entries.size() != keys.size() && entries.size() != distinct(keys)) {
         std::unordered_set<std::string_view> have;
@@ -526,15 +523,20 @@ Status StreamSource::State::collect(IndexKind kind, std::span<const std::string_
 Status StreamSource::State::collect_all(IndexKind kind) {
     entries.clear();
     at = 0;
-    Status st = r->lookup_all(kind, [&](std::string_view key, std::string_view parents, bool has, const RecordPos& p) {
-        Entry e{std::string(key), has ? std::string(parents) : std::string("None:"), p};
-        if (has) std::replace(e.parents.begin(), e.parents.end(), '\r', '\t');
-        entries.push_back(std::move(e));
-    });
+    Status st = r->lookup_all(kind, found_fn());
     if (!st) return st;
     if (entries.size() > limits.max_keys) return limit_exceeded("a substream would hold too many keys");
     sort_entries();
     return Ok{};
+}
+
+// Each key found becomes an entry, its parents in block-header form.
+PackReader::FoundFn StreamSource::State::found_fn() {
+    return [this](std::string_view key, std::string_view parents, bool has, const RecordPos& p) {
+        Entry e{std::string(key), has ? std::string(parents) : std::string("None:"), p};
+        if (has) std::replace(e.parents.begin(), e.parents.end(), '\r', '\t');
+        entries.push_back(std::move(e));
+    };
 }
 
 // I/O order: each stored block is read and sent once.
