@@ -673,7 +673,7 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
     offsets.clear();
     for (size_t k = i; k < j; ++k) offsets.emplace_back(entries[k].pos.start, entries[k].pos.end);  // bounded: entries
     std::string block;  // empty: send the stored one
-    if (used > 0 && 2 * used < n && n <= limits.max_rewrite_content) {
+    if (2 * used < n && n <= limits.max_rewrite_content) {
         auto c = r->content(p, last);  // (frame's stored view is not used on this path)
         if (!c) return c.err();
         std::string_view content = c->substr(0, static_cast<size_t>(last));

@@ -319,6 +319,35 @@ TEST_CASE("get_stream: a packed repository's partial blocks are trimmed or rebui
     CHECK(st.blocks_trimmed + st.blocks_rebuilt > 0);
 }
 
+TEST_CASE("get_stream: a block whose wanted texts are all empty (a new directory) is rebuilt empty, not sent stored") {
+    auto& s = stream_repo();
+    fs::path dir = s.root / "dir-only";
+    s.bz.brz(s.root, "init -q dir-only");
+    std::string noise;  // incompressible: the stored block is as large as this
+    uint32_t x = 2463534242u;
+    for (int i = 0; i < 200000; ++i) {  // bounded: 200,000 bytes
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        noise += static_cast<char>(x & 0xff);
+    }
+    write_all(dir / "noise.bin", noise);
+    s.bz.brz(dir, "add -q");
+    s.bz.brz(dir, "commit -q -m one");
+    fs::create_directories(dir / "d");
+    s.bz.brz(dir, "add -q d");
+    s.bz.brz(dir, "commit -q -m two");
+    s.bz.brz(dir, "pack -q");
+    std::vector<std::string> revs;  // tip first
+    for (const auto& line : lines_of(s.py("graph " + sh_quote(dir.string())))) revs.push_back(split_ws(line)[0]);
+    REQUIRE(revs.size() == 2);
+    bzr::StreamStats st;
+    check_stream(s, dir, search_body(revs[0], {"null:", revs[1]}, 1), revs[1], revs[0], &st);
+    CHECK(st.texts == 1);
+    CHECK(st.blocks_rebuilt >= 1);
+    FsStore store(s.root.string());
+    auto src = stream_for(store, "dir-only/.bzr/repository", search_body(revs[0], {"null:", revs[1]}, 1));
+    CHECK(produce(store, *src).size() < 20000);  // the stored block alone is over 200,000
+}
+
 TEST_CASE("get_stream: packs read whole or by record give the same bytes; headers stored or deflated decode alike") {
     auto& s = stream_repo();
     FsStore store(s.root.string());
