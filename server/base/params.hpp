@@ -88,6 +88,8 @@ namespace souk::server {
     X(pool_min, "pool-min", Count, 4, 0, 1 << 20, "mempools: idle handlers and buffers kept ready")        \
     X(pool_max, "pool-max", Count, 64, 1, 1 << 20, "mempools: idle handlers and buffers kept at most")     \
     X(pool_max_age, "pool-max-age", Seconds, 10, 0.01, 86400, "mempools: free idle items older than this") \
+    X(request_inflate_budget, "request-inflate-budget", Bytes, 1ull << 30, 0, 1ull << 50,                    \
+      "bytes one request may inflate from index pages and groupcompress blocks (hostile data; 0: no budget)") \
     X(stream_max_block, "stream-max-block", Bytes, 256ull << 20, 1 << 20, 1ull << 36,                        \
       "insert_stream: inflated content of one groupcompress block (checked as it streams, never held)")    \
     X(stream_max_fulltext, "stream-max-fulltext", Bytes, 64ull << 20, 1 << 16, 1ull << 34,                    \

@@ -2,6 +2,7 @@
 // count and offset in the file is checked against BTreeLimits and the file
 // size before use: corrupt input gives a bzr::Error in bounded time.
 #include "server/bzr/btree.hpp"
+
 #include "server/base/strings.hpp"
 
 #include <errno.h>
@@ -76,7 +77,7 @@ Status inflate_page(std::string_view in, std::string& page, size_t max) {
     if (out.size() > kKeptInflateBytes) out = std::string();  // a huge page's buffer does not stay
     if (too_big) return limit_exceeded("B+Tree page inflates beyond " + std::to_string(max) + " bytes");
     if (rc != Z_STREAM_END) return corrupt("B+Tree page is not a complete zlib stream");
-    return Ok{};
+    return charge_inflated(have);
 }
 
 }  // namespace
@@ -99,6 +100,16 @@ struct BTreeReader::Page {
     std::vector<std::string_view> keys;  // internal: separator keys, ascending
     std::vector<BTreeEntry> entries;     // leaf: entries, ascending by key
 };
+
+namespace {
+
+// What a parsed page holds in memory (the reader's cache is bounded by it).
+size_t page_bytes(const BTreeReader::Page& p) {
+    return sizeof p + p.text.capacity() + p.keys.capacity() * sizeof(std::string_view) +
+           p.entries.capacity() * sizeof(BTreeEntry);
+}
+
+}  // namespace
 
 namespace {
 
@@ -322,13 +333,19 @@ Result<std::shared_ptr<const BTreeReader::Page>> BTreeReader::page(uint64_t inde
     }
     auto r = read_page(index);
     if (!r || !use_cache || limits_.max_cached_pages == 0) return r;
-    if (cache_.size() >= limits_.max_cached_pages) {
+    const size_t cost = page_bytes(**r);
+    if (cost > limits_.max_cached_bytes) return r;
+    // bounded: each pass evicts one of at most max_cached_pages entries
+    while (!cache_.empty() &&
+           (cache_.size() >= limits_.max_cached_pages || cached_bytes_ + cost > limits_.max_cached_bytes)) {
         auto victim = cache_.begin();
         for (auto it = cache_.begin(); it != cache_.end(); ++it)  // bounded: max_cached_pages entries
             if (it->second.used < victim->second.used) victim = it;
+        cached_bytes_ -= page_bytes(*victim->second.page);
         cache_.erase(victim);
     }
     cache_[index] = Cached{*r, ++tick_};
+    cached_bytes_ += cost;
     return r;
 }
 

@@ -35,6 +35,7 @@ struct BTreeLimits {
     uint64_t max_file_size = 4ull << 30;         // bytes of one index file
     size_t max_depth = 16;                       // rows of the tree
     size_t max_cached_pages = 256;               // parsed pages one reader keeps (LRU)
+    size_t max_cached_bytes = 8 * 1024 * 1024;   // and their inflated text and entry tables, in bytes
     uint64_t whole_file_bytes = 64 * 1024;       // an index up to this size is read whole when opened
 };
 
@@ -141,6 +142,7 @@ private:
         uint64_t used = 0;
     };
     std::unordered_map<uint64_t, Cached> cache_;
+    size_t cached_bytes_ = 0;
     uint64_t tick_ = 0;
     BTreeReadStats stats_;
 };

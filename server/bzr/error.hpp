@@ -7,6 +7,7 @@
 #include <string>
 
 #include "protocol/result.hpp"
+#include "server/base/work_budget.hpp"
 
 namespace souk::server::bzr {
 
@@ -36,5 +37,14 @@ template <typename T>
 using Result = BasicResult<T, Error>;
 struct Ok {};
 using Status = BasicResult<Ok, Error>;
+
+// Charge `bytes` just inflated to the request's work budget
+// (server/base/work_budget.hpp); LimitExceeded once it is spent.
+inline Status charge_inflated(uint64_t bytes) {
+    uint64_t max = 0;
+    if (server::charge_inflated(bytes, max)) return Ok{};
+    return limit_exceeded("the request inflated more than its work budget of " + std::to_string(max) +
+                          " bytes (--request-inflate-budget)");
+}
 
 }  // namespace souk::server::bzr

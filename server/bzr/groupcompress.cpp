@@ -141,6 +141,7 @@ Status PrefixInflater::feed(std::string_view z, bool last) {
         zs->avail_out = static_cast<uInt>(room);
         int rc = inflate(zs, last && fed == z.size() ? Z_FINISH : Z_NO_FLUSH);
         out_.resize(have + room - zs->avail_out);
+        if (Status st = charge_inflated(out_.size() - have); !st) return st;
         if (rc == Z_STREAM_END) {
             ended_ = true;
             break;

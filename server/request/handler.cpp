@@ -125,6 +125,7 @@ void Handler::begin(const Params& p) {
     spilled_ = false;
     started = io::Clock::now();
     deadline = io::after_seconds(p.request_timeout);
+    budget = WorkBudget{static_cast<uint64_t>(p.request_inflate_budget), 0};
 }
 
 void Handler::finish() {

@@ -26,6 +26,7 @@
 #include "protocol/message.hpp"
 #include "protocol/verbs.hpp"
 #include "server/verbs/dispatch.hpp"
+#include "server/base/work_budget.hpp"
 #include "server/request/mempool.hpp"
 #include "transport/stream.hpp"
 
@@ -71,6 +72,7 @@ public:
     bool close_after = false;  // a protocol error: the stream cannot go on
     io::Clock::time_point started{};
     io::Deadline deadline{};
+    WorkBudget budget;               // charged by the format library (--request-inflate-budget)
     std::unique_ptr<BodySink> sink;  // a streamed verb's body, as it arrives
     Reply reply;
     std::string path;  // scratch for the dispatcher's path resolution

@@ -52,6 +52,7 @@ Pipeline::Step Pipeline::feed(std::string_view& in) {
     // A fresh handler for each request, from its first byte.
     if (!h_) h_.acquire(ctx_.params);
     Handler& h = *h_;
+    BudgetScope budget(&h.budget);  // the verbs this feed dispatches charge the request
     const size_t before = in.size();
     for (;;) {  // bounded: each event consumes input or ends the request
         proto::Event ev = h.decoder.next(in);
@@ -164,6 +165,7 @@ uint64_t Pipeline::settle_reply(uint64_t limit) { return settle_generated(ctx_, 
 
 bool Pipeline::write_reply(io::Sink& out) {
     Handler& h = *h_;
+    BudgetScope budget(&h.budget);  // a generated body (a stream) charges the request too
     Counters& c = counters();
     if (h.close_after) {
         count(c.protocol_errors);

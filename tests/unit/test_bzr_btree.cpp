@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "server/base/work_budget.hpp"
 #include "server/bzr/btree.hpp"
 #include "server/store/fs_store.hpp"
 
@@ -541,4 +542,83 @@ TEST_CASE("btree: a page inflating to exactly the limit is read, one byte more i
     auto r = bzr::BTreeReader::from_bytes(bytes, lim);
     REQUIRE(!r);
     CHECK(r.err().code == bzr::Errc::LimitExceeded);
+}
+
+namespace {
+
+// A two-row index whose 16 leaves each inflate to about 1 MiB from a few
+// KiB: keys with thousands of references, the shape of the cheapest
+// CPU-and-memory bomb the per-page limits still allow.
+std::string reference_bomb(size_t leaves = 16, size_t refs_per_key = 4000) {
+    std::string root = "type=internal\noffset=0\n", pages;
+    size_t key = 0;
+    for (size_t l = 0; l < leaves; ++l) {  // bounded: `leaves`
+        std::string leaf = "type=leaf\n";
+        if (l) root += "r" + std::to_string(100000000 + key) + "\n";
+        for (size_t k = 0; k < 20; ++k, ++key) {  // bounded: 20 keys a leaf
+            leaf += "r" + std::to_string(100000000 + key) + std::string(1, '\0') + "r100000000";
+            for (size_t i = 1; i < refs_per_key; ++i) leaf += "\rr100000000";  // bounded: refs_per_key
+            leaf += std::string(1, '\0') + "0 1 0 1\n";
+        }
+        std::string z = zlib_of(leaf);
+        REQUIRE(z.size() <= 4096);
+        z.resize(4096, '\0');
+        pages += z;
+    }
+    std::string page0 = header(1, 1, std::to_string(key), "1," + std::to_string(leaves)) + zlib_of(root);
+    REQUIRE(page0.size() <= 4096);
+    page0.resize(4096, '\0');
+    return page0 + pages;
+}
+
+}  // namespace
+
+TEST_CASE("btree: a request's work budget ends a hostile index's inflation; the page cache is bounded in bytes") {
+    const std::string bomb = reference_bomb();
+    REQUIRE(bomb.size() == 17 * 4096);  // 68 KiB on disk, about 16 MiB inflated
+    size_t entries = 0;
+    auto count = [&](const bzr::BTreeEntry&) { ++entries; };
+    {
+        auto r = bzr::BTreeReader::from_bytes(bomb);  // the control: no budget, it is a valid index
+        REQUIRE(r);
+        CHECK(r->iter_all(count));
+        CHECK(entries == 16 * 20);
+    }
+    WorkBudget budget{4 << 20, 0};
+    {
+        BudgetScope scope(&budget);
+        auto r = bzr::BTreeReader::from_bytes(bomb);
+        REQUIRE(r);
+        auto t0 = std::chrono::steady_clock::now();
+        auto st = r->iter_all([](const bzr::BTreeEntry&) {});
+        REQUIRE(!st);
+        CHECK(st.err().code == bzr::Errc::LimitExceeded);
+        CHECK(st.err().detail.find("--request-inflate-budget") != std::string::npos);
+        CHECK(budget.inflated > budget.max_inflated);
+        CHECK(budget.inflated < budget.max_inflated + (2 << 20));  // stopped at the first page past it
+        CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(2));
+    }
+    // Out of the scope nothing is charged.
+    const uint64_t spent = budget.inflated;
+    auto again = bzr::BTreeReader::from_bytes(bomb);
+    REQUIRE(again);
+    CHECK(again->iter_all([](const bzr::BTreeEntry&) {}));
+    CHECK(budget.inflated == spent);
+    // Each leaf holds about 1 MiB: a 2 MiB page cache keeps two of them,
+    // however many pages its count allows; the default (8 MiB) keeps four.
+    std::vector<std::string> keys;
+    for (int i = 0; i < 4; ++i) keys.push_back("r" + std::to_string(100000000 + 20 * i));  // four leaves
+    std::vector<std::string_view> probe(keys.begin(), keys.end());
+    auto rereads = [&](const bzr::BTreeLimits& lim) {
+        auto r = bzr::BTreeReader::from_bytes(bomb, lim);
+        REQUIRE(r);
+        REQUIRE(r->lookup(probe, [](const bzr::BTreeEntry&) {}));
+        const uint64_t once = r->stats().pages_read;
+        REQUIRE(r->lookup(probe, [](const bzr::BTreeEntry&) {}));
+        return r->stats().pages_read - once;
+    };
+    bzr::BTreeLimits small;
+    small.max_cached_bytes = 2 << 20;
+    CHECK(rereads(small) == 4);  // least recently used first: each is gone before it is asked again
+    CHECK(rereads(bzr::BTreeLimits{}) == 0);
 }
