@@ -1,0 +1,1 @@
+# The Debian package (CPack DEB): filled in below.
