@@ -13,9 +13,10 @@ CMD_TIMEOUT = 300
 UNITS = ('soukd.service', 'soukd.socket', 'soukd-inet.socket', 'soukd-inet@.service')
 
 # A tiny libsouk program: connect to URL, print the file PATH, then the
-# names in the URL's directory; an error prints its kind and exits 1.
+# names in the URL's directory (sorted); an error prints its kind and exits 1.
 CONSUMER_CPP = r'''
 #include "client/client.hpp"
+#include <algorithm>
 #include <cstdio>
 namespace sc = souk::client;
 int main(int argc, char** argv) {
@@ -30,6 +31,7 @@ int main(int argc, char** argv) {
     std::fwrite(text->data(), 1, text->size(), stdout);
     auto names = c->list_dir(".");
     if (!names) return 1;
+    std::sort(names->begin(), names->end());
     for (auto& n : *names) std::printf("[%s]\n", n.c_str());
     return 0;
 }

@@ -20,6 +20,7 @@ EXPECTED = sorted([
     'lib/cmake/souk/souk-targets.cmake', 'lib/cmake/souk/souk-targets-relwithdebinfo.cmake',
     'share/man/man8/soukd.8.gz', 'share/man/man1/souk.1.gz',
     'share/doc/souk/README.md', 'share/doc/souk/NEWS', 'share/doc/souk/copyright',
+    'share/doc/libsouk-dev/copyright', 'share/doc/souk/changelog.gz', 'share/doc/libsouk-dev/changelog.gz',
     'etc/souk/soukd.conf', 'etc/logrotate.d/souk',
 ] + ['lib/systemd/system/' + u for u in UNITS]
   + ['include/souk/client/%s.hpp' % h for h in
