@@ -9,7 +9,6 @@ set(CPACK_PACKAGE_NAME souk)
 set(CPACK_PACKAGE_VENDOR souk)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_CONTACT "${SOUK_DEB_MAINTAINER}")  # dist/CMakeLists.txt
-set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "Bazaar smart protocol server and client")
 set(CPACK_RESOURCE_FILE_LICENSE ${PROJECT_SOURCE_DIR}/LICENSE)
 # Installed with DESTDIR and the prefix /usr, so that dist/install-dist.cmake
 # sees /usr and puts the configuration under /etc.
@@ -32,6 +31,8 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION vcs)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SHLIBDEPS ON)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS "adduser")
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SUGGESTS "brz, logrotate")
+# Each description's first line is the package's synopsis (CPACK_PACKAGE_DESCRIPTION_SUMMARY
+# stays unset: CPack would put it above both).
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "Bazaar smart protocol server (bzr://, bzr+ssh://, bzr+http://)
 soukd serves Bazaar branches to an unmodified Breezy client over SSH,
 bzr:// (TCP), HTTP and CGI, with no Python on the server: read-only unless
