@@ -8,6 +8,7 @@ packages=(
   libcpp-httplib-dev nlohmann-json3-dev libzstd-dev doctest-dev zlib1g-dev libbz2-dev
   python3 brz openssh-server openssh-client
   nginx fcgiwrap apache2 openssl curl zstd
+  systemd man-db
 )
 
 missing=()

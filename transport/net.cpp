@@ -1,6 +1,9 @@
 #include "transport/net.hpp"
 
+#include <cstddef>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -13,6 +16,7 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -177,6 +181,54 @@ bool write_port_file(const std::string& path, uint16_t port) {
     std::fprintf(f, "%u\n", port);
     if (std::fclose(f) != 0) return false;
     return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+std::vector<PassedSocket> take_passed_sockets() {
+    std::vector<PassedSocket> out;
+    const char* pid = std::getenv("LISTEN_PID");
+    const char* fds = std::getenv("LISTEN_FDS");
+    const char* names = std::getenv("LISTEN_FDNAMES");
+    long n = 0;
+    if (pid && fds && std::strtol(pid, nullptr, 10) == static_cast<long>(::getpid())) n = std::strtol(fds, nullptr, 10);
+    const long max_fds = 1024;  // a sanity bound: systemd passes a handful
+    std::string rest = names ? names : "";
+    for (long i = 0; i < n && i < max_fds; ++i) {
+        const int fd = 3 + static_cast<int>(i);  // SD_LISTEN_FDS_START
+        ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+        size_t colon = rest.find(':');
+        std::string name = rest.substr(0, colon);
+        rest = colon == std::string::npos ? std::string() : rest.substr(colon + 1);
+        out.push_back({Fd(fd), std::move(name)});
+    }
+    ::unsetenv("LISTEN_PID");
+    ::unsetenv("LISTEN_FDS");
+    ::unsetenv("LISTEN_FDNAMES");
+    return out;
+}
+
+bool is_listening_stream(int fd) {
+    int type = 0, listening = 0;
+    socklen_t len = sizeof type;
+    if (::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM) return false;
+    len = sizeof listening;
+    return ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening;
+}
+
+bool notify_service_manager(const char* state) {
+    const char* path = std::getenv("NOTIFY_SOCKET");
+    if (!path || (path[0] != '/' && path[0] != '@')) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const size_t len = std::strlen(path);
+    if (len >= sizeof addr.sun_path) return false;
+    std::memcpy(addr.sun_path, path, len);
+    if (path[0] == '@') addr.sun_path[0] = '\0';  // abstract: the name is the bytes after the NUL, unterminated
+    const socklen_t addr_len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len + (path[0] == '/'));
+    Fd fd(::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return false;
+    const size_t n = std::strlen(state);
+    return ::sendto(fd.get(), state, n, MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&addr), addr_len) ==
+           static_cast<ssize_t>(n);
 }
 
 }  // namespace souk::io

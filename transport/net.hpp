@@ -35,6 +35,25 @@ Child spawn(const std::vector<std::string>& argv, std::string* err);
 // Reap a child; returns its exit status (as from waitpid) or -1.
 int wait_child(pid_t pid);
 
+// systemd without libsystemd (docs/install.md#systemd).
+// The sockets systemd passed to this process (socket activation,
+// sd_listen_fds(3)): when $LISTEN_PID is our pid, $LISTEN_FDS descriptors
+// from 3 on, named by $LISTEN_FDNAMES (colon-separated; "" when absent).
+// They become close-on-exec and the three variables are unset, so no child
+// takes them. Empty when nothing was passed. Call once, before any thread.
+struct PassedSocket {
+    Fd fd;
+    std::string name;
+};
+std::vector<PassedSocket> take_passed_sockets();
+// Is fd a listening stream socket (not a connection)?
+bool is_listening_stream(int fd);
+// Tell the service manager `state` ("READY=1", "STOPPING=1"): one datagram
+// to the AF_UNIX socket $NOTIFY_SOCKET names (a leading '@' means the
+// abstract namespace), sd_notify(3)'s protocol. false when the variable is
+// unset or the send fails (nothing to do for the caller either way).
+bool notify_service_manager(const char* state);
+
 // Write the bound port to `path` atomically (temp file + rename), for
 // scripts and tests that start a server on port 0. false on failure.
 bool write_port_file(const std::string& path, uint16_t port);

@@ -240,7 +240,9 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
     std::thread loop([&svr] { svr.listen_after_bind(); });
     // Wait (bounded) for the loop to come up, then until told to stop.
     for (int i = 0; i < 250 && !svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (opts.on_listening) opts.on_listening();  // bound: connections queue in the kernel until the loop runs
     while (!*stop && svr.is_running()) sleep_until_woken(1000);  // bounded: until *stop or the loop ends
+    if (*stop) io::notify_service_manager("STOPPING=1");
     svr.stop();
     loop.join();
     return 0;

@@ -5,6 +5,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "server/verbs/dispatch.hpp"
@@ -16,6 +17,7 @@ struct HttpOptions {
     std::string address = "127.0.0.1";
     uint16_t port = 8080;       // 0 picks a free port
     std::string port_file;      // if set, the bound port is written here once listening
+    std::function<void()> on_listening;  // called once listening (systemd readiness)
     WebOptions web;
 };
 

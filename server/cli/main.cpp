@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -22,6 +23,7 @@
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
 #include "server/carriers/waiter.hpp"
+#include "transport/net.hpp"
 
 namespace {
 
@@ -243,6 +245,14 @@ int main(int argc, char** argv) {
         SessionEnd why = serve_stream(ctx, stdio, "stdio");
         return (why == SessionEnd::Eof || why == SessionEnd::IdleTimeout) ? 0 : 1;
     }
+    // systemd (docs/install.md#systemd): bzr:// on the socket it passed, and
+    // READY=1 once every carrier listens.
+    if (std::string why = adopt_passed_socket(tcp); !why.empty()) return fail(why);
+    if (tcp.passed_fd >= 0) tcp_explicit = true;
+    std::atomic<int> not_listening{want_http && tcp_explicit ? 2 : 1};
+    tcp.on_listening = http.on_listening = [&not_listening] {
+        if (--not_listening == 0) souk::io::notify_service_manager("READY=1");
+    };
     struct sigaction sa{};
     sa.sa_handler = on_stop;
     ::sigemptyset(&sa.sa_mask);

@@ -859,12 +859,15 @@ class Server:
     of them except the idle timeout, mapped to --client-timeout).
     """
 
-    def __init__(self, root, allow_writes=False, limits=None, kind=None, max_fds=None):
+    def __init__(self, root, allow_writes=False, limits=None, kind=None, max_fds=None,
+                 program=None, user=None):
         self.root = root
         self.allow_writes = allow_writes
         self.limits = dict(limits or {})
         self.kind = kind or server_kind()
         self.max_fds = max_fds  # RLIMIT_NOFILE for the server, if given
+        self.program = program  # a soukd other than $SOUKD (an installed one)
+        self.user = user        # run as this user (the test runs as root)
         self.proc = None
         self.port = None
         self.tmp = None
@@ -876,7 +879,7 @@ class Server:
         try:
             if self.kind == 'soukd':
                 port_file = os.path.join(self.tmp, 'port')
-                cmd = [soukd_path(), 'serve', '--listen', '127.0.0.1', '--port', '0',
+                cmd = [self.program or soukd_path(), 'serve', '--listen', '127.0.0.1', '--port', '0',
                        '--directory=' + self.root, '--port-file', port_file]
                 if self.allow_writes:
                     cmd.append('--allow-writes')
@@ -892,10 +895,18 @@ class Server:
                 if 'idle-timeout' in self.limits:
                     cmd += ['--client-timeout', str(self.limits['idle-timeout'])]
             self.cmd = cmd
+            account = pwd.getpwnam(self.user) if self.user else None
+            if account:  # it writes its port file here
+                os.chown(self.tmp, account.pw_uid, account.pw_gid)
+
             def preexec():
                 _pdeathsig()
                 if self.max_fds is not None:
                     resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_fds, self.max_fds))
+                if account:
+                    os.initgroups(account.pw_name, account.pw_gid)
+                    os.setgid(account.pw_gid)
+                    os.setuid(account.pw_uid)
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                          env=server_env(self.tmp), cwd='/', preexec_fn=preexec)
         finally:
