@@ -18,6 +18,8 @@ namespace souk::server {
       "largest v3 header or argument structure")                                                           \
     X(max_body, "max-body", Bytes, 256ull * 1024 * 1024, 0, 1ull << 40,                                      \
       "largest request body held in memory (readv ranges, get_parent_map keys)")                            \
+    X(max_body_total, "max-body-total", Bytes, 1ull << 30, 0, 1ull << 44,                                     \
+      "request bodies held in memory beyond the handlers' workspaces, all requests together (TooLarge beyond)") \
     X(max_upload, "max-upload", Bytes, 64ull << 30, 0, 1ull << 50,                                           \
       "largest streamed request body (put, append data; HTTP/CGI: largest POST), never held in memory")    \
     X(max_bencode_depth, "max-bencode-depth", Count, 32, 1, 1024, "deepest nesting of bencoded values")    \

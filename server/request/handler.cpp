@@ -28,6 +28,9 @@ constexpr size_t kHandlerBytes = (sizeof(Handler) + 63) / 64 * 64;
 
 // Workspace growth (--workspace-max): overflows since the last pass.
 std::atomic<uint64_t> g_overflows{0};
+// Bytes of request bodies on the heap (beyond their workspaces), all
+// handlers together: --max-body-total caps it.
+std::atomic<uint64_t> g_heap_body_bytes{0};
 std::atomic<size_t> g_workspace_max{0};
 
 void grow_workspace_hook() {
@@ -97,20 +100,33 @@ std::string_view Handler::body() const {
     return spilled_ ? std::string_view(heap_body_) : std::string_view(ws_, body_len_);
 }
 
-void Handler::body_append(std::string_view chunk) {
+bool Handler::body_append(std::string_view chunk, uint64_t total_cap) {
+    if (!spilled_ && chunk.size() <= ws_size_ - body_len_) {
+        std::memcpy(ws_ + body_len_, chunk.data(), chunk.size());
+        body_len_ += chunk.size();
+        return true;
+    }
+    // Beyond the workspace the body lives on the heap, and the heap bodies
+    // of all requests together are capped.
+    const uint64_t grow = spilled_ ? chunk.size() : body_len_ + chunk.size();
+    if (g_heap_body_bytes.fetch_add(grow, std::memory_order_relaxed) + grow > total_cap) {
+        g_heap_body_bytes.fetch_sub(grow, std::memory_order_relaxed);
+        return false;
+    }
+    heap_charged_ += grow;
     if (!spilled_) {
-        if (chunk.size() <= ws_size_ - body_len_) {
-            std::memcpy(ws_ + body_len_, chunk.data(), chunk.size());
-            body_len_ += chunk.size();
-            return;
-        }
-        // Outgrew the workspace: the body continues on the heap.
         spilled_ = true;
         heap_body_.assign(ws_, body_len_);
         count(counters().workspace_overflows);
         g_overflows.fetch_add(1, std::memory_order_relaxed);
     }
     heap_body_.append(chunk);
+    return true;
+}
+
+void Handler::uncharge_heap() {
+    g_heap_body_bytes.fetch_sub(heap_charged_, std::memory_order_relaxed);
+    heap_charged_ = 0;
 }
 
 void Handler::begin(const Params& p) {
@@ -123,6 +139,7 @@ void Handler::begin(const Params& p) {
     aborted = prepared = close_after = false;
     body_len_ = 0;
     spilled_ = false;
+    uncharge_heap();
     started = io::Clock::now();
     deadline = io::after_seconds(p.request_timeout);
     budget = WorkBudget{static_cast<uint64_t>(p.request_inflate_budget), 0};
@@ -136,6 +153,7 @@ void Handler::finish() {
     verb = nullptr;
     body_len_ = 0;
     spilled_ = false;
+    uncharge_heap();
     heap_body_.clear();
     if (heap_body_.capacity() > kKeepOut) std::string().swap(heap_body_);
     out.clear();

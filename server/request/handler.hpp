@@ -47,7 +47,10 @@ public:
     std::span<const proto::Value> args() const { return {arg_storage.data(), argc}; }
     // The request body: in the workspace, or on the heap beyond it.
     std::string_view body() const;
-    void body_append(std::string_view chunk);
+    // Append to the body: false (nothing appended) when the bytes beyond the
+    // workspace would take the heap bodies of all requests past `total_cap`
+    // (--max-body-total).
+    bool body_append(std::string_view chunk, uint64_t total_cap);
     size_t workspace_size() const { return ws_size_; }
 
     // Ready for a new request under these parameters.
@@ -84,6 +87,8 @@ private:
     size_t body_len_ = 0;     // bytes of body in the workspace
     bool spilled_ = false;    // the body lives in heap_body_
     std::string heap_body_;
+    uint64_t heap_charged_ = 0;  // of the process-wide total of heap bodies
+    void uncharge_heap();
 };
 
 // A handler from the req pool for one request; given back (finish()ed) on

@@ -75,7 +75,12 @@ Pipeline::Step Pipeline::feed(std::string_view& in) {
                                                      " bytes)"));
                     break;
                 }
-                h.body_append(ev.chunk);
+                if (!h.body_append(ev.chunk, static_cast<uint64_t>(ctx_.params.max_body_total))) {
+                    count(counters().body_over_cap);
+                    prepare(generic("TooLarge", "request bodies held by this server are over --max-body-total (" +
+                                                     std::to_string(static_cast<uint64_t>(ctx_.params.max_body_total)) +
+                                                     " bytes); try again later"));
+                }
             }
             break;
         case Ev::Abort:

@@ -184,6 +184,40 @@ TEST_CASE("pipeline: a read-only server refuses every mutating verb of the table
     CHECK(!fs::exists(f.root / ".bzr"));
 }
 
+TEST_CASE("pipeline: request bodies beyond the workspaces share one cap (--max-body-total)") {
+    Fixture f;
+    f.ctx.params.max_body_total = 64 * 1024;  // two 40 KiB bodies do not fit; one does
+    std::string ranges;
+    while (ranges.size() < 40 * 1024) ranges += "0,1\n";  // bounded: 40 KiB of ranges
+    ranges.pop_back();
+    REQUIRE(ranges.size() > f.ctx.params.workspace);  // it spills to the heap
+    auto wire_of = [&] {
+        std::string wire;
+        souk::proto::request::encode(3, A({"readv", "/data.txt"}), &ranges, wire);
+        return wire;
+    };
+    auto reply_of = [](Pipeline& p) {
+        std::string reply;
+        souk::io::StringSink sink(reply);
+        REQUIRE(p.write_reply(sink));
+        return reply;
+    };
+    const std::string w1 = wire_of(), w2 = wire_of(), w3 = wire_of();
+    Pipeline first(f.ctx, "first"), second(f.ctx, "second"), third(f.ctx, "third");
+    std::string_view in1 = w1, in2 = w2, in3 = w3;
+    REQUIRE(first.feed(in1) == Pipeline::Step::Ready);  // holds its 40 KiB body until answered
+    REQUIRE(second.feed(in2) == Pipeline::Step::Ready);
+    CHECK(in2.empty());  // the rest of its body was read and dropped
+    std::string refused = reply_of(second);
+    CHECK(refused.find("TooLarge") != std::string::npos);
+    CHECK(refused.find("--max-body-total") != std::string::npos);
+    std::string answered = reply_of(first);  // answers, and gives its bytes back
+    CHECK(answered.find("readv") != std::string::npos);
+    CHECK(answered.find("TooLarge") == std::string::npos);
+    REQUIRE(third.feed(in3) == Pipeline::Step::Ready);
+    CHECK(reply_of(third).find("TooLarge") == std::string::npos);
+}
+
 TEST_CASE("dispatch: VFS writes, stat and listings") {
     Fixture f;
     CHECK(f.call(A({"append", "/log", "420"}), "hello").args == A({"appended", "0"}));

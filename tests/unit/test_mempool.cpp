@@ -209,7 +209,7 @@ TEST_CASE("handlers: one per request from the req pool, back at once, buffers ke
         CHECK(counters().pool_req_live.load() == live0 + 1);
         h->check();
         first = &*h;
-        h->body_append("0,10\n20,30");
+        CHECK(h->body_append("0,10\n20,30", p.max_body_total));
         CHECK(h->body() == "0,10\n20,30");
         h->out.assign(100000, 'x');
     }
@@ -229,8 +229,8 @@ TEST_CASE("handlers: a body beyond the workspace spills to the heap and is count
     h.acquire(p);
     uint64_t over0 = counters().workspace_overflows.load();
     std::string big(h->workspace_size() + 10, 'b');
-    h->body_append(std::string_view(big).substr(0, 100));
-    h->body_append(std::string_view(big).substr(100));
+    CHECK(h->body_append(std::string_view(big).substr(0, 100), p.max_body_total));
+    CHECK(h->body_append(std::string_view(big).substr(100), p.max_body_total));
     CHECK(h->body() == big);
     CHECK(counters().workspace_overflows.load() == over0 + 1);
 }
