@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstring>
 
 #include "server/base/log.hpp"
@@ -62,9 +63,24 @@ bool write_response(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
     return true;
 }
 
+// This process's one request, for its access line
+// (docs/access-log.md): set by run_cgi.
+struct CgiRequest {
+    std::string peer, user, method, path;
+    log::Origin origin;
+    io::Clock::time_point started = io::Clock::now();
+    uint64_t bytes_in = 0;
+};
+CgiRequest g_req;
+
+// Answer with a status of our own (not the pipeline's reply), and log it.
 int answer(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
-    if (!write_response(out, ctx, r)) return 1;
-    return 0;
+    const bool ok = write_response(out, ctx, r);
+    const uint64_t sent = !ok || r.head || r.status == 304 ? 0 : r.content_length();
+    log_web_access(g_req.origin, g_req.method, g_req.path, r.status, g_req.bytes_in, sent,
+                   static_cast<uint64_t>(
+                       std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - g_req.started).count()));
+    return ok ? 0 : 1;
 }
 
 WebResponse failure(int status, std::string_view msg) {
@@ -103,6 +119,14 @@ int cgi_fail(int status, const std::string& message) {
 int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
     io::Stream io(STDIN_FILENO, STDOUT_FILENO, false);
     std::string method = env("REQUEST_METHOD");
+    g_req.peer = env("REMOTE_ADDR");
+    if (const std::string port = env("REMOTE_PORT"); !g_req.peer.empty() && !port.empty()) g_req.peer += ":" + port;
+    g_req.user = env("REMOTE_USER");
+    g_req.method = method;
+    g_req.path = env("REQUEST_URI");
+    g_req.path = percent_decode(g_req.path.substr(0, g_req.path.find('?')));
+    if (g_req.path.empty()) g_req.path = env("SCRIPT_NAME") + env("PATH_INFO");
+    g_req.origin = log::Origin{"cgi", g_req.peer.c_str(), g_req.user.c_str()};
     if (method.empty()) {
         WebResponse r = failure(400, "bad request: REQUEST_METHOD is not set (is this a CGI request?)");
         return answer(io, ctx, r);
@@ -146,7 +170,7 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
         WebResponse f = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes, --max-upload)");
         return answer(io, ctx, f);
     }
-    SmartExchange ex(ctx, "cgi", req, r.smart_base);
+    SmartExchange ex(ctx, g_req.origin, req, r.smart_base);
     const auto deadline = io::after_seconds(ctx.params.cgi_read_timeout);
     char buf[64 * 1024];
     uint64_t got = 0;
@@ -174,6 +198,7 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
             return answer(io, ctx, f);
         }
         got += static_cast<uint64_t>(n);
+        g_req.bytes_in = got;
         ex.body(std::string_view(buf, static_cast<size_t>(n)));
     }
     ex.end();

@@ -10,6 +10,7 @@
 #include <exception>
 #include <memory>
 #include <thread>
+#include <utility>
 
 #include "server/base/log.hpp"
 #include "server/carriers/waiter.hpp"
@@ -18,6 +19,17 @@
 
 namespace souk::server {
 namespace {
+
+// The exchange this worker thread is serving (httplib serves each on one
+// thread, from routing to the logger): when it began, and whether the
+// pipeline answered it (then it writes the access line).
+struct Exchange {
+    io::Clock::time_point started{};
+    bool smart = false;
+};
+thread_local Exchange t_exchange;
+
+std::string http_peer(const httplib::Request& req) { return req.remote_addr + ":" + std::to_string(req.remote_port); }
 
 // Bytes handed to the socket per content-provider call.
 constexpr size_t kProviderStep = 256 * 1024;
@@ -128,6 +140,7 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
         }));
     const uint64_t max_header = static_cast<uint64_t>(ctx.params.http_max_header_bytes);
     svr.set_pre_routing_handler([max_header](const httplib::Request& req, httplib::Response& res) {
+        t_exchange = Exchange{io::Clock::now(), false};
         uint64_t n = req.target.size();
         for (const auto& [k, v] : req.headers) n += k.size() + v.size() + 4;
         if (n <= max_header) return httplib::Server::HandlerResponse::Unhandled;
@@ -135,9 +148,19 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
         res.set_content("request header fields too large\n", "text/plain; charset=utf-8");
         return httplib::Server::HandlerResponse::Handled;
     });
+    // Called once the response is sent: the access line of an exchange the
+    // pipeline did not answer (its own lines are the smart requests').
     svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
         SOUK_LOG(Debug, "http: %s:%d %s %s -> %d", req.remote_addr.c_str(), req.remote_port, req.method.c_str(),
                  req.path.c_str(), res.status);
+        if (std::exchange(t_exchange.smart, false) || !log::access_enabled()) return;
+        const std::string peer = http_peer(req);
+        const log::Origin origin{"http", peer.c_str(), nullptr};
+        const uint64_t out = req.method == "HEAD" ? 0 : res.body.empty() ? res.content_length_ : res.body.size();
+        log_web_access(origin, req.method, req.path, res.status, req.body.size(), out,
+                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                                 io::Clock::now() - t_exchange.started)
+                                                 .count()));
     });
 
     const WebOptions web = opts.web;
@@ -166,7 +189,10 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
             else res.set_header(k, v);
         }
         if (out->smart) {
-            auto ex = std::make_shared<SmartExchange>(ctx, "http", *wr, out->smart_base);
+            t_exchange.smart = true;  // its access line is the pipeline's
+            const std::string peer = http_peer(creq);
+            const log::Origin origin{"http", peer.c_str(), nullptr};
+            auto ex = std::make_shared<SmartExchange>(ctx, origin, *wr, out->smart_base);
             if (reader) {
                 (*reader)([&ex](const char* data, size_t n) {
                     ex->body(std::string_view(data, n));

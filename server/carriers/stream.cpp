@@ -4,7 +4,7 @@
 
 namespace souk::server {
 
-SessionEnd serve_stream(const ServerContext& shared_ctx, io::Stream& stream, const std::string& peer) {
+SessionEnd serve_stream(const ServerContext& shared_ctx, io::Stream& stream, const log::Origin& origin) {
     // This connection's store chain (its own readahead thread, joined when
     // the session returns), sharing the root's filesystem and cache.
     std::unique_ptr<Store> conn_store = shared_ctx.store ? shared_ctx.store->for_connection() : nullptr;
@@ -17,7 +17,7 @@ SessionEnd serve_stream(const ServerContext& shared_ctx, io::Stream& stream, con
     // The request loop with pooled handlers (server/request/pipeline.cpp); between
     // requests the session holds no handler and no buffer.
     configure_pools(ctx.params);
-    return serve_requests(ctx, stream, peer.c_str());
+    return serve_requests(ctx, stream, origin);
 }
 
 }  // namespace souk::server

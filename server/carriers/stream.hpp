@@ -10,6 +10,6 @@ namespace souk::server {
 
 // Serve one connection. Returns when the peer is done or must be dropped;
 // the caller closes the stream. Never throws.
-SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const std::string& peer);
+SessionEnd serve_stream(const ServerContext& ctx, io::Stream& stream, const log::Origin& origin);
 
 }  // namespace souk::server

@@ -751,7 +751,8 @@ SessionEnd Waiter::serve_conn(const ServerContext& wctx, ArrivalScanner& scanner
     const double min_rate = ctx_.params.min_stream_rate;
 
     IoBuffer buf;
-    Pipeline p(wctx, c->peer);
+    const log::Origin origin{"tcp", c->peer, nullptr};
+    Pipeline p(wctx, origin);
     std::string_view pending;  // bytes read but not yet decoded (in buf)
     for (;;) {  // one pass per read; bounded by the peer's bytes and the deadlines
         if (pending.empty()) {

@@ -367,8 +367,31 @@ int parse_range_header(std::string_view value, uint64_t size, size_t max_ranges,
     return out.empty() ? 416 : 1;
 }
 
-SmartExchange::SmartExchange(const ServerContext& ctx, const char* peer, const WebRequest& req, std::string base)
-    : ctx_(ctx), req_(req), base_(std::move(base)), pipe_(ctx, peer, base_) {}
+SmartExchange::SmartExchange(const ServerContext& ctx, const log::Origin& origin, const WebRequest& req,
+                             std::string base)
+    : ctx_(ctx),
+      req_(req),
+      base_(std::move(base)),
+      peer_(origin.peer ? origin.peer : ""),
+      user_(origin.user ? origin.user : ""),
+      origin_{origin.carrier, peer_.c_str(), user_.c_str()},
+      pipe_(ctx, origin_, base_) {}
+
+void log_web_access(const log::Origin& origin, std::string_view method, std::string_view path, int status,
+                    uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_us) {
+    if (!log::access_enabled()) return;
+    char result[16] = "ok";
+    if (status >= 400) std::snprintf(result, sizeof result, "http%d", status);
+    log::Access a;
+    a.origin = &origin;
+    a.verb = method;
+    a.path = path;
+    a.result = result;
+    a.bytes_in = bytes_in;
+    a.bytes_out = bytes_out;
+    a.duration_us = duration_us;
+    log::access(a);
+}
 
 void SmartExchange::body(std::string_view chunk) {
     // One request per exchange: bytes after it are ignored.

@@ -82,7 +82,8 @@ public:
     // for CGI) (docs/protocol/http.md#a-reply-must-end-where-the-client-stops-reading).
     static constexpr uint64_t kInlineReply = 256 * 1024;
 
-    SmartExchange(const ServerContext& ctx, const char* peer, const WebRequest& req, std::string base);
+    // `origin` is copied (the exchange may outlive the carrier's request).
+    SmartExchange(const ServerContext& ctx, const log::Origin& origin, const WebRequest& req, std::string base);
     void body(std::string_view chunk);  // the next piece of the POST body
     void end();                         // the POST body is complete
     bool zstd() const;                  // after end(): Content-Encoding: zstd
@@ -95,10 +96,18 @@ private:
     const ServerContext& ctx_;
     const WebRequest& req_;
     std::string base_;
+    std::string peer_, user_;
+    log::Origin origin_;
     Pipeline pipe_;
     bool ready_ = false;
     uint64_t body_size_ = UINT64_MAX;  // the reply body's, once end() has settled it
 };
+
+// The access-log line of a web request the pipeline did not answer (a
+// file GET, a refusal with an HTTP status): verb the method, result "ok"
+// below 400, else "http<status>" (docs/access-log.md).
+void log_web_access(const log::Origin& origin, std::string_view method, std::string_view path, int status,
+                    uint64_t bytes_in, uint64_t bytes_out, uint64_t duration_us);
 
 // The reason phrase of a status ("Not Found"); "Unknown" for others.
 const char* status_text(int status);

@@ -61,9 +61,19 @@ const char kUsage[] =
     "                          unless given\n"
     "  --directory=DIR         the root served (required)\n"
     "  --allow-writes          accept writes (put, append, mkdir, locks, ...)\n"
-    "  --log-file FILE         log there instead of stderr (stdout is never used)\n"
-    "  -v, --verbose           log each connection (twice: each request)\n"
-    "  -q, --quiet             log errors only\n"
+    "  --access-log DEST       one line per request (docs/access-log.md): a FILE\n"
+    "                          (appended to), syslog, stderr or off (default:\n"
+    "                          stderr; --inet and CGI: syslog)\n"
+    "  --log DEST              errors, warnings and -v detail: a FILE, syslog,\n"
+    "                          stderr or off (default: stderr; --inet: syslog,\n"
+    "                          since ssh shows stderr to the client's user)\n"
+    "  --log-file FILE         the same as --log FILE\n"
+    "                          (stdout is never used; on stderr under systemd,\n"
+    "                          lines carry journal priorities)\n"
+    "  -v, --verbose           also log each connection opened and closed and each\n"
+    "                          HTTP exchange; twice: each request's arguments and reply\n"
+    "  -q, --quiet             log errors only (default: errors, warnings, info;\n"
+    "                          CGI: errors and warnings)\n"
     "\n"
     "CGI (`soukd cgi`, or any invocation with GATEWAY_INTERFACE set and no `serve`):\n"
     "one request from the environment and stdin (RFC 3875). Settings also come\n"
@@ -103,8 +113,8 @@ int main(int argc, char** argv) {
     TcpOptions tcp;
     HttpOptions http;
     bool inet = false, want_http = false, tcp_explicit = false;
-    std::string directory, log_file;
-    int verbosity = 1;
+    std::string directory, log_dest, access_dest;
+    int verbosity = 2;  // log::Level::Info
     // CGI: options from SOUK_OPTIONS first, then the command line (which wins).
     std::vector<std::string> words = {"soukd", "cgi"};
     if (cgi) {
@@ -112,7 +122,7 @@ int main(int argc, char** argv) {
         if (const char* w = std::getenv("SOUK_ALLOW_WRITES"))
             ctx.allow_writes = !std::strcmp(w, "1") || !std::strcmp(w, "yes") || !std::strcmp(w, "true");
         if (const char* p = std::getenv("SOUK_PREFIX")) http.web.prefix = p;
-        verbosity = 0;  // the web server's error log: errors only unless asked
+        verbosity = 1;  // the web server's error log: errors and warnings unless asked
         if (const char* o = std::getenv("SOUK_OPTIONS")) {
             std::string cur;
             for (const char* c = o;; ++c) {
@@ -193,8 +203,10 @@ int main(int argc, char** argv) {
                 if (!why.empty()) return fail(why);
             }
             want_http = true;
-        } else if (value("--log-file", v)) {
-            log_file = v;
+        } else if (value("--log-file", v) || value("--log", v)) {
+            log_dest = v;
+        } else if (value("--access-log", v)) {
+            access_dest = v;
         } else if (value("--port", v)) {
             char* end = nullptr;
             long p = std::strtol(v.c_str(), &end, 10);
@@ -210,8 +222,17 @@ int main(int argc, char** argv) {
     }
     if (directory.empty()) return fail(cgi ? "no root: set SOUK_ROOT or pass --directory=DIR" : "--directory=DIR is required");
     if (!http.web.prefix.empty() && http.web.prefix[0] != '/') return fail("--prefix must start with '/'");
-    if (!log::init(static_cast<log::Level>(std::min(verbosity + 1, 3)), log_file))
-        return fail("cannot open --log-file " + log_file);
+    {
+        // --inet: stderr reaches the SSH user's terminal; keep it quiet.
+        const char* quiet_default = inet ? "syslog" : "stderr";
+        std::string err;
+        if (!log::init(static_cast<log::Level>(std::min(verbosity, 4)),
+                       log::parse_target(log_dest.empty() ? quiet_default : log_dest), &err))
+            return fail("--log: " + err);
+        if (!log::init_access(
+                log::parse_target(!access_dest.empty() ? access_dest : (inet || cgi) ? "syslog" : "stderr"), &err))
+            return fail("--access-log: " + err);
+    }
 
     StoreChain store(ctx.params, directory, cgi ? ChainMode::Cgi : ChainMode::Daemon);  // stats -> cache -> readahead -> fs
     if (!store.valid()) {
@@ -242,7 +263,9 @@ int main(int argc, char** argv) {
         // stdout carries only protocol bytes
         // (docs/conventions.md#logs-never-on-the-protocol-channel).
         souk::io::Stream stdio(STDIN_FILENO, STDOUT_FILENO, false);
-        SessionEnd why = serve_stream(ctx, stdio, "stdio");
+        const std::string peer = log::inet_peer(), user = log::inet_user();
+        const log::Origin origin{"inet", peer.c_str(), user.c_str()};
+        SessionEnd why = serve_stream(ctx, stdio, origin);
         return (why == SessionEnd::Eof || why == SessionEnd::IdleTimeout) ? 0 : 1;
     }
     // systemd (docs/install.md#systemd): bzr:// on the socket it passed, and

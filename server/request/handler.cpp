@@ -141,6 +141,7 @@ void Handler::begin(const Params& p) {
     spilled_ = false;
     uncharge_heap();
     started = io::Clock::now();
+    bytes_in = 0;
     deadline = io::after_seconds(p.request_timeout);
     budget = WorkBudget{static_cast<uint64_t>(p.request_inflate_budget), 0};
 }

@@ -74,6 +74,7 @@ public:
     bool prepared = false;
     bool close_after = false;  // a protocol error: the stream cannot go on
     io::Clock::time_point started{};
+    uint64_t bytes_in = 0;  // of this request, for the access log
     io::Deadline deadline{};
     WorkBudget budget;               // charged by the format library (--request-inflate-budget)
     std::unique_ptr<BodySink> sink;  // a streamed verb's body, as it arrives

@@ -22,6 +22,25 @@ proto::Args generic(std::string_view kind, std::string msg) {
     return {Value("error"), Value(kind), Value(std::move(msg))};
 }
 
+// The access log's result (docs/access-log.md#fields): "ok", or the
+// error's name: its first word, or the kind of a generic ('error', kind,
+// message) reply when that is a single word.
+std::string_view result_name(const Reply& r, bool written) {
+    if (!written) return "WriteFailed";
+    if (r.success) return "ok";
+    if (r.args.empty() || !r.args[0].is_bytes()) return "error";
+    std::string_view first = r.args[0].bytes;
+    if (first == "error" && r.args.size() > 1 && r.args[1].is_bytes()) {
+        std::string_view kind = r.args[1].bytes;
+        bool word = !kind.empty() && kind.size() <= 64;
+        for (char ch : kind)
+            if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_'))
+                word = false;
+        if (word) return kind;
+    }
+    return first;
+}
+
 }  // namespace
 
 const char* to_string(SessionEnd e) {
@@ -38,8 +57,8 @@ const char* to_string(SessionEnd e) {
     return "?";
 }
 
-Pipeline::Pipeline(const ServerContext& ctx, const char* peer, std::string_view base)
-    : ctx_(ctx), peer_(peer), base_(base) {}
+Pipeline::Pipeline(const ServerContext& ctx, const log::Origin& origin, std::string_view base)
+    : ctx_(ctx), origin_(origin), peer_(origin.peer), base_(base) {}
 
 void Pipeline::prepare(proto::Args error) {
     h_->reply.fail(std::move(error));
@@ -59,6 +78,7 @@ Pipeline::Step Pipeline::feed(std::string_view& in) {
         switch (ev.kind) {
         case Ev::NeedMore:
             count(counters().bytes_in, before - in.size());
+            h.bytes_in += before - in.size();
             return Step::NeedMore;
         case Ev::ArgsReady: on_args(ev); break;
         case Ev::BodyChunk:
@@ -104,6 +124,7 @@ Pipeline::Step Pipeline::feed(std::string_view& in) {
         }
         if (ready_) {
             count(counters().bytes_in, before - in.size());
+            h.bytes_in += before - in.size();
             return Step::Ready;
         }
     }
@@ -125,7 +146,12 @@ void Pipeline::on_args(const proto::Event& ev) {
         return;
     }
     // Policy from the verb table, before any body byte is read.
-    if (h.verb->mutating && !ctx_.allow_writes) return prepare(proto::error_args(proto::Err::ReadOnlyError));
+    if (h.verb->mutating && !ctx_.allow_writes) {
+        SOUK_LOG(Warn, "%s: %s%s%s refused: writes are not allowed (--allow-writes)", peer_,
+                 origin_.user && *origin_.user ? origin_.user : "", origin_.user && *origin_.user ? " " : "",
+                 h.verb->name.data());
+        return prepare(proto::error_args(proto::Err::ReadOnlyError));
+    }
     if (h.verb->body == proto::BodyKind::Streamed) {
         // The verb takes its body as it arrives (or fails now).
         dispatch(ctx_, *h.verb, args, {}, base_, h.reply, &h.path, &h.sink);
@@ -198,15 +224,28 @@ bool Pipeline::write_reply(io::Sink& out) {
         }
     }
     auto args = h.args();
-    SOUK_LOG(Debug, "%s: %s -> %s", peer_, h.argc ? proto::to_display(proto::Args(args.begin(), args.end())).c_str() : "?",
+    SOUK_LOG(Trace, "%s: %s -> %s", peer_, h.argc ? proto::to_display(proto::Args(args.begin(), args.end())).c_str() : "?",
              proto::to_display(h.reply.args).c_str());
     const std::string& path = h.argc > 1 && args[1].is_bytes() ? args[1].bytes : kNoPath;
     const uint64_t before = out.written();
     bool ok = server::write_reply(ctx_, out, h.version, h.reply, h.out, path) && out.finish();
     count(c.bytes_out, out.written() - before);
     if (!ok) count(c.write_failures);
-    count_latency(c, static_cast<uint64_t>(
-                         std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - h.started).count()));
+    const uint64_t us = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - h.started).count());
+    count_latency(c, us);
+    if (log::access_enabled()) {
+        log::Access a;
+        a.origin = &origin_;
+        a.version = h.version;
+        a.verb = h.verb ? h.verb->name : h.argc ? std::string_view(args[0].bytes) : std::string_view();
+        if (h.argc > 1 && args[1].is_bytes()) a.path = args[1].bytes;
+        a.result = result_name(h.reply, ok);
+        a.bytes_in = h.bytes_in;
+        a.bytes_out = out.written() - before;
+        a.duration_us = us;
+        log::access(a);
+    }
     h_.release();  // the next request gets a fresh handler; its file and buffers go now
     ready_ = false;
     return ok;
@@ -214,9 +253,10 @@ bool Pipeline::write_reply(io::Sink& out) {
 
 // ------------------------------------------------------- request loop --
 
-SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer) {
+SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const log::Origin& origin) {
+    const char* peer = origin.peer;
     IoBuffer buf;
-    Pipeline p(ctx, peer);
+    Pipeline p(ctx, origin);
     std::string_view pending;  // bytes read but not yet decoded (in buf)
 
     for (;;) {  // one pass per read; bounded by the peer's bytes and the deadlines

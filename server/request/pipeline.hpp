@@ -12,6 +12,7 @@
 
 #include <string_view>
 
+#include "server/base/log.hpp"
 #include "server/request/handler.hpp"
 #include "server/verbs/dispatch.hpp"
 #include "transport/sink.hpp"
@@ -27,9 +28,10 @@ const char* to_string(SessionEnd e);
 
 class Pipeline {
 public:
-    // `base`: the root-relative directory relative client paths start from
-    // ("" except over HTTP and CGI, where it is the URL's directory).
-    Pipeline(const ServerContext& ctx, const char* peer, std::string_view base = {});
+    // `origin`: who sends the requests (for the logs; the carrier keeps it
+    // alive). `base`: the root-relative directory relative client paths
+    // start from ("" except over HTTP and CGI, where it is the URL's directory).
+    Pipeline(const ServerContext& ctx, const log::Origin& origin, std::string_view base = {});
     Pipeline(const Pipeline&) = delete;
     Pipeline& operator=(const Pipeline&) = delete;
 
@@ -41,7 +43,8 @@ public:
     // `in` runs out. A request's first byte takes a handler from the pool.
     Step feed(std::string_view& in);
     // Write the prepared reply to `out` (counted: requests, verbs,
-    // failures, bytes out, latency) and give the handler back. false when
+    // failures, bytes out, latency; one access-log line) and give the
+    // handler back. false when
     // the reply could not be written whole; then the connection must close
     // (and also when closing() after it).
     bool write_reply(io::Sink& out);
@@ -73,7 +76,8 @@ private:
     void prepare(proto::Args error);
 
     const ServerContext& ctx_;
-    const char* peer_;
+    const log::Origin& origin_;
+    const char* peer_;  // origin_.peer
     std::string_view base_;
     HandlerLease h_;
     bool ready_ = false;
@@ -85,6 +89,6 @@ private:
 // slow one holds nothing another needs). The TCP carrier has its own loop
 // over a Pipeline that reads only requests that have arrived whole
 // (server/carriers/waiter.cpp). Never throws.
-SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const char* peer);
+SessionEnd serve_requests(const ServerContext& ctx, io::Stream& stream, const log::Origin& origin);
 
 }  // namespace souk::server

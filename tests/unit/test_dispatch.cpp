@@ -46,7 +46,8 @@ struct Fixture {
     Args serve(Args args, std::string body = {}, std::string* body_out = nullptr) {
         std::string wire;
         souk::proto::request::encode(3, args, body.empty() ? nullptr : &body, wire);
-        Pipeline p(ctx, "test");
+        const log::Origin origin{"test", "test", nullptr};
+        Pipeline p(ctx, origin);
         std::string_view in = wire;
         REQUIRE(p.feed(in) == Pipeline::Step::Ready);
         CHECK(in.empty());
