@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "protocol/verbs.hpp"
 
@@ -108,10 +109,35 @@ namespace souk::server {
     X(pool_##p##_surplus, "mempool " what ": returned items freed: the pool was full (--pool-max)") \
     X(pool_##p##_ran_dry, "mempool " what ": gets that found the pool empty and allocated")
 
-// Request latency histogram: upper bounds of the buckets in microseconds
-// (the last bucket has none). Counted by the request pipeline for every
-// carrier alike.
-inline constexpr uint64_t kLatencyBoundsUs[] = {100, 1000, 10000, 100000, 1000000, 10000000};
+// Request latency histograms, one per verb family (docs/metrics.md#histograms):
+// fixed buckets in the shared segment, counted by the request pipeline for
+// every carrier alike with one relaxed increment each.
+#define SOUK_VERB_FAMILIES(X)                                                            \
+    X(vfs_read, "VFS reads: get, readv, has, stat, list_dir, iter_files_recursive")     \
+    X(vfs_write, "VFS writes: put, put_non_atomic, append, mkdir, rmdir, delete, rename, move") \
+    X(stream, "repository streams: get_stream*, insert_stream*, get_inventories, iter_files_bytes, iter_revisions") \
+    X(branch, "Branch.* verbs")                                                          \
+    X(other, "everything else: hello, BzrDir.*, other Repository.* verbs, unknown verbs, protocol errors")
+
+enum class Family : uint8_t {
+#define SOUK_X(name, help) name,
+    SOUK_VERB_FAMILIES(SOUK_X)
+#undef SOUK_X
+};
+inline constexpr const char* kFamilyNames[] = {
+#define SOUK_X(name, help) #name,
+    SOUK_VERB_FAMILIES(SOUK_X)
+#undef SOUK_X
+};
+inline constexpr size_t kFamilies = sizeof(kFamilyNames) / sizeof(kFamilyNames[0]);
+// A verb's family; nullptr (an unknown verb, a protocol error) is "other".
+Family verb_family(const proto::VerbInfo* v);
+
+// Upper bounds of the buckets in microseconds (the last bucket, +Inf, has
+// none): 50 us (a cached small get) to 60 s (a large stream).
+inline constexpr uint64_t kLatencyBoundsUs[] = {50,     100,    250,    500,     1000,    2500,    5000,
+                                                10000,  25000,  50000,  100000,  250000,  500000,  1000000,
+                                                2500000, 5000000, 10000000, 30000000, 60000000};
 inline constexpr size_t kLatencyBuckets = sizeof(kLatencyBoundsUs) / sizeof(kLatencyBoundsUs[0]) + 1;
 
 struct Counters {
@@ -119,11 +145,12 @@ struct Counters {
     SOUK_COUNTERS(SOUK_X)
 #undef SOUK_X
     std::atomic<uint64_t> verb_requests[proto::kVerbCount] = {};
-    std::atomic<uint64_t> request_latency[kLatencyBuckets] = {};  // not cumulative
+    std::atomic<uint64_t> latency[kFamilies][kLatencyBuckets] = {};  // per bucket, not cumulative
+    std::atomic<uint64_t> latency_us[kFamilies] = {};                // sum per family
 };
 
-// Count one answered request's latency (its bucket and the sum).
-void count_latency(Counters& c, uint64_t us);
+// Count one answered request's latency (its family's bucket and sums).
+void count_latency(Counters& c, Family f, uint64_t us);
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "counters must be usable in shared memory");
 
 // The counters this process adds to. Defaults to a process-local instance;
@@ -134,8 +161,15 @@ void set_counters(Counters* c);
 inline void count(std::atomic<uint64_t>& c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
 
 // Render every counter (and per-verb request counts) as a JSON object, or
-// in Prometheus text format with the "soukd_" prefix.
+// in Prometheus text format (docs/metrics.md): "soukd_" prefix, counters
+// ending in _total, times in seconds, a root="<root>" label on every sample,
+// soukd_build_info first.
 std::string counters_json(const Counters& c);
-std::string counters_prometheus(const Counters& c);
+std::string counters_prometheus(const Counters& c, std::string_view root);
+// One Prometheus sample line: name{root="<root>"[,extra]} value.
+std::string prometheus_sample(std::string_view name, std::string_view root, std::string_view extra_labels,
+                              std::string_view value);
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string prometheus_label(std::string_view v);
 
 }  // namespace souk::server

@@ -39,6 +39,16 @@ uint64_t header_bytes() {
     return n;
 }
 
+// This process's one request, for its access line
+// (docs/access-log.md): set by run_cgi.
+struct CgiRequest {
+    std::string peer, user, method, path;
+    log::Origin origin;
+    io::Clock::time_point started = io::Clock::now();
+    uint64_t bytes_in = 0;
+};
+CgiRequest g_req;
+
 bool write_response(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
     std::string head = "Status: " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
@@ -56,22 +66,13 @@ bool write_response(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
         if (p.length == 0) continue;
         int64_t sent = out.send_file(r.file.fd.get(), p.offset, p.length, deadline);
         if (sent < 0 || static_cast<uint64_t>(sent) != p.length) {
-            SOUK_LOG(Warn, "cgi: the file shrank or the web server went away while sending");
+            SOUK_LOG(Warn, "cgi: %s: the file shrank or the web server went away while sending", g_req.origin.peer);
             return false;
         }
     }
     return true;
 }
 
-// This process's one request, for its access line
-// (docs/access-log.md): set by run_cgi.
-struct CgiRequest {
-    std::string peer, user, method, path;
-    log::Origin origin;
-    io::Clock::time_point started = io::Clock::now();
-    uint64_t bytes_in = 0;
-};
-CgiRequest g_req;
 
 // Answer with a status of our own (not the pipeline's reply), and log it.
 int answer(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
@@ -192,7 +193,8 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
         }
         if (n < 0) {
             bool timeout = errno == ETIMEDOUT;
-            SOUK_LOG(Info, "cgi: reading the request body: %s", timeout ? "timed out" : std::strerror(errno));
+            SOUK_LOG(Info, "cgi: %s: reading the request body: %s", g_req.origin.peer,
+                     timeout ? "timed out" : std::strerror(errno));
             WebResponse f = timeout ? failure(408, "request timeout: the body did not arrive in time")
                                     : failure(400, "bad request: cannot read the body");
             return answer(io, ctx, f);

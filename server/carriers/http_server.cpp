@@ -124,7 +124,8 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
             what = msg.c_str();
         } catch (...) {
         }
-        SOUK_LOG(Error, "http: %s %s: internal error: %s", req.method.c_str(), req.path.c_str(), what);
+        SOUK_LOG(Error, "http: %s:%d: %s %s: internal error: %s", req.remote_addr.c_str(), req.remote_port,
+                 req.method.c_str(), req.path.c_str(), what);
         res = httplib::Response{};
         res.status = 500;
         res.set_content("internal server error\n", "text/plain; charset=utf-8");

@@ -233,7 +233,7 @@ bool Pipeline::write_reply(io::Sink& out) {
     if (!ok) count(c.write_failures);
     const uint64_t us = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - h.started).count());
-    count_latency(c, us);
+    count_latency(c, verb_family(h.verb), us);
     if (log::access_enabled()) {
         log::Access a;
         a.origin = &origin_;

@@ -87,11 +87,15 @@ uint64_t layout_hash() {
     return fnv_u64(kLayoutVersion, h);
 }
 
-std::string segment_name(const std::string& root_realpath) {
+std::string segment_name(const std::string& root_realpath, unsigned uid) {
     char buf[64];
-    std::snprintf(buf, sizeof buf, "/souk.%u.%016llx", static_cast<unsigned>(::geteuid()),
+    std::snprintf(buf, sizeof buf, "/souk.%u.%016llx", uid,
                   static_cast<unsigned long long>(fnv1a(root_realpath.data(), root_realpath.size())));
     return buf;
+}
+
+std::string segment_name(const std::string& root_realpath) {
+    return segment_name(root_realpath, static_cast<unsigned>(::geteuid()));
 }
 
 Segment::~Segment() {
@@ -223,6 +227,9 @@ std::unique_ptr<Segment> Segment::open(const std::string& root_realpath, const O
             return nullptr;
         }
         io::Fd f(fd);
+        // Readable by soukd's group whatever the umask, so an admin in it
+        // can run `soukd stats` (docs/metrics.md#who-can-read-the-counters).
+        ::fchmod(fd, 0640);
         const uint64_t block = opts.block_bytes;
         const uint64_t heap_bytes = round_up(std::max<uint64_t>(opts.cache_bytes, 1 << 20), 64);
         uint64_t slots = 1024;
@@ -293,8 +300,17 @@ std::unique_ptr<Segment> Segment::open(const std::string& root_realpath, const O
 }
 
 std::unique_ptr<Segment> Segment::attach_existing(const std::string& root_realpath, std::string* why) {
-    const std::string name = segment_name(root_realpath);
+    return attach_existing(root_realpath, static_cast<unsigned>(::geteuid()), why);
+}
+
+std::unique_ptr<Segment> Segment::attach_existing(const std::string& root_realpath, unsigned uid, std::string* why) {
+    const std::string name = segment_name(root_realpath, uid);
     int fd = ::shm_open(name.c_str(), O_RDWR | O_CLOEXEC, 0);
+    bool read_only = false;
+    if (fd < 0 && errno == EACCES) {  // a user of soukd's group, not soukd's user
+        fd = ::shm_open(name.c_str(), O_RDONLY | O_CLOEXEC, 0);
+        read_only = true;
+    }
     if (fd < 0) {
         *why = errno == ENOENT ? "no soukd process has served " + root_realpath + " (no segment " + name + ")"
                                : name + ": " + std::strerror(errno);
@@ -307,7 +323,7 @@ std::unique_ptr<Segment> Segment::attach_existing(const std::string& root_realpa
         return nullptr;
     }
     uint64_t size = static_cast<uint64_t>(st.st_size);
-    void* p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    void* p = ::mmap(nullptr, size, read_only ? PROT_READ : PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (p == MAP_FAILED) {
         *why = name + ": mmap: " + std::strerror(errno);
         return nullptr;
@@ -325,6 +341,7 @@ std::unique_ptr<Segment> Segment::attach_existing(const std::string& root_realpa
     s->base_ = static_cast<char*>(p);
     s->size_ = size;
     s->name_ = name;
+    s->read_only_ = read_only;
     return s;
 }
 

@@ -80,7 +80,9 @@ static_assert(offsetof(Header, last_sweep_ns) == 1272, "docs/store-chain.md draw
 // sizes, layout version). Segments with another value are replaced.
 uint64_t layout_hash();
 
-// "/souk.<uid>.<16 hex digits of a hash of the root>".
+// "/souk.<uid>.<16 hex digits of a hash of the root>": the segment of the
+// soukd processes running as `uid` (default: this process's user).
+std::string segment_name(const std::string& root_realpath, unsigned uid);
 std::string segment_name(const std::string& root_realpath);
 
 class Segment {
@@ -95,7 +97,9 @@ public:
     static std::unique_ptr<Segment> open(const std::string& root_realpath, const Options& opts, std::string* why);
     // Attach an existing, valid segment only (for `soukd stats`). nullptr
     // and *why when there is none or it is unusable.
+    // `uid`: whose segment (the soukd user's; default this process's user).
     static std::unique_ptr<Segment> attach_existing(const std::string& root_realpath, std::string* why);
+    static std::unique_ptr<Segment> attach_existing(const std::string& root_realpath, unsigned uid, std::string* why);
     // Unlink the segments of this user whose served root no longer exists
     // (done when creating a segment; bounded). Returns how many.
     static int sweep_orphans(const std::string& keep_name);
@@ -112,6 +116,9 @@ public:
     const std::string& name() const { return name_; }
     // Whether this process created (or replaced) the segment.
     bool created() const { return created_; }
+    // attach_existing() by a user who may only read it (soukd's group):
+    // mapped read-only; counters() may be read, nothing may take the lock.
+    bool read_only() const { return read_only_; }
     // The header still carries our magic and layout (a process that
     // scribbled on it, or a replacement, is noticed cheaply).
     bool intact() const;
@@ -128,6 +135,7 @@ public:
 
 private:
     Segment() = default;
+    bool read_only_ = false;
     io::Fd fd_;
     char* base_ = nullptr;
     uint64_t size_ = 0;

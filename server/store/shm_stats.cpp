@@ -1,7 +1,9 @@
 #include "server/store/shm_stats.hpp"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdio>
@@ -16,13 +18,18 @@ namespace souk::server {
 namespace {
 
 const char kStatsUsage[] =
-    "usage: soukd stats --directory=DIR [--prometheus]\n"
+    "usage: soukd stats --directory=DIR [--prometheus] [--user=USER]\n"
     "\n"
     "Print the counters of every soukd process that has served DIR since the\n"
     "segment was created (daemon, SSH sessions and CGI processes alike: they\n"
     "add to the same shared segment), and the range cache's figures: entries,\n"
     "bytes, fragmentation, hit rate. JSON by default; --prometheus gives the\n"
-    "text exposition format (counters and gauges prefixed soukd_).\n";
+    "text exposition format (docs/metrics.md: soukd_ prefix, counters ending in\n"
+    "_total, times in seconds, a root label, latency histograms per verb family).\n"
+    "--user: the user soukd runs as, when it is not yours (each user's soukd\n"
+    "processes have their own segment). soukd's user reads everything; a user\n"
+    "in soukd's group reads the counters (the segment is mode 0640), not the\n"
+    "cache figures.\n";
 
 std::string quoted(const std::string& s) {
     std::string out = "\"";
@@ -48,25 +55,31 @@ std::string num(double v) {
 }  // namespace
 
 std::string stats_report(const std::string& root, bool prometheus, std::string* note) {
+    return stats_report(root, prometheus, static_cast<unsigned>(::geteuid()), note);
+}
+
+std::string stats_report(const std::string& root, bool prometheus, unsigned uid, std::string* note) {
     std::string why;
-    std::unique_ptr<shm::Segment> seg = shm::Segment::attach_existing(root, &why);
+    std::unique_ptr<shm::Segment> seg = shm::Segment::attach_existing(root, uid, &why);
     Counters zero;
     const Counters& c = seg ? seg->counters() : zero;
     RangeCache::Figures fig;
     bool have_fig = false;
-    if (seg) {
+    if (seg && seg->read_only()) {
+        *note = "read-only access to " + seg->name() + " (not soukd's user): counters only, no cache figures";
+    } else if (seg) {
         RangeCache cache(*seg, 1.0);
         have_fig = cache.figures(fig);
     } else {
-        *note = why;
+        *note = why + "; reporting zeros";
     }
     uint64_t hits = c.cache_hits.load(), misses = c.cache_misses.load();
     double hit_rate = hits + misses ? static_cast<double>(hits) / static_cast<double>(hits + misses) : 0.0;
     if (prometheus) {
-        std::string out = counters_prometheus(c);
+        std::string out = counters_prometheus(c, root);
         auto gauge = [&](const char* name, const char* help, double v) {
-            out += std::string("# HELP soukd_") + name + " " + help + "\n# TYPE soukd_" + name + " gauge\nsoukd_" +
-                   name + " " + num(v) + "\n";
+            out += std::string("# HELP soukd_") + name + " " + help + "\n# TYPE soukd_" + name + " gauge\n" +
+                   prometheus_sample(std::string("soukd_") + name, root, {}, num(v));
         };
         gauge("cache_entries", "blocks in the range cache", static_cast<double>(fig.entries));
         gauge("cache_capacity_bytes", "range cache size (--cache-size of its creator)", static_cast<double>(fig.capacity));
@@ -109,6 +122,7 @@ std::string stats_report(const std::string& root, bool prometheus, std::string* 
 int stats_main(int argc, char** argv) {
     std::string dir;
     bool prometheus = false;
+    unsigned uid = static_cast<unsigned>(::geteuid());
     for (int i = 2; i < argc; ++i) {
         std::string a = argv[i];
         if (a == "--help" || a == "-h") {
@@ -118,6 +132,17 @@ int stats_main(int argc, char** argv) {
             prometheus = true;
         } else if (a == "--json") {
             prometheus = false;
+        } else if (a.rfind("--user=", 0) == 0 || (a == "--user" && i + 1 < argc)) {
+            const std::string u = a == "--user" ? argv[++i] : a.substr(7);
+            const struct passwd* pw = ::getpwnam(u.c_str());
+            char* end = nullptr;
+            const unsigned long n = std::strtoul(u.c_str(), &end, 10);
+            if (pw) uid = static_cast<unsigned>(pw->pw_uid);
+            else if (!u.empty() && end && !*end) uid = static_cast<unsigned>(n);
+            else {
+                std::fprintf(stderr, "soukd stats: no such user %s\n", u.c_str());
+                return 2;
+            }
         } else if (a.rfind("--directory=", 0) == 0) {
             dir = a.substr(12);
         } else if (a == "--directory" && i + 1 < argc) {
@@ -137,8 +162,8 @@ int stats_main(int argc, char** argv) {
         return 1;
     }
     std::string note;
-    std::string out = stats_report(real.get(), prometheus, &note);
-    if (!note.empty()) std::fprintf(stderr, "soukd stats: %s; reporting zeros\n", note.c_str());
+    std::string out = stats_report(real.get(), prometheus, uid, &note);
+    if (!note.empty()) std::fprintf(stderr, "soukd stats: %s\n", note.c_str());
     std::fwrite(out.data(), 1, out.size(), stdout);
     return 0;
 }

@@ -394,13 +394,19 @@ class TestStats(ChainCase):
                            capture_output=True, timeout=30)
         self.assertEqual(p.returncode, 0, p.stderr)
         text = p.stdout.decode()
-        self.assertIn('\nsoukd_requests 6\n', text)
-        self.assertIn('# TYPE soukd_cache_hits counter\n', text)
+        # docs/metrics.md: _total, seconds, a root label on every sample.
+        root = os.path.realpath(self.root)
+        self.assertIn('\nsoukd_requests_total{root="%s"} 6\n' % root, text)
+        self.assertIn('# TYPE soukd_cache_hits_total counter\n', text)
         self.assertIn('# TYPE soukd_cache_fragmentation gauge\n', text)
         # Levels among the declared counters ("(gauge)" in their help) are gauges.
         self.assertIn('# TYPE soukd_tcp_conns_live gauge\n', text)
         self.assertIn('# TYPE soukd_pool_req_live gauge\n', text)
-        self.assertIn('soukd_verb_requests{verb="get"} 6\n', text)
+        self.assertIn('soukd_verb_requests_total{root="%s",verb="get"} 6\n' % root, text)
+        self.assertIn('soukd_request_duration_seconds_count{root="%s",family="vfs_read"} 6\n' % root, text)
+        for line in text.splitlines():
+            if not line.startswith('#'):
+                self.assertIn('{root="%s"' % root, line)
         # A root nothing has served: zeros, and a note on stderr.
         other = make_tempdir('souk-chain-none-')
         try:
