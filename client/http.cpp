@@ -78,6 +78,8 @@ Result<HttpCarrier> HttpCarrier::open(const Url& url, const Options& opts) {
     auto cli = std::make_unique<httplib::Client>(c.impl_->origin);
     if (!cli->is_valid())
         return make_error(ErrorKind::InvalidArgument, "cannot use " + c.impl_->origin + " (TLS not available?)");
+    // Who we are, for the server's logs: "souk/<the CMake project version>".
+    cli->set_default_headers({{"User-Agent", "souk/" SOUK_VERSION}});
     cli->set_keep_alive(true);
     // Headers and body go out in separate writes: without TCP_NODELAY the
     // body waits for the server's delayed ACK (40 ms per POST).
