@@ -177,6 +177,36 @@ class AccessLog(unittest.TestCase):
         finally:
             harness.remove_stats_segment(root)
 
+    def test_journal_priority_prefixes(self):
+        # stderr is the journal (JOURNAL_STREAM names its device:inode): each
+        # line starts with its sd-daemon priority.
+        err_path = self.log_path('journal')
+        req = harness.v12_request(2, [b'hello']) + harness.v12_request(2, [b'mkdir', b'x', b''])
+        with open(err_path, 'wb') as err:
+            st = os.fstat(err.fileno())
+            env = self.inet_env(self.tmp)
+            env['JOURNAL_STREAM'] = '%d:%d' % (st.st_dev, st.st_ino)
+            p = subprocess.run([harness.soukd_path(), 'serve', '--inet', '--directory=' + self.root,
+                                '--log=stderr', '--access-log=stderr'],
+                               input=req, stdout=subprocess.PIPE, stderr=err, timeout=30, env=env)
+        self.assertEqual(p.returncode, 0)
+        lines = read_text(err_path).splitlines()
+        access = [ln for ln in lines if ' inet ' in ln]
+        self.assertEqual(len(access), 2, lines)
+        for ln in access:
+            self.assertTrue(ln.startswith('<6>'), ln)
+            parse(ln[3:])
+        self.assertTrue(any(ln.startswith('<4>') and 'warn: 192.0.2.7:50022: alice mkdir refused' in ln
+                            for ln in lines), lines)
+        # Without the journal: no prefixes.
+        with open(err_path, 'wb') as err:
+            env['JOURNAL_STREAM'] = '1:1'
+            subprocess.run([harness.soukd_path(), 'serve', '--inet', '--directory=' + self.root,
+                            '--log=stderr', '--access-log=stderr'],
+                           input=req, stdout=subprocess.PIPE, stderr=err, timeout=30, env=env)
+        for ln in read_text(err_path).splitlines():
+            self.assertFalse(ln.startswith('<'), ln)
+
     def test_http(self):
         log = self.log_path('http')
         t0 = datetime.datetime.now(datetime.timezone.utc)
