@@ -154,14 +154,16 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile
     svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
         SOUK_LOG(Debug, "http: %s:%d %s %s -> %d", req.remote_addr.c_str(), req.remote_port, req.method.c_str(),
                  req.path.c_str(), res.status);
-        if (std::exchange(t_exchange.smart, false) || !log::access_enabled()) return;
+        const Exchange ex = std::exchange(t_exchange, Exchange{});
+        if (ex.smart || !log::access_enabled()) return;
         const std::string peer = http_peer(req);
         const log::Origin origin{"http", peer.c_str(), nullptr};
         const uint64_t out = req.method == "HEAD" ? 0 : res.body.empty() ? res.content_length_ : res.body.size();
+        // An exchange httplib refused before routing (a malformed request
+        // line) has no start time: its duration is written 0.
+        const auto took = ex.started == io::Clock::time_point{} ? io::Clock::duration{} : io::Clock::now() - ex.started;
         log_web_access(origin, req.method, req.path, res.status, req.body.size(), out,
-                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
-                                                 io::Clock::now() - t_exchange.started)
-                                                 .count()));
+                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
     });
 
     const WebOptions web = opts.web;
