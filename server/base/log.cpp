@@ -175,9 +175,13 @@ char* put_field(char* p, std::string_view s, size_t cap) {
 
 char* put_u64(char* p, uint64_t v) { return std::to_chars(p, p + 20, v).ptr; }
 
-constexpr size_t kPeerCap = 128, kUserCap = 256, kVerbCap = 128, kPathCap = 1024, kResultCap = 128;
-constexpr size_t kAccessMax =
-    3 + 24 + 8 + 4 * (kPeerCap + kUserCap + kVerbCap + kPathCap + kResultCap) + 5 * 5 + 3 * 21 + 32 + 16;
+constexpr size_t kCarrierCap = 8, kPeerCap = 128, kUserCap = 256, kVerbCap = 128, kPathCap = 1024, kResultCap = 128;
+// The room put_field() may take for a value of at most `cap` bytes.
+constexpr size_t field_room(size_t cap) { return 4 * cap + 4; }
+// The longest access line: time, ten spaces, the fields, the version, three
+// numbers of up to 20 digits, the duration's point and six decimals.
+constexpr size_t kAccessMax = 24 + 10 + field_room(kCarrierCap) + field_room(kPeerCap) + field_room(kUserCap) + 20 +
+                              field_room(kVerbCap) + field_room(kPathCap) + field_room(kResultCap) + 3 * 20 + 20 + 7;
 
 }  // namespace
 
@@ -249,7 +253,7 @@ size_t format_access(char* buf, size_t size, const Access& a, int64_t unix_ms) {
     const Origin& o = a.origin ? *a.origin : kNone;
     char* p = put_time(buf, unix_ms);
     *p++ = ' ';
-    p = put_field(p, o.carrier ? o.carrier : "", 8);
+    p = put_field(p, o.carrier ? o.carrier : "", kCarrierCap);
     *p++ = ' ';
     p = put_field(p, o.peer ? o.peer : "", kPeerCap);
     *p++ = ' ';
@@ -281,8 +285,8 @@ size_t format_access(char* buf, size_t size, const Access& a, int64_t unix_ms) {
 
 void access(const Access& a) {
     if (g_acc.kind == Target::Kind::Off) return;
-    char line[kAccessMax + 8];
-    size_t n = format_access(line + 3, sizeof line - 4, a, now_ms());
+    char line[3 + kAccessMax + 1];  // journal prefix, the line, newline
+    size_t n = format_access(line + 3, kAccessMax, a, now_ms());
     line[3 + n++] = '\n';
     emit(g_acc, LOG_INFO, line, n);
 }
