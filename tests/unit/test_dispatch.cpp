@@ -204,7 +204,8 @@ TEST_CASE("pipeline: request bodies beyond the workspaces share one cap (--max-b
         return reply;
     };
     const std::string w1 = wire_of(), w2 = wire_of(), w3 = wire_of();
-    Pipeline first(f.ctx, "first"), second(f.ctx, "second"), third(f.ctx, "third");
+    const log::Origin o1{"test", "first", nullptr}, o2{"test", "second", nullptr}, o3{"test", "third", nullptr};
+    Pipeline first(f.ctx, o1), second(f.ctx, o2), third(f.ctx, o3);
     std::string_view in1 = w1, in2 = w2, in3 = w3;
     REQUIRE(first.feed(in1) == Pipeline::Step::Ready);  // holds its 40 KiB body until answered
     REQUIRE(second.feed(in2) == Pipeline::Step::Ready);
