@@ -5,12 +5,13 @@
 
 #include <cstdint>
 #include <string>
-#include <vector>
+#include <string_view>
 
 namespace souk::server {
 
 // X(field, option, kind, default, min, max, help)
-// kind: Bytes and Count are integers; Seconds is a duration (fractions allowed).
+// kind: Bytes and Count are whole numbers; Seconds is a duration (fractions
+// allowed). How values are written (suffixes): parse_quantity below.
 #define SOUK_PARAMS(X)                                                                                      \
     X(max_line, "max-line", Bytes, 64 * 1024, 64, 16 * 1024 * 1024,                                         \
       "longest v1/v2 request line")                                                                         \
@@ -121,11 +122,36 @@ struct Params {
 #undef SOUK_X
 };
 
-// If `arg` is "--option=value" or "--option" followed by a value in
-// argv[i+1] for a known parameter, parse it into `p` (advancing i) and
-// return true. Sets *err for a known option with a bad value.
+enum class ParamKind { Bytes, Count, Seconds };
+
+// Parse a parameter value, the same way on the command line and in a
+// config file (docs/configuration.md#sizes-and-durations):
+//   Bytes:   a whole number with an optional suffix K, M, G or T (either
+//            case; binary multiples, 1K = 1024, as nginx's k/m/g);
+//   Count:   a whole number;
+//   Seconds: a number (fractions allowed) with an optional suffix ms, s,
+//            m, h or d (lower case only; none = seconds).
+// No sign, no spaces, no exponent. Returns "" and sets `out`, or says what
+// is wrong (without the option's name); the range is the caller's.
+std::string parse_quantity(ParamKind kind, std::string_view text, double& out);
+// A value in the form parse_quantity reads back exactly, with the largest
+// suffix that divides it ("64M", "5m", "250ms"; "0" for zero).
+std::string format_quantity(ParamKind kind, double value);
+
+// Whether `name` (a long option name without "--") is a parameter.
+bool is_param(std::string_view name);
+// Set parameter `name` from `text` (parse_quantity, then its range).
+// Returns "" or an error naming the option: "--cache-size=64X: ...".
+std::string set_param(Params& p, std::string_view name, std::string_view text);
+
+// If `argv[i]` is "--option=value", or "--option" followed by a value in
+// argv[i+1], for a known parameter: parse it into `p` (advancing i) and
+// return true. Sets *err for a known option with a bad or missing value.
 bool parse_param(int argc, char** argv, int& i, Params& p, std::string* err);
 // One "  --option=N  help (default D)" line per parameter.
 std::string params_help();
+// One "option = value" line per parameter (config-file syntax), in the
+// list's order: the effective settings of `soukd check-config`.
+std::string params_settings(const Params& p);
 
 }  // namespace souk::server

@@ -83,7 +83,11 @@ const char kUsage[] =
     "(more options, e.g. \"--max-body=1048576 --cgi-read-timeout=10\").\n"
     "Command-line options win over the environment.\n"
     "\n"
-    "Limits:\n";
+    "Limits and tunables. A SIZE is a whole number of bytes with an optional\n"
+    "suffix K, M, G or T (either case; binary: 1K = 1024, 64M), no fractions\n"
+    "(1536K, not 1.5M). A DURATION is seconds (fractions allowed) with an\n"
+    "optional suffix ms, s, m, h or d (lower case: 250ms, 30s, 5m); a bare\n"
+    "number is seconds. Values outside the range given are refused.\n";
 
 int usage_error(const std::string& msg) {
     std::fprintf(stderr, "soukd: %s\n(soukd serve --help for usage)\n", msg.c_str());
