@@ -1,5 +1,6 @@
 // soukd: the souk server. `soukd serve --help` for usage.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -23,6 +24,7 @@
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
 #include "server/carriers/waiter.hpp"
+#include "server/cli/options.hpp"
 #include "transport/net.hpp"
 
 namespace {
@@ -38,17 +40,24 @@ const char kUsage[] =
     "       soukd serve [--listen ADDR] [--port N] --directory=DIR [--allow-writes] [options]\n"
     "       soukd serve --http ADDR:PORT [--listen ADDR --port N] --directory=DIR [options]\n"
     "       soukd cgi [--directory=DIR] [--allow-writes] [--prefix /URL/PREFIX] [options]\n"
+    "       soukd check-config [--config FILE] [options]   (validate, print the effective settings)\n"
     "       soukd stats --directory=DIR [--prometheus]   (counters of every soukd serving DIR)\n"
     "       soukd --version\n"
     "\n"
     "Serve the Bazaar smart protocol (bzr://, bzr+ssh://, bzr+http://) and plain\n"
     "HTTP GETs of files from DIR. Read-only unless --allow-writes. No path or\n"
-    "symlink can reach outside DIR.\n"
+    "symlink can reach outside DIR. `soukd serve` takes every option of\n"
+    "`brz serve` (`server` is accepted for `serve`, as brz does).\n"
     "\n"
+    "  --config FILE           read options from FILE first: one `name = value`\n"
+    "                          a line (a long option's name, its value as here;\n"
+    "                          flags true|false), # comments; options given here\n"
+    "                          override the file (docs/configuration.md)\n"
     "  --inet                  serve one client on stdin/stdout (what bzr+ssh runs;\n"
     "                          same arguments as `bzr serve --inet`); exit 0 at EOF\n"
     "  --listen ADDR           TCP address to listen on (default 127.0.0.1)\n"
-    "  --port N                TCP port (default 4155; 0 picks a free port)\n"
+    "  --port [ADDR:]N         TCP port (default 4155; 0 picks a free port); ADDR:N\n"
+    "                          also sets --listen (bzr 2.x's form)\n"
     "  --port-file FILE        write the bound TCP port to FILE once listening\n"
     "  --http ADDR:PORT        serve HTTP: POST <path>/.bzr/smart (bzr+http://) and\n"
     "                          GET/HEAD of files with ranges; PORT 0 picks a free\n"
@@ -59,7 +68,8 @@ const char kUsage[] =
     "  --stats-path /P         HTTP/CGI: GET /P answers the counters of `soukd stats`\n"
     "                          (JSON; Prometheus text for Accept: text/plain); off\n"
     "                          unless given\n"
-    "  --directory=DIR         the root served (required)\n"
+    "  -d DIR, --directory=DIR the root served (default: the current directory, as\n"
+    "                          brz serve; CGI: SOUK_ROOT)\n"
     "  --allow-writes          accept writes (put, append, mkdir, locks, ...)\n"
     "  --access-log DEST       one line per request (docs/access-log.md): a FILE\n"
     "                          (appended to), syslog, stderr or off (default:\n"
@@ -75,6 +85,12 @@ const char kUsage[] =
     "                          arguments and reply\n"
     "  -q, --quiet             log errors only (default: errors, warnings, info;\n"
     "                          CGI: errors and warnings)\n"
+    "  --client-timeout=DURATION  brz's name for --idle-timeout\n"
+    "  --protocol=bzr, --bzr   accepted (brz serve's default); any other protocol\n"
+    "                          is refused\n"
+    "  --no-plugins, --no-aliases, --no-l10n, --builtin\n"
+    "                          brz's global flags, accepted and ignored\n"
+    "  -h, --help, --usage     this text\n"
     "\n"
     "CGI (`soukd cgi`, or any invocation with GATEWAY_INTERFACE set and no `serve`):\n"
     "one request from the environment and stdin (RFC 3875). Settings also come\n"
@@ -94,43 +110,104 @@ int usage_error(const std::string& msg) {
     return 2;
 }
 
+// brz's global flags, which may come before the command as well
+// (`bzr --no-plugins serve --inet`): they only change how brz loads.
+bool is_brz_global_flag(const char* a) {
+    for (const char* f : {"--no-plugins", "--no-aliases", "--no-l10n", "--builtin"})  // bounded: 4
+        if (!std::strcmp(a, f)) return true;
+    return false;
+}
+
+void print_help() { std::printf("%s%s", kUsage, souk::server::params_help().c_str()); }
+
+// The checks every way of starting makes once the options are read.
+std::string check_options(souk::server::ServeOptions& o, bool cgi) {
+    if (o.directory.empty()) {
+        if (cgi) return "no root: set SOUK_ROOT or pass --directory=DIR";
+        // As `brz serve`: the current directory.
+        char cwd[4096];
+        if (!::getcwd(cwd, sizeof cwd)) return "no --directory given and the current directory is unreadable";
+        o.directory = cwd;
+    }
+    return {};
+}
+
+// `soukd check-config [--config FILE] [options]`, like `nginx -t`: read
+// the options as `soukd serve` would, check them, print the effective
+// settings. Exit 0, or 1 with the error (FILE:LINE for the file's).
+int check_config_main(int argc, char** argv) {
+    using namespace souk::server;
+    CommandLine cl;
+    if (std::string why = split_command_line(argc, argv, 2, cl); !why.empty()) {
+        std::fprintf(stderr, "soukd check-config: %s\n", why.c_str());
+        return 1;
+    }
+    if (cl.help) {
+        print_help();
+        return 0;
+    }
+    ServeOptions o;
+    std::string why = load_options(cl, o);
+    if (why.empty()) why = check_options(o, false);
+    struct stat st{};
+    if (why.empty() && (::stat(o.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+        why = "directory " + o.directory + ": not a directory";
+    if (!why.empty()) {
+        std::fprintf(stderr, "soukd check-config: %s\n", why.c_str());
+        return 1;
+    }
+    std::printf("# soukd %s: effective settings%s%s\n%s", SOUK_VERSION, cl.config.empty() ? "" : " from ",
+                cl.config.c_str(), render_options(o).c_str());
+    std::fprintf(stderr, "soukd check-config: %s is valid\n", cl.config.empty() ? "the command line" : cl.config.c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     using namespace souk::server;
+    // brz's global flags before the command: skipped.
+    std::vector<char*> args(argv, argv + argc);
+    while (args.size() >= 2 && is_brz_global_flag(args[1])) args.erase(args.begin() + 1);  // bounded: argv
+    argc = static_cast<int>(args.size());
+    args.push_back(nullptr);
+    argv = args.data();
     if (argc >= 2 && (!std::strcmp(argv[1], "--version") || !std::strcmp(argv[1], "version"))) {
         std::printf("soukd %s\n", SOUK_VERSION);
         return 0;
     }
     if (argc >= 2 && (!std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help"))) {
-        std::printf("%s%s", kUsage, params_help().c_str());
+        print_help();
         return 0;
     }
+    if (argc >= 2 && !std::strcmp(argv[1], "stats")) return stats_main(argc, argv);  // counters of every process serving DIR
+    if (argc >= 2 && !std::strcmp(argv[1], "check-config")) return check_config_main(argc, argv);
     // CGI: `soukd cgi`, or a web server ran us as a script (it may pass
     // query words as arguments, RFC 3875 4.4: ignore them).
-    if (argc >= 2 && !std::strcmp(argv[1], "stats")) return stats_main(argc, argv);  // counters of every process serving DIR
     const bool gateway = std::getenv("GATEWAY_INTERFACE") != nullptr;
-    const bool cgi = (argc >= 2 && !std::strcmp(argv[1], "cgi")) ||
-                     (gateway && (argc < 2 || std::strcmp(argv[1], "serve") != 0));
-    if (!cgi && (argc < 2 || std::strcmp(argv[1], "serve") != 0)) return usage_error("expected a command: serve or cgi");
+    const bool serve = argc >= 2 && (!std::strcmp(argv[1], "serve") || !std::strcmp(argv[1], "server"));  // brz's alias
+    const bool cgi = (argc >= 2 && !std::strcmp(argv[1], "cgi")) || (gateway && !serve);
+    if (!cgi && !serve) return usage_error("expected a command: serve, cgi, check-config or stats");
+    if (cgi && !gateway && !std::getenv("REQUEST_METHOD")) {
+        // Run by hand or by a misconfigured server: say so, write no response.
+        std::fprintf(stderr, "soukd cgi: no CGI request in the environment (REQUEST_METHOD and GATEWAY_INTERFACE "
+                             "are not set): run it from a web server (RFC 3875), or use `soukd serve`\n");
+        return 2;
+    }
 
     ServerContext ctx;
-    TcpOptions tcp;
-    HttpOptions http;
-    bool inet = false, want_http = false, tcp_explicit = false;
-    std::string directory, log_dest, access_dest;
-    int verbosity = 2;  // log::Level::Info
+    ServeOptions opts;
     // CGI: options from SOUK_OPTIONS first, then the command line (which wins).
     std::vector<std::string> words = {"soukd", "cgi"};
     if (cgi) {
-        if (const char* r = std::getenv("SOUK_ROOT")) directory = r;
+        if (const char* r = std::getenv("SOUK_ROOT")) opts.directory = r;
         if (const char* w = std::getenv("SOUK_ALLOW_WRITES"))
-            ctx.allow_writes = !std::strcmp(w, "1") || !std::strcmp(w, "yes") || !std::strcmp(w, "true");
-        if (const char* p = std::getenv("SOUK_PREFIX")) http.web.prefix = p;
-        verbosity = 1;  // the web server's error log: errors and warnings unless asked
+            opts.allow_writes = !std::strcmp(w, "1") || !std::strcmp(w, "yes") || !std::strcmp(w, "true");
+        if (const char* p = std::getenv("SOUK_PREFIX")) opts.http.web.prefix = p;
+        opts.verbosity = 1;  // the web server's error log: errors and warnings unless asked
         if (const char* o = std::getenv("SOUK_OPTIONS")) {
             std::string cur;
-            for (const char* c = o;; ++c) {
+            for (const char* c = o;; ++c) {  // bounded: the variable's text
                 if (*c == 0 || *c == ' ' || *c == '\t' || *c == '\n') {
                     if (!cur.empty()) words.push_back(cur);
                     cur.clear();
@@ -143,14 +220,11 @@ int main(int argc, char** argv) {
         if (argc >= 2 && !std::strcmp(argv[1], "cgi"))
             for (int i = 2; i < argc; ++i) words.emplace_back(argv[i]);
     } else {
-        for (int i = 0; i < argc; ++i) words.emplace_back(argv[i]);
-        words.erase(words.begin(), words.begin() + 2);  // drop the CGI placeholders
+        for (int i = 2; i < argc; ++i) words.emplace_back(argv[i]);
     }
     std::vector<char*> wargv;
     for (auto& w : words) wargv.push_back(w.data());
     wargv.push_back(nullptr);
-    argc = static_cast<int>(words.size());
-    argv = wargv.data();
     auto fail = [&](const std::string& msg) {
         if (cgi) {
             std::fprintf(stderr, "soukd cgi: %s\n", msg.c_str());
@@ -158,84 +232,32 @@ int main(int argc, char** argv) {
         }
         return usage_error(msg);
     };
-    for (int i = 2; i < argc; ++i) {
-        std::string a = argv[i];
-        auto value = [&](const char* name, std::string& out) {
-            std::string prefix = std::string(name) + "=";
-            if (a.rfind(prefix, 0) == 0) {
-                out = a.substr(prefix.size());
-                return true;
-            }
-            if (a == name) {
-                if (i + 1 >= argc) {
-                    out = "\x01";  // marker: missing value
-                    return true;
-                }
-                out = argv[++i];
-                return true;
-            }
-            return false;
-        };
-        std::string v, err;
-        if (a == "--help" || a == "-h") {
-            std::printf("%s%s", kUsage, params_help().c_str());
-            return 0;
-        } else if (a == "--inet") {
-            inet = true;
-        } else if (a == "--allow-writes") {
-            ctx.allow_writes = true;
-        } else if (a == "-v" || a == "--verbose") {
-            ++verbosity;
-        } else if (a == "-q" || a == "--quiet") {
-            verbosity = 0;
-        } else if (value("--directory", v)) {
-            directory = v;
-        } else if (value("--listen", v)) {
-            tcp.address = v;
-            tcp_explicit = true;
-        } else if (value("--port-file", v)) {
-            tcp.port_file = v;
-            tcp_explicit = true;
-        } else if (value("--http-port-file", v)) {
-            http.port_file = v;
-        } else if (value("--stats-path", v)) {
-            http.web.stats_path = v;
-        } else if (value("--prefix", v)) {
-            http.web.prefix = v;
-        } else if (value("--http", v)) {
-            if (v != "\x01") {
-                std::string why = parse_http_address(v, http);
-                if (!why.empty()) return fail(why);
-            }
-            want_http = true;
-        } else if (value("--log-file", v) || value("--log", v)) {
-            log_dest = v;
-        } else if (value("--access-log", v)) {
-            access_dest = v;
-        } else if (value("--port", v)) {
-            char* end = nullptr;
-            long p = std::strtol(v.c_str(), &end, 10);
-            if (v.empty() || *end || p < 0 || p > 65535) return fail("--port: expected 0 to 65535, got " + v);
-            tcp.port = static_cast<uint16_t>(p);
-            tcp_explicit = true;
-        } else if (parse_param(argc, argv, i, ctx.params, &err)) {
-            if (!err.empty()) return fail(err);
-        } else {
-            return fail("unknown option " + a);
-        }
-        if (v == "\x01") return fail(a + " needs a value");
+    CommandLine cl;
+    std::string why = split_command_line(static_cast<int>(words.size()), wargv.data(), 2, cl);
+    if (why.empty() && cl.help) {
+        print_help();
+        return 0;
     }
-    if (directory.empty()) return fail(cgi ? "no root: set SOUK_ROOT or pass --directory=DIR" : "--directory=DIR is required");
-    if (!http.web.prefix.empty() && http.web.prefix[0] != '/') return fail("--prefix must start with '/'");
+    if (why.empty()) why = load_options(cl, opts);
+    if (why.empty()) why = check_options(opts, cgi);
+    if (!why.empty()) return fail(why);
+    ctx.params = opts.params;
+    ctx.allow_writes = opts.allow_writes;
+    const bool inet = opts.inet;
+    const std::string& directory = opts.directory;
+    TcpOptions& tcp = opts.tcp;
+    HttpOptions& http = opts.http;
+    const bool want_http = opts.want_http;
+    bool tcp_explicit = opts.tcp_explicit;
     {
         // --inet: stderr reaches the SSH user's terminal; keep it quiet.
         const char* quiet_default = inet ? "syslog" : "stderr";
         std::string err;
-        if (!log::init(static_cast<log::Level>(std::min(verbosity, 4)),
-                       log::parse_target(log_dest.empty() ? quiet_default : log_dest), &err))
+        if (!log::init(static_cast<log::Level>(std::min(opts.verbosity, 4)),
+                       log::parse_target(opts.log_dest.empty() ? quiet_default : opts.log_dest), &err))
             return fail("--log: " + err);
         if (!log::init_access(
-                log::parse_target(!access_dest.empty() ? access_dest : (inet || cgi) ? "syslog" : "stderr"), &err))
+                log::parse_target(!opts.access_dest.empty() ? opts.access_dest : (inet || cgi) ? "syslog" : "stderr"), &err))
             return fail("--access-log: " + err);
     }
 
@@ -270,12 +292,12 @@ int main(int argc, char** argv) {
         souk::io::Stream stdio(STDIN_FILENO, STDOUT_FILENO, false);
         const std::string peer = log::inet_peer(), user = log::inet_user();
         const log::Origin origin{"inet", peer.c_str(), user.c_str()};
-        SessionEnd why = serve_stream(ctx, stdio, origin);
-        return (why == SessionEnd::Eof || why == SessionEnd::IdleTimeout) ? 0 : 1;
+        SessionEnd end = serve_stream(ctx, stdio, origin);
+        return (end == SessionEnd::Eof || end == SessionEnd::IdleTimeout) ? 0 : 1;
     }
     // systemd (docs/install.md#systemd): bzr:// on the socket it passed, and
     // READY=1 once every carrier listens.
-    if (std::string why = adopt_passed_socket(tcp); !why.empty()) return fail(why);
+    if (std::string refused = adopt_passed_socket(tcp); !refused.empty()) return fail(refused);
     if (tcp.passed_fd >= 0) tcp_explicit = true;
     std::atomic<int> not_listening{want_http && tcp_explicit ? 2 : 1};
     tcp.on_listening = http.on_listening = [&not_listening] {

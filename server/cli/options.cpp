@@ -1,0 +1,307 @@
+#include "server/cli/options.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+
+namespace souk::server {
+namespace {
+
+enum class Takes : uint8_t {
+    Flag,   // no value on the command line (or --name=true|false); true|false in a file
+    Value,  // a value: --name=V, --name V, `name = V`
+};
+
+enum class Where : uint8_t {
+    Both,         // command line and config file
+    CommandLine,  // command line only (config, help, brz's global flags)
+};
+
+struct OptionInfo {
+    const char* name;
+    char short_name;  // 0: none
+    Takes takes;
+    Where where;
+};
+
+// Every option that is not a parameter (params.hpp has those). The brz
+// ones: `brz serve --help`, and brz's global flags that only change how
+// brz itself loads (docs/configuration.md#bzr-serve-command-lines).
+const OptionInfo kOptions[] = {
+    {"directory", 'd', Takes::Value, Where::Both},
+    {"allow-writes", 0, Takes::Flag, Where::Both},
+    {"inet", 0, Takes::Flag, Where::Both},
+    {"listen", 0, Takes::Value, Where::Both},
+    {"port", 0, Takes::Value, Where::Both},
+    {"port-file", 0, Takes::Value, Where::Both},
+    {"http", 0, Takes::Value, Where::Both},
+    {"http-port-file", 0, Takes::Value, Where::Both},
+    {"prefix", 0, Takes::Value, Where::Both},
+    {"stats-path", 0, Takes::Value, Where::Both},
+    {"log", 0, Takes::Value, Where::Both},
+    {"log-file", 0, Takes::Value, Where::Both},  // the same as --log FILE
+    {"access-log", 0, Takes::Value, Where::Both},
+    {"verbose", 'v', Takes::Flag, Where::Both},
+    {"quiet", 'q', Takes::Flag, Where::Both},
+    {"client-timeout", 0, Takes::Value, Where::Both},  // brz's name for --idle-timeout
+    {"protocol", 0, Takes::Value, Where::Both},        // brz: only "bzr" here
+    {"bzr", 0, Takes::Flag, Where::Both},              // brz: --protocol=bzr
+    {"config", 0, Takes::Value, Where::CommandLine},
+    {"help", 'h', Takes::Flag, Where::CommandLine},
+    {"usage", 0, Takes::Flag, Where::CommandLine},
+    {"no-plugins", 0, Takes::Flag, Where::CommandLine},  // brz global flags: nothing to load here
+    {"no-aliases", 0, Takes::Flag, Where::CommandLine},
+    {"no-l10n", 0, Takes::Flag, Where::CommandLine},
+    {"builtin", 0, Takes::Flag, Where::CommandLine},
+};
+
+const OptionInfo* find_option(std::string_view name) {
+    for (const auto& o : kOptions)  // bounded: the table
+        if (name == o.name) return &o;
+    return nullptr;
+}
+
+const OptionInfo* find_short(char c) {
+    for (const auto& o : kOptions)  // bounded: the table
+        if (o.short_name == c) return &o;
+    return nullptr;
+}
+
+// brz serve's other protocols: named so the error says why.
+bool is_other_protocol(std::string_view name) {
+    return name == "git" || name == "git-receive-pack" || name == "git-upload-pack";
+}
+
+std::string trim(std::string_view s) {
+    size_t a = 0, b = s.size();
+    while (a < b && (s[a] == ' ' || s[a] == '\t' || s[a] == '\r')) ++a;  // bounded: the text
+    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\r')) --b;  // bounded: the text
+    return std::string(s.substr(a, b - a));
+}
+
+// "N" or, as bzr 2.x took it, "ADDR:N" ("[::1]:N" for IPv6).
+std::string parse_port(const std::string& v, ServeOptions& o) {
+    std::string host, port = v;
+    if (size_t colon = v.rfind(':'); colon != std::string::npos) {
+        host = v.substr(0, colon);
+        port = v.substr(colon + 1);
+        if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+        else if (host.find(':') != std::string::npos) return "write IPv6 addresses in brackets, e.g. [::1]:4155";
+    }
+    char* end = nullptr;
+    long p = std::strtol(port.c_str(), &end, 10);
+    if (port.empty() || *end || port[0] == '-' || port[0] == '+' || p > 65535)
+        return "expected a port 0 to 65535, or ADDR:PORT";
+    if (!host.empty()) o.tcp.address = host;
+    o.tcp.port = static_cast<uint16_t>(p);
+    return {};
+}
+
+// One option. `value` is set for options that take one; for a flag it is
+// empty (given bare) or "true"/"false".
+std::string apply_one(ServeOptions& o, const std::string& name, const std::optional<std::string>& value) {
+    if (is_param(name)) return set_param(o.params, name, value ? *value : std::string());
+    const OptionInfo* info = find_option(name);
+    if (!info) return "unknown option --" + name;
+    const std::string shown = "--" + name + (value ? "=" + *value : std::string());
+    bool flag = true;
+    if (info->takes == Takes::Flag && value) {
+        if (*value == "true") flag = true;
+        else if (*value == "false") flag = false;
+        else if (name == "verbose" && value->size() == 1 && (*value)[0] >= '0' && (*value)[0] <= '2') {
+            o.verbosity = 2 + ((*value)[0] - '0');
+            return {};
+        } else {
+            return shown + ": expected true or false";
+        }
+    }
+    if (info->takes == Takes::Value && !value) return "--" + name + " needs a value";
+    const std::string v = value ? *value : std::string();
+    if (name == "directory") {
+        if (v.empty()) return shown + ": empty directory";
+        o.directory = v;
+    } else if (name == "allow-writes") {
+        o.allow_writes = flag;
+    } else if (name == "inet") {
+        o.inet = flag;
+    } else if (name == "listen") {
+        o.tcp.address = v;
+        o.tcp_explicit = true;
+    } else if (name == "port") {
+        if (std::string why = parse_port(v, o); !why.empty()) return shown + ": " + why;
+        o.tcp_explicit = true;
+    } else if (name == "port-file") {
+        o.tcp.port_file = v;
+        o.tcp_explicit = true;
+    } else if (name == "http") {
+        if (std::string why = parse_http_address(v, o.http); !why.empty()) return why;
+        o.want_http = true;
+    } else if (name == "http-port-file") {
+        o.http.port_file = v;
+    } else if (name == "prefix") {
+        if (v.empty() || v[0] != '/') return shown + ": must start with '/'";
+        o.http.web.prefix = v;
+    } else if (name == "stats-path") {
+        o.http.web.stats_path = v;
+    } else if (name == "log" || name == "log-file") {
+        o.log_dest = v;
+    } else if (name == "access-log") {
+        o.access_dest = v;
+    } else if (name == "verbose") {
+        if (!value) ++o.verbosity;
+        else o.verbosity = flag ? 3 : 2;
+    } else if (name == "quiet") {
+        o.verbosity = flag ? 0 : 2;
+    } else if (name == "client-timeout") {
+        std::string why = set_param(o.params, "idle-timeout", v);
+        if (!why.empty()) return shown + " (brz's name for --idle-timeout): " + why;
+    } else if (name == "protocol") {
+        if (v != "bzr") return shown + ": soukd serves only the Bazaar smart protocol (--protocol=bzr)";
+    } else if (name == "bzr") {
+        if (!flag) return shown + ": soukd serves only the Bazaar smart protocol";
+    } else {
+        // config, help and brz's global flags: taken by split_command_line.
+    }
+    return {};
+}
+
+}  // namespace
+
+bool is_option(std::string_view name) { return find_option(name) != nullptr || is_param(name); }
+
+std::string split_command_line(int argc, char** argv, int first, CommandLine& out) {
+    for (int i = first; i < argc; ++i) {  // bounded: argc
+        const std::string a = argv[i];
+        std::string name;
+        std::optional<std::string> value;
+        if (a.size() >= 2 && a[0] == '-' && a[1] != '-') {
+            // Short options as optparse (brz) reads them: -d DIR, -dDIR,
+            // and flags together (-vv).
+            const OptionInfo* o = find_short(a[1]);
+            if (!o) return "unknown option " + a;
+            name = o->name;
+            if (a.size() > 2) {
+                if (o->takes == Takes::Value) {
+                    value = a.substr(2);
+                } else {
+                    for (size_t k = 2; k < a.size(); ++k) {  // bounded: the word
+                        const OptionInfo* f = find_short(a[k]);
+                        if (!f || f->takes != Takes::Flag || f->where != Where::Both) return "unknown option " + a;
+                        out.words.push_back({f->name, std::nullopt, ""});
+                    }
+                }
+            }
+        } else if (a.rfind("--", 0) == 0 && a.size() > 2) {
+            name = a.substr(2);
+            if (size_t eq = name.find('='); eq != std::string::npos) {
+                value = name.substr(eq + 1);
+                name.resize(eq);
+            }
+        } else {
+            return "unexpected argument " + a + " (options start with --)";
+        }
+        if (is_other_protocol(name))
+            return "--" + name + ": soukd serves only the Bazaar smart protocol (--protocol=bzr)";
+        const OptionInfo* info = find_option(name);
+        if (!info && !is_param(name)) return "unknown option " + a;
+        const bool takes_value = !info || info->takes == Takes::Value;
+        if (takes_value && !value) {
+            if (i + 1 >= argc) return a + " needs a value";
+            value = argv[++i];
+        }
+        if (name == "config") {
+            out.config = *value;
+        } else if (name == "help" || name == "usage") {
+            out.help = true;
+        } else if (info && info->where == Where::CommandLine) {
+            // brz's global flags (--no-plugins, ...): nothing to do here.
+        } else {
+            out.words.push_back({name, value, ""});
+        }
+    }
+    return {};
+}
+
+std::string read_config_file(const std::string& path, std::vector<OptionWord>& out) {
+    std::ifstream in(path);
+    if (!in) return path + ": cannot open the config file";
+    std::string line;
+    size_t n = 0;
+    std::vector<std::pair<std::string, size_t>> seen;
+    while (std::getline(in, line)) {  // bounded: the file
+        ++n;
+        if (n > 100000) return path + ": more than 100000 lines";
+        const std::string where = path + ":" + std::to_string(n) + ": ";
+        std::string text = trim(line);
+        if (text.empty() || text[0] == '#') continue;
+        // A later step adds sections ("[root /prefix]"): refused for now,
+        // so a file written for them fails instead of being misread.
+        if (text[0] == '[') return where + "sections ([...]) are not supported yet";
+        const size_t eq = text.find('=');
+        if (eq == std::string::npos) return where + "expected `name = value`, got `" + text + "`";
+        std::string name = trim(std::string_view(text).substr(0, eq));
+        std::string value = trim(std::string_view(text).substr(eq + 1));
+        if (name.rfind("--", 0) == 0) return where + "write the name without \"--\": " + name.substr(2) + " = " + value;
+        const OptionInfo* info = find_option(name);
+        if (!info && !is_param(name)) return where + "unknown option " + name;
+        if (info && info->where == Where::CommandLine) return where + name + " can only be given on the command line";
+        for (const auto& [prev, at] : seen)  // bounded: the options seen
+            if (prev == name) return where + name + " is already set on line " + std::to_string(at);
+        seen.emplace_back(name, n);
+        out.push_back({name, value, where});
+    }
+    return {};
+}
+
+std::string apply_options(ServeOptions& opts, const std::vector<OptionWord>& words) {
+    for (const auto& w : words) {  // bounded: the words
+        std::string why = apply_one(opts, w.name, w.value);
+        if (!why.empty()) return w.where + why;
+    }
+    return {};
+}
+
+std::string load_options(const CommandLine& cl, ServeOptions& out) {
+    ServeOptions o = out;
+    if (!cl.config.empty()) {
+        std::vector<OptionWord> file;
+        if (std::string why = read_config_file(cl.config, file); !why.empty()) return why;
+        if (std::string why = apply_options(o, file); !why.empty()) return why;
+    }
+    if (std::string why = apply_options(o, cl.words); !why.empty()) return why;
+    out = std::move(o);
+    return {};
+}
+
+std::string render_options(const ServeOptions& o) {
+    std::string s;
+    auto line = [&s](const char* name, const std::string& v) {
+        if (v.empty()) s += std::string("# ") + name + " (unset)\n";
+        else s += std::string(name) + " = " + v + "\n";
+    };
+    auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
+    line("directory", o.directory);
+    line("allow-writes", flag(o.allow_writes));
+    line("inet", flag(o.inet));
+    if (o.want_http && !o.tcp_explicit) {
+        s += "# listen, port: no bzr:// TCP (--http alone)\n";
+    } else {
+        line("listen", o.tcp.address);
+        line("port", std::to_string(o.tcp.port));
+    }
+    line("port-file", o.tcp.port_file);
+    line("http", o.want_http ? (o.http.address.find(':') != std::string::npos ? "[" + o.http.address + "]"
+                                                                              : o.http.address) +
+                                   ":" + std::to_string(o.http.port)
+                             : std::string());
+    line("http-port-file", o.http.port_file);
+    line("prefix", o.http.web.prefix);
+    line("stats-path", o.http.web.stats_path);
+    line("log", o.log_dest);
+    line("access-log", o.access_dest);
+    if (o.verbosity == 0) line("quiet", "true");
+    else line("verbose", std::to_string(std::max(0, o.verbosity - 2)));
+    return s + params_settings(o.params);
+}
+
+}  // namespace souk::server
