@@ -26,8 +26,10 @@ namespace souk::server {
     X(max_bencode_depth, "max-bencode-depth", Count, 32, 1, 1024, "deepest nesting of bencoded values")    \
     X(max_readv_ranges, "max-readv-ranges", Count, 4096, 1, 1 << 24, "most ranges in one readv")           \
     X(max_readv_bytes, "max-readv-bytes", Bytes, 1ull << 30, 1, 1ull << 40, "most bytes one readv returns") \
-    X(max_connections, "max-connections", Count, 256, 1, 1 << 20,                                   \
-      "open TCP connections at most (at the cap a new one may take an idle one's slot: --idle-reclaim-age)")            \
+    X(max_connections, "max-connections", Count, 0, 0, 1 << 24,                                             \
+      "open TCP connections at most (0: the descriptor limit minus --fd-reserve; at the cap a new one may take an idle one's slot: --idle-reclaim-age)") \
+    X(fd_reserve, "fd-reserve", Count, 256, 0, 1 << 20,                                                     \
+      "descriptors kept back from the limit (RLIMIT_NOFILE, raised to its hard limit at start) for files, pipes and logs; a larger --max-connections is lowered to fit") \
     X(accept_backoff, "accept-backoff", Seconds, 0.1, 0.001, 60,                                            \
       "out of file descriptors (EMFILE): stop accepting this long, then try again")                         \
     X(idle_timeout, "idle-timeout", Seconds, 300, 0.01, 86400 * 30,                                         \

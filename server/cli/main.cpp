@@ -1,9 +1,13 @@
 // soukd: the souk server. `soukd serve --help` for usage.
+#include <errno.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -130,6 +134,41 @@ std::string check_options(souk::server::ServeOptions& o, bool cgi) {
         o.directory = cwd;
     }
     return {};
+}
+
+// A daemon's connections are descriptors: raise RLIMIT_NOFILE's soft
+// limit to the hard one, and keep --max-connections within it less
+// --fd-reserve (docs/configuration.md#connections-and-the-descriptor-limit).
+void fit_connections_to_fd_limit(souk::server::Params& p) {
+    rlimit rl{};
+    if (::getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+    const rlim_t was = rl.rlim_cur;
+    // An unlimited hard limit: the kernel still caps it (fs.nr_open).
+    const rlim_t want = rl.rlim_max == RLIM_INFINITY ? rlim_t{1} << 20 : rl.rlim_max;
+    if (rl.rlim_cur < want) {
+        rlimit raised{want, rl.rlim_max};
+        if (::setrlimit(RLIMIT_NOFILE, &raised) == 0) rl.rlim_cur = want;
+        else SOUK_LOG(Warn, "cannot raise the descriptor limit from %llu to %llu: %s", static_cast<unsigned long long>(was),
+                      static_cast<unsigned long long>(want), std::strerror(errno));
+    }
+    const double limit = static_cast<double>(rl.rlim_cur);
+    double allowed = limit - p.fd_reserve;
+    if (allowed < 1) {
+        allowed = std::max(1.0, std::floor(limit / 2));
+        SOUK_LOG(Warn, "descriptor limit %.0f leaves nothing beyond --fd-reserve=%.0f: at most %.0f connections; "
+                 "raise the hard limit (ulimit -Hn, LimitNOFILE=) or lower --fd-reserve", limit, p.fd_reserve, allowed);
+    }
+    allowed = std::min(allowed, static_cast<double>(1 << 24));
+    if (p.max_connections == 0) {
+        p.max_connections = allowed;
+    } else if (p.max_connections > allowed) {
+        SOUK_LOG(Warn, "--max-connections=%.0f lowered to %.0f: the descriptor limit is %.0f and --fd-reserve=%.0f; "
+                 "raise the hard limit (ulimit -Hn, LimitNOFILE=) for more", p.max_connections, allowed, limit,
+                 p.fd_reserve);
+        p.max_connections = allowed;
+    }
+    SOUK_LOG(Info, "descriptor limit %.0f%s: at most %.0f connections", limit,
+             rl.rlim_cur != was ? " (raised to the hard limit)" : "", p.max_connections);
 }
 
 // `soukd check-config [--config FILE] [options]`, like `nginx -t`: read
@@ -282,6 +321,7 @@ int main(int argc, char** argv) {
                                                                   ctx.params.temp_sweep_interval, ctx.params.temp_stale);
     }
 
+    if (!cgi && !inet) fit_connections_to_fd_limit(ctx.params);
     // Writes to a vanished peer fail with EPIPE instead of killing us.
     ::signal(SIGPIPE, SIG_IGN);
 

@@ -865,7 +865,7 @@ class Server:
         self.allow_writes = allow_writes
         self.limits = dict(limits or {})
         self.kind = kind or server_kind()
-        self.max_fds = max_fds  # RLIMIT_NOFILE for the server, if given
+        self.max_fds = max_fds  # RLIMIT_NOFILE for the server, if given: N or (soft, hard)
         self.program = program  # a soukd other than $SOUKD (an installed one)
         self.user = user        # run as this user (the test runs as root)
         self.proc = None
@@ -902,7 +902,9 @@ class Server:
             def preexec():
                 _pdeathsig()
                 if self.max_fds is not None:
-                    resource.setrlimit(resource.RLIMIT_NOFILE, (self.max_fds, self.max_fds))
+                    soft, hard = (self.max_fds if isinstance(self.max_fds, tuple)
+                                  else (self.max_fds, self.max_fds))
+                    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
                 if account:
                     os.initgroups(account.pw_name, account.pw_gid)
                     os.setgid(account.pw_gid)

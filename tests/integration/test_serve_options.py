@@ -149,6 +149,61 @@ class BrzServeCommandLines(unittest.TestCase):
             self.assertEqual(p.stdout, b'')
 
 
+class DescriptorLimit(unittest.TestCase):
+    """The default --max-connections follows RLIMIT_NOFILE: the soft limit
+    is raised to the hard one at start, --fd-reserve is kept back."""
+
+    HARD = 300
+    RESERVE = 290   # leaves 10 connections
+
+    def setUp(self):
+        self.root = make_tempdir('souk-fdlimit-')
+        self.server = None
+        self.socks = []
+
+    def tearDown(self):
+        for s in self.socks:
+            s.close()
+        if self.server:
+            self.server.stop()
+        harness.remove_stats_segment(self.root)
+        remove_tree(self.root)
+
+    def start(self, limits):
+        limits = dict(limits, **{'fd-reserve': self.RESERVE, 'idle-reclaim-age': '1h'})
+        self.server = harness.Server(self.root, limits=limits, max_fds=(64, self.HARD)).start()
+
+    def soft_limit(self):
+        with open('/proc/%d/limits' % self.server.proc.pid) as f:
+            for line in f:
+                if line.startswith('Max open files'):
+                    return int(line.split()[3])
+        return None
+
+    def check_cap(self, cap):
+        # The harness's start-up probe has gone.
+        harness.wait_until(lambda: harness.soukd_counters(self.root)['tcp_conns_live'] == 0, 5)
+        refused0 = harness.soukd_counters(self.root)['connections_refused']
+        for _ in range(cap):  # bounded: cap connections
+            c = self.server.connect()
+            self.socks.append(c)
+            self.assertTrue(harness.hello_ok(c), self.server.log())
+        extra = self.server.connect()
+        self.socks.append(extra)
+        self.assertEqual(harness.usable_or_closed(extra), 'closed', self.server.log())
+        self.assertEqual(harness.soukd_counters(self.root)['connections_refused'], refused0 + 1)
+
+    def test_default_cap_is_the_raised_limit_less_the_reserve(self):
+        self.start({})
+        self.assertEqual(self.soft_limit(), self.HARD)
+        self.check_cap(self.HARD - self.RESERVE)
+
+    def test_explicit_cap_above_the_limit_is_lowered(self):
+        self.start({'max-connections': 5000})
+        self.assertIn('--max-connections=5000 lowered to 10', self.server.log())
+        self.check_cap(self.HARD - self.RESERVE)
+
+
 class ConfigFile(unittest.TestCase):
 
     def setUp(self):
