@@ -146,6 +146,29 @@ std::string format_quantity(ParamKind kind, double v) {
 
 bool is_param(std::string_view name) { return find(name) != nullptr; }
 
+bool is_reloadable(std::string_view name) {
+    const ParamInfo* info = find(name);
+    if (!info) return false;
+#define SOUK_R(f) \
+    if (info->field == &Params::f) return true;
+    SOUK_RELOADABLE_PARAMS(SOUK_R)
+#undef SOUK_R
+    return false;
+}
+
+std::vector<std::string> apply_reloadable(Params& to, const Params& from) {
+    std::vector<std::string> changed;
+#define SOUK_R(f)                                                                \
+    if (live(to.f) != from.f) {                                                  \
+        std::atomic_ref<double>(to.f).store(from.f, std::memory_order_relaxed);  \
+        for (const auto& info : kParams) /* bounded: the list */                 \
+            if (info.field == &Params::f) changed.emplace_back(info.option);    \
+    }
+    SOUK_RELOADABLE_PARAMS(SOUK_R)
+#undef SOUK_R
+    return changed;
+}
+
 std::string set_param(Params& p, std::string_view name, std::string_view text) {
     const ParamInfo* info = find(name);
     const std::string shown = "--" + std::string(name) + "=" + std::string(text);

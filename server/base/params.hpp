@@ -3,9 +3,11 @@
 // the struct, the command-line options, their range checks and --help.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace souk::server {
 
@@ -39,6 +41,8 @@ namespace souk::server {
     X(idle_reclaim_age, "idle-reclaim-age", Seconds, 1, 0, 86400 * 30,                                      \
       "TCP at --max-connections: a new client takes the slot of the connection idle longest if it has been idle this long (else it is refused)") \
     X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")    \
+    X(shutdown_grace, "shutdown-grace", Seconds, 5, 0, 3600,                                                \
+      "SIGTERM/SIGINT: requests being served may finish this long, then they are cut (new connections are refused at once)") \
     X(http_workers, "http-workers", Count, 8, 1, 1024, "HTTP carrier: worker threads (concurrent requests)") \
     X(http_keepalive_requests, "http-keepalive-requests", Count, 1000, 1, 1 << 24,                         \
       "HTTP carrier: requests per keep-alive connection")                                                  \
@@ -123,6 +127,23 @@ struct Params {
     SOUK_PARAMS(SOUK_X)
 #undef SOUK_X
 };
+
+// The parameters SIGHUP may change while soukd runs
+// (docs/configuration.md#signals); the rest take a restart. Each is read
+// where it is used with live(), never cached.
+#define SOUK_RELOADABLE_PARAMS(X) X(max_connections) X(fd_reserve) X(accept_backoff) X(min_stream_rate)
+
+// Read a parameter that SIGHUP may change (one of SOUK_RELOADABLE_PARAMS)
+// in another thread: a relaxed atomic load.
+inline double live(const double& field) {
+    return std::atomic_ref<double>(const_cast<double&>(field)).load(std::memory_order_relaxed);
+}
+
+// Whether SIGHUP may change parameter `name` (a long option name).
+bool is_reloadable(std::string_view name);
+// Store the reloadable parameters of `from` into `to`, which other
+// threads read with live(). Returns the names of those that changed.
+std::vector<std::string> apply_reloadable(Params& to, const Params& from);
 
 enum class ParamKind { Bytes, Count, Seconds };
 

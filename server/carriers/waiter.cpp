@@ -279,6 +279,7 @@ private:
     size_t streams_ = 0;      // stream slots taken (queued or running Stream hand-overs)
     size_t max_streams_ = 1;
     bool stopping_ = false;
+    std::atomic<bool> draining_{false};  // stopping_, readable without mu_: no request after the current one
     std::atomic<size_t> queued_{0};
     std::atomic<size_t> stream_waiting_{0};
     std::vector<std::thread> workers_;
@@ -414,7 +415,7 @@ bool Waiter::start_worker() {
 void Waiter::pause_accepting() {
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, listener_.get(), nullptr);
     accept_paused_ = true;
-    accept_resume_ = Clock::now() + seconds(ctx_.params.accept_backoff);
+    accept_resume_ = Clock::now() + seconds(live(ctx_.params.accept_backoff));
 }
 
 void Waiter::resume_accepting() {
@@ -423,7 +424,7 @@ void Waiter::resume_accepting() {
     lev.data.ptr = nullptr;  // the listener
     if (::epoll_ctl(epoll_.get(), EPOLL_CTL_ADD, listener_.get(), &lev) != 0) {
         SOUK_LOG(Error, "epoll_ctl (listener): %s", std::strerror(errno));
-        accept_resume_ = Clock::now() + seconds(ctx_.params.accept_backoff);
+        accept_resume_ = Clock::now() + seconds(live(ctx_.params.accept_backoff));
         return;
     }
     accept_paused_ = false;
@@ -452,7 +453,7 @@ bool Waiter::reclaim_idle_locked(Clock::time_point now) {
 }
 
 void Waiter::accept_all() {
-    const size_t cap = static_cast<size_t>(ctx_.params.max_connections);
+    const size_t cap = static_cast<size_t>(live(ctx_.params.max_connections));  // SIGHUP may change it
     for (int i = 0; i < 1024; ++i) {  // bounded per wakeup; the rest next time
         int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {
@@ -463,7 +464,7 @@ void Waiter::accept_all() {
             uint64_t held = 0;
             if (accept_log_.due(held))
                 SOUK_LOG(Warn, "accept: %s; not accepting for %gs (--accept-backoff)%s", std::strerror(e),
-                         ctx_.params.accept_backoff,
+                         live(ctx_.params.accept_backoff),
                          e == EMFILE || e == ENFILE ? ", raise the descriptor limit (ulimit -n)" : "");
             if (held) SOUK_LOG(Warn, "accept: %llu more failures since the last line", static_cast<unsigned long long>(held));
             pause_accepting();
@@ -748,7 +749,7 @@ SessionEnd Waiter::serve_conn(const ServerContext& wctx, ArrivalScanner& scanner
     c->arrived = 0;
     Clock::time_point stream_from = Clock::now();
     uint64_t streamed = 0;  // bytes read since the stream slot was taken
-    const double min_rate = ctx_.params.min_stream_rate;
+    const double min_rate = live(ctx_.params.min_stream_rate);
 
     IoBuffer buf;
     const log::Origin origin{"tcp", c->peer, nullptr};
@@ -837,6 +838,8 @@ SessionEnd Waiter::serve_conn(const ServerContext& wctx, ArrivalScanner& scanner
             if (!p.write_reply(out)) return SessionEnd::WriteFailed;
             if (p.closing()) return SessionEnd::ProtocolError;
             first_deadline = io::no_deadline();
+            // Shutting down: this reply was the last (park closes it).
+            if (draining_.load(std::memory_order_relaxed)) return SessionEnd::Parked;
             // The large request is in; what follows must arrive whole (or
             // take a slot again). Bytes of it already read are served on
             // under this slot.
@@ -855,26 +858,49 @@ SessionEnd Waiter::serve_conn(const ServerContext& wctx, ArrivalScanner& scanner
 }
 
 void Waiter::shutdown_all() {
+    // Graceful (docs/configuration.md#signals): new connections are refused
+    // from here on (the listener closes), idle ones close now, requests a
+    // worker has or waits for are served to the end of their reply within
+    // --shutdown-grace, then cut.
     listener_.reset();
     std::unique_lock<std::mutex> lock(mu_);
     stopping_ = true;
-    // Waiting and queued connections close now; running ones see EOF.
-    while (Conn* c = parked_.pop_front()) {
+    draining_.store(true, std::memory_order_relaxed);
+    size_t idle = 0, partial = 0;
+    while (Conn* c = parked_.pop_front()) {  // bounded: the parked list
         gauge(counters().tcp_conns_parked, -1);
         close_conn(c, true);
+        ++idle;
     }
+    // A request still arriving has no worker: it is cut (the client may
+    // retry against the next server).
     for (List* l : {&arriving_, &stream_wait_})
-        while (Conn* c = l->pop_front()) {
+        while (Conn* c = l->pop_front()) {  // bounded: the list
             gauge(counters().tcp_conns_arriving, -1);
             close_conn(c, true);
+            ++partial;
         }
     stream_waiting_.store(0);
-    while (Conn* c = queue_.pop_front()) close_conn(c, true);
-    queued_.store(0);
-    for (Conn* c = all_; c; c = c->all_next) ::shutdown(c->fd(), SHUT_RDWR);
+    const size_t in_flight = live_;  // queued or on a worker
     work_cv_.notify_all();
     uint64_t one = 1;
-    (void)!::write(work_fd_.get(), &one, sizeof one);
+    (void)!::write(work_fd_.get(), &one, sizeof one);  // lingering workers park (and so close) at once
+    const double grace = ctx_.params.shutdown_grace;
+    gone_cv_.wait_for(lock, std::chrono::duration<double>(grace), [this] { return live_ == 0; });
+    const size_t cut = live_;
+    if (cut != 0) {
+        while (Conn* c = queue_.pop_front()) close_conn(c, true);  // bounded: the queue
+        queued_.store(0);
+        for (Conn* c = all_; c; c = c->all_next) ::shutdown(c->fd(), SHUT_RDWR);  // bounded: open connections
+        work_cv_.notify_all();
+    }
+    if (cut != 0 || partial != 0)
+        SOUK_LOG(Warn, "shutdown: stopped accepting; %zu idle connections closed; %zu of %zu requests in flight "
+                 "finished within --shutdown-grace=%gs, %zu cut; %zu requests still arriving cut",
+                 idle, in_flight - cut, in_flight, grace, cut, partial);
+    else
+        SOUK_LOG(Info, "shutdown: stopped accepting; %zu idle connections closed; %zu of %zu requests in flight "
+                 "finished within --shutdown-grace=%gs, 0 cut", idle, in_flight, in_flight, grace);
     gone_cv_.wait_for(lock, std::chrono::seconds(10), [this] { return live_ == 0; });
     if (live_ != 0) {
         SOUK_LOG(Warn, "%zu connections still open at shutdown", live_);

@@ -33,7 +33,9 @@
 namespace souk::server {
 
 // Serve the listening socket `listener` until *stop becomes true, then
-// close every connection and wait (bounded) for the workers. Returns a
+// drain (docs/configuration.md#signals): close the listener and idle
+// connections, let requests in flight finish within --shutdown-grace,
+// cut the rest, and wait (bounded) for the workers. Returns a
 // process exit code. Whoever sets *stop calls wake_waiters(): the waiter
 // sleeps until its next deadline, not on a timer.
 int run_waiter(const ServerContext& ctx, io::Fd listener, const volatile sig_atomic_t* stop);

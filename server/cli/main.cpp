@@ -1,6 +1,8 @@
 // soukd: the souk server. `soukd serve --help` for usage.
 #include <errno.h>
 #include <signal.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -11,6 +13,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <atomic>
+#include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -33,10 +38,30 @@
 
 namespace {
 
+// Signals (docs/configuration.md#signals): the handlers only set a flag
+// and write to eventfds. SIGTERM/SIGINT wake the carriers (wake_waiters)
+// and the signal watcher (main's thread, on g_signal_fd); SIGHUP wakes
+// the watcher only, which re-reads the config and reopens the logs.
 volatile sig_atomic_t g_stop = 0;
+volatile sig_atomic_t g_reload = 0;
+int g_signal_fd = -1;
+
+void wake_watcher() {
+    const int saved = errno;
+    const uint64_t one = 1;
+    if (g_signal_fd >= 0) (void)!::write(g_signal_fd, &one, sizeof one);
+    errno = saved;
+}
+
 void on_stop(int) {
     g_stop = 1;
     souk::server::wake_waiters();
+    wake_watcher();
+}
+
+void on_hup(int) {
+    g_reload = 1;
+    wake_watcher();
 }
 
 const char kUsage[] =
@@ -95,6 +120,11 @@ const char kUsage[] =
     "  --no-plugins, --no-aliases, --no-l10n, --builtin\n"
     "                          brz's global flags, accepted and ignored\n"
     "  -h, --help, --usage     this text\n"
+    "\n"
+    "Signals (daemon): SIGHUP re-reads --config (a bad file is refused and\n"
+    "logged with FILE:LINE; run-time parameters change at once, the others\n"
+    "take a restart) and reopens the logs; SIGTERM/SIGINT stop accepting, let\n"
+    "requests in flight finish within --shutdown-grace, then exit 0.\n"
     "\n"
     "CGI (`soukd cgi`, or any invocation with GATEWAY_INTERFACE set and no `serve`):\n"
     "one request from the environment and stdin (RFC 3875). Settings also come\n"
@@ -169,6 +199,66 @@ void fit_connections_to_fd_limit(souk::server::Params& p) {
     }
     SOUK_LOG(Info, "descriptor limit %.0f%s: at most %.0f connections", limit,
              rl.rlim_cur != was ? " (raised to the hard limit)" : "", p.max_connections);
+}
+
+// "name = value" and "# name (unset)" lines of render_options.
+std::map<std::string, std::string> settings_map(const std::string& text) {
+    std::map<std::string, std::string> out;
+    size_t at = 0;
+    while (at < text.size()) {  // bounded: each pass consumes a line
+        size_t end = text.find('\n', at);
+        if (end == std::string::npos) end = text.size();
+        const std::string line = text.substr(at, end - at);
+        at = end + 1;
+        const std::string unset = " (unset)";
+        if (line.rfind("# ", 0) == 0 && line.size() > unset.size() &&
+            line.compare(line.size() - unset.size(), unset.size(), unset) == 0)
+            out[line.substr(2, line.size() - 2 - unset.size())] = "";
+        else if (size_t eq = line.find(" = "); eq != std::string::npos && line[0] != '#')
+            out[line.substr(0, eq)] = line.substr(eq + 3);
+    }
+    return out;
+}
+
+// SIGHUP: re-read the config file and apply what can change while
+// running (SOUK_RELOADABLE_PARAMS); a bad file changes nothing. Then
+// reopen the logs. Runs on the signal watcher's thread.
+void reload(const souk::server::CommandLine& cl, souk::server::ServeOptions& running,
+            souk::server::ServerContext& ctx) {
+    using namespace souk::server;
+    if (cl.config.empty()) {
+        SOUK_LOG(Info, "SIGHUP: no --config to re-read; logs reopened");
+        log::reopen_logs();
+        return;
+    }
+    ServeOptions fresh;
+    std::string why = load_options(cl, fresh);
+    if (why.empty()) why = check_options(fresh, false);
+    if (!why.empty()) {
+        SOUK_LOG(Error, "SIGHUP: %s; config refused, the running settings stay", why.c_str());
+        log::reopen_logs();
+        return;
+    }
+    fit_connections_to_fd_limit(fresh.params);
+    const auto before = settings_map(render_options(running));
+    const auto after = settings_map(render_options(fresh));
+    size_t restart = 0;
+    for (const auto& [name, value] : after) {  // bounded: the options
+        auto it = before.find(name);
+        const std::string old = it == before.end() ? "" : it->second;
+        if (old == value || is_reloadable(name)) continue;
+        ++restart;
+        SOUK_LOG(Warn, "SIGHUP: %s changed (%s -> %s) but takes a restart; still %s", name.c_str(),
+                 old.empty() ? "unset" : old.c_str(), value.empty() ? "unset" : value.c_str(),
+                 old.empty() ? "unset" : old.c_str());
+    }
+    const std::vector<std::string> changed = apply_reloadable(ctx.params, fresh.params);
+    apply_reloadable(running.params, fresh.params);
+    std::string names;
+    for (const auto& n : changed) names += " " + n;  // bounded: the reloadable parameters
+    SOUK_LOG(Info, "SIGHUP: %s re-read: %zu changes applied%s%s; %zu need a restart", cl.config.c_str(),
+             changed.size(), changed.empty() ? "" : ":", names.c_str(), restart);
+    log::reopen_logs();
 }
 
 // `soukd check-config [--config FILE] [options]`, like `nginx -t`: read
@@ -280,6 +370,18 @@ int main(int argc, char** argv) {
     if (why.empty()) why = load_options(cl, opts);
     if (why.empty()) why = check_options(opts, cgi);
     if (!why.empty()) return fail(why);
+    if (!cgi && !opts.inet) {
+        // A daemon: SIGHUP reloads instead of killing, SIGTERM/SIGINT drain.
+        g_signal_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (g_signal_fd < 0) return fail(std::string("eventfd: ") + std::strerror(errno));
+        struct sigaction sa{};
+        ::sigemptyset(&sa.sa_mask);
+        sa.sa_handler = on_stop;
+        ::sigaction(SIGTERM, &sa, nullptr);
+        ::sigaction(SIGINT, &sa, nullptr);
+        sa.sa_handler = on_hup;
+        ::sigaction(SIGHUP, &sa, nullptr);
+    }
     ctx.params = opts.params;
     ctx.allow_writes = opts.allow_writes;
     const bool inet = opts.inet;
@@ -321,7 +423,10 @@ int main(int argc, char** argv) {
                                                                   ctx.params.temp_sweep_interval, ctx.params.temp_stale);
     }
 
-    if (!cgi && !inet) fit_connections_to_fd_limit(ctx.params);
+    if (!cgi && !inet) {
+        fit_connections_to_fd_limit(ctx.params);
+        opts.params.max_connections = ctx.params.max_connections;  // what SIGHUP compares with
+    }
     // Writes to a vanished peer fail with EPIPE instead of killing us.
     ::signal(SIGPIPE, SIG_IGN);
 
@@ -343,22 +448,55 @@ int main(int argc, char** argv) {
     tcp.on_listening = http.on_listening = [&not_listening] {
         if (--not_listening == 0) souk::io::notify_service_manager("READY=1");
     };
-    struct sigaction sa{};
-    sa.sa_handler = on_stop;
-    ::sigemptyset(&sa.sa_mask);
-    ::sigaction(SIGTERM, &sa, nullptr);
-    ::sigaction(SIGINT, &sa, nullptr);
-    if (!want_http) return serve_tcp(ctx, tcp, &g_stop);
-    if (!tcp_explicit) return serve_http(ctx, http, &g_stop);
-    // Both carriers in one process, sharing the context (store, params).
-    int http_rc = 0;
-    std::thread web([&] {
-        http_rc = serve_http(ctx, http, &g_stop);
-        g_stop = 1;  // one carrier failing stops the other
-        souk::server::wake_waiters();
-    });
-    int tcp_rc = serve_tcp(ctx, tcp, &g_stop);
-    g_stop = 1;
-    web.join();
+    // A daemon: the carriers run on their threads, this thread watches
+    // the signals.
+    int tcp_rc = 0, http_rc = 0;
+    std::atomic<int> running{0};
+    auto carrier = [&](auto serve_fn, int& rc) {
+        ++running;
+        int* out = &rc;
+        return std::thread([&running, serve_fn, out] {
+            *out = serve_fn();
+            g_stop = 1;  // one carrier ending (failing to bind, say) stops the other
+            souk::server::wake_waiters();
+            --running;
+            wake_watcher();
+        });
+    };
+    std::vector<std::thread> carriers;
+    if (!want_http || tcp_explicit) carriers.push_back(carrier([&] { return serve_tcp(ctx, tcp, &g_stop); }, tcp_rc));
+    if (want_http) carriers.push_back(carrier([&] { return serve_http(ctx, http, &g_stop); }, http_rc));
+    bool stopping = false;
+    using Clock = std::chrono::steady_clock;
+    Clock::time_point give_up{};
+    for (;;) {  // bounded: until the carriers have ended, or the shutdown's bound
+        int timeout = -1;
+        if (stopping) {
+            if (running == 0) break;
+            const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - Clock::now()).count();
+            if (left <= 0) {
+                SOUK_LOG(Warn, "shutdown: the carriers did not end within --shutdown-grace plus 10 s; exiting");
+                std::_Exit(tcp_rc ? tcp_rc : http_rc);  // carrier threads still use this frame
+            }
+            timeout = static_cast<int>(left);
+        }
+        pollfd pfd{g_signal_fd, POLLIN, 0};
+        (void)::poll(&pfd, 1, timeout);
+        uint64_t drained;
+        (void)!::read(g_signal_fd, &drained, sizeof drained);
+        if (g_reload) {
+            g_reload = 0;
+            if (!stopping) reload(cl, opts, ctx);
+        }
+        if (g_stop && !stopping) {
+            stopping = true;
+            souk::io::notify_service_manager("STOPPING=1");  // at the start of the drain (docs/install.md#systemd)
+            // The TCP carrier bounds its own drain by --shutdown-grace; this
+            // bounds the HTTP one (cpp-httplib waits for its requests).
+            give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                         std::chrono::duration<double>(ctx.params.shutdown_grace + 10));
+        }
+    }
+    for (auto& t : carriers) t.join();
     return tcp_rc ? tcp_rc : http_rc;
 }
