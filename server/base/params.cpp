@@ -184,27 +184,6 @@ std::string set_param(Params& p, std::string_view name, std::string_view text) {
     return {};
 }
 
-bool parse_param(int argc, char** argv, int& i, Params& p, std::string* err) {
-    std::string_view arg = argv[i];
-    if (arg.rfind("--", 0) != 0) return false;
-    std::string_view name = arg.substr(2), value;
-    const size_t eq = name.find('=');
-    if (eq != std::string_view::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-    }
-    if (!find(name)) return false;
-    if (eq == std::string_view::npos) {
-        if (i + 1 >= argc) {
-            *err = "--" + std::string(name) + " needs a value";
-            return true;
-        }
-        value = argv[++i];
-    }
-    *err = set_param(p, name, value);
-    return true;
-}
-
 std::string params_help() {
     std::string out;
     for (const auto& info : kParams) {

@@ -167,10 +167,6 @@ bool is_param(std::string_view name);
 // Returns "" or an error naming the option: "--cache-size=64X: ...".
 std::string set_param(Params& p, std::string_view name, std::string_view text);
 
-// If `argv[i]` is "--option=value", or "--option" followed by a value in
-// argv[i+1], for a known parameter: parse it into `p` (advancing i) and
-// return true. Sets *err for a known option with a bad or missing value.
-bool parse_param(int argc, char** argv, int& i, Params& p, std::string* err);
 // One "  --option=N  help (default D)" line per parameter.
 std::string params_help();
 // One "option = value" line per parameter (config-file syntax), in the

@@ -94,6 +94,14 @@ class BrzServeCommandLines(unittest.TestCase):
         harness.remove_stats_segment(cls.root)
         remove_tree(cls.tmp)
 
+    def push_and_branch(self, url, copy):
+        """brz push the work branch to `url`, branch it back, compare."""
+        self.env.ok(self, ['push', '-q', url], cwd=self.work)
+        out = os.path.join(self.tmp, copy)
+        self.env.ok(self, ['branch', '-q', url, out])
+        with open(os.path.join(out, 'hello.txt')) as f:
+            self.assertEqual(f.read(), 'hello from a brz serve command line\n')
+
     def test_tcp_line_push_and_branch(self):
         port = harness.free_port()
         log_path = os.path.join(self.tmp, 'tcp.log')
@@ -113,11 +121,7 @@ class BrzServeCommandLines(unittest.TestCase):
             harness.wait_until(up, 10)
             self.assertIsNone(proc.poll(), harness.read_tail(log_path))
             url = 'bzr://127.0.0.1:%d/tcp-trunk' % port
-            self.env.ok(self, ['push', '-q', url], cwd=self.work)
-            out = os.path.join(self.tmp, 'tcp-copy')
-            self.env.ok(self, ['branch', '-q', url, out])
-            with open(os.path.join(out, 'hello.txt')) as f:
-                self.assertEqual(f.read(), 'hello from a brz serve command line\n')
+            self.push_and_branch(url, 'tcp-copy')
         finally:
             self.assertEqual(stop_process(proc), 0, harness.read_tail(log_path))
 
@@ -129,11 +133,7 @@ class BrzServeCommandLines(unittest.TestCase):
                        '--allow-writes', '--bzr'], log_path)
         try:
             url = 'bzr://127.0.0.1:%d/inetd-trunk' % inetd.port
-            self.env.ok(self, ['push', '-q', url], cwd=self.work)
-            out = os.path.join(self.tmp, 'inetd-copy')
-            self.env.ok(self, ['branch', '-q', url, out])
-            with open(os.path.join(out, 'hello.txt')) as f:
-                self.assertEqual(f.read(), 'hello from a brz serve command line\n')
+            self.push_and_branch(url, 'inetd-copy')
         finally:
             statuses = inetd.close()
         self.assertGreater(len(statuses), 0)
