@@ -12,6 +12,7 @@
 """
 
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -236,6 +237,17 @@ class ConfigFile(unittest.TestCase):
         self.assertIn('idle-timeout = 2m\n', out)  # the command line wins
         self.assertIn('allow-writes = true\n', out)
         self.assertIn(b'is valid', p.stderr)
+
+    def test_shipped_example_config_is_valid(self):
+        example = os.path.join(harness.HERE, '..', '..', 'dist', 'soukd.conf')
+        p = self.soukd('check-config', '--config', example, '-d', self.root)
+        self.assertEqual(p.returncode, 0, p)
+        # Every commented-out setting is valid once uncommented.
+        with open(example) as f:
+            lines = [l[1:] for l in f if re.match(r'#[a-z-]+ = ', l)]
+        self.assertGreater(len(lines), 3)
+        p = self.soukd('check-config', '--config', self.write('uncommented.conf', ''.join(lines)), '-d', self.root)
+        self.assertEqual(p.returncode, 0, p)
 
     def test_check_config_error_names_file_and_line(self):
         conf = self.write('bad.conf', 'directory = %s\n\n# a comment\nmax-body = 1.5M\n' % self.root)
