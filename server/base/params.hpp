@@ -52,6 +52,12 @@ namespace souk::server {
       "HTTP/CGI: compress bodies up to this size only (0: never)")                                          \
     X(cgi_read_timeout, "cgi-read-timeout", Seconds, 30, 0.01, 3600,                                        \
       "CGI: deadline for reading the whole request body from stdin")                                        \
+    X(fastcgi_workers, "fastcgi-workers", Count, 16, 1, 4096,                                               \
+      "FastCGI: worker threads, each serving one web-server connection at a time (keep the web server's pooled connections below this)") \
+    X(fastcgi_max_params_bytes, "fastcgi-max-params-bytes", Bytes, 64 * 1024, 1024, 16 * 1024 * 1024,       \
+      "FastCGI: largest PARAMS block of one request (the CGI variables; 431 beyond)")                       \
+    X(fastcgi_max_params, "fastcgi-max-params", Count, 512, 8, 1 << 20,                                     \
+      "FastCGI: most name-value pairs in one PARAMS block or GET_VALUES query")                             \
     X(store_stats, "store-stats", Count, 1, 0, 1,                                                           \
       "store chain: count store operations, bytes and latencies (0: off)")                                 \
     X(cache, "cache", Count, 1, 0, 1,                                                                       \

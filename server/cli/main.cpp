@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "server/carriers/cgi.hpp"
+#include "server/carriers/fastcgi.hpp"
 #include "server/verbs/dispatch.hpp"
 #include "server/carriers/http_server.hpp"
 #include "server/base/log.hpp"
@@ -37,6 +38,7 @@ const char kUsage[] =
     "usage: soukd serve --inet --directory=DIR [--allow-writes] [options]\n"
     "       soukd serve [--listen ADDR] [--port N] --directory=DIR [--allow-writes] [options]\n"
     "       soukd serve --http ADDR:PORT [--listen ADDR --port N] --directory=DIR [options]\n"
+    "       soukd serve --fastcgi unix:/PATH|ADDR:PORT --directory=DIR [--allow-writes] [options]\n"
     "       soukd cgi [--directory=DIR] [--allow-writes] [--prefix /URL/PREFIX] [options]\n"
     "       soukd stats --directory=DIR [--prometheus]   (counters of every soukd serving DIR)\n"
     "       soukd --version\n"
@@ -55,7 +57,13 @@ const char kUsage[] =
     "                          port. With --http, bzr:// TCP runs only when --listen,\n"
     "                          --port or --port-file is also given (one process)\n"
     "  --http-port-file FILE   write the bound HTTP port to FILE once listening\n"
-    "  --prefix /P             HTTP/CGI: the URL prefix that maps to DIR (default /)\n"
+    "  --fastcgi unix:/PATH    serve FastCGI (RESPONDER) for nginx fastcgi_pass or\n"
+    "  --fastcgi ADDR:PORT     Apache mod_proxy_fcgi: the same requests as CGI, from a\n"
+    "                          persistent process. The path is REQUEST_URI minus\n"
+    "                          --prefix; the root and writes come from these options\n"
+    "                          only (SOUK_* parameters are ignored)\n"
+    "  --fastcgi-socket-mode M unix socket permissions, octal (default 0660)\n"
+    "  --prefix /P             HTTP/CGI/FastCGI: the URL prefix that maps to DIR (default /)\n"
     "  --stats-path /P         HTTP/CGI: GET /P answers the counters of `soukd stats`\n"
     "                          (JSON; Prometheus text for Accept: text/plain); off\n"
     "                          unless given\n"
@@ -102,7 +110,8 @@ int main(int argc, char** argv) {
     ServerContext ctx;
     TcpOptions tcp;
     HttpOptions http;
-    bool inet = false, want_http = false, tcp_explicit = false;
+    FastcgiOptions fastcgi;
+    bool inet = false, want_http = false, want_fastcgi = false, tcp_explicit = false;
     std::string directory, log_file;
     int verbosity = 1;
     // CGI: options from SOUK_OPTIONS first, then the command line (which wins).
@@ -193,6 +202,17 @@ int main(int argc, char** argv) {
                 if (!why.empty()) return fail(why);
             }
             want_http = true;
+        } else if (value("--fastcgi-socket-mode", v)) {
+            if (v != "\x01") {
+                std::string why = parse_socket_mode(v, fastcgi.socket_mode);
+                if (!why.empty()) return fail(why);
+            }
+        } else if (value("--fastcgi", v)) {
+            if (v != "\x01") {
+                std::string why = parse_fastcgi_address(v, fastcgi);
+                if (!why.empty()) return fail(why);
+            }
+            want_fastcgi = true;
         } else if (value("--log-file", v)) {
             log_file = v;
         } else if (value("--port", v)) {
@@ -258,6 +278,11 @@ int main(int argc, char** argv) {
     ::sigemptyset(&sa.sa_mask);
     ::sigaction(SIGTERM, &sa, nullptr);
     ::sigaction(SIGINT, &sa, nullptr);
+    if (want_fastcgi) {
+        if (want_http || tcp_explicit) return usage_error("--fastcgi runs alone (no --http, --listen or --port)");
+        fastcgi.web = http.web;
+        return serve_fastcgi(ctx, fastcgi, &g_stop);
+    }
     if (!want_http) return serve_tcp(ctx, tcp, &g_stop);
     if (!tcp_explicit) return serve_http(ctx, http, &g_stop);
     // Both carriers in one process, sharing the context (store, params).
