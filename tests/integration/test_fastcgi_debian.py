@@ -14,6 +14,7 @@ conf-available/souk.conf), and the responder spoken to directly.
 """
 
 import os
+import select
 import socket
 import stat
 import struct
@@ -159,7 +160,7 @@ class TestFastcgiProtocol(unittest.TestCase):
         with open(os.path.join(cls.root, 'f.txt'), 'wb') as f:
             f.write(b'0123456789')
         cls.sock = os.path.join(cls.tmp, 'fcgi.sock')
-        cls.soukd = hh.SoukdFastcgi(cls.root, cls.sock, extra=['--fastcgi-max-params-bytes=2048']).start()
+        cls.soukd = hh.SoukdFastcgi(cls.root, cls.sock, extra=['--fastcgi-max-params-bytes=2048', '--fastcgi-workers=4']).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -193,6 +194,31 @@ class TestFastcgiProtocol(unittest.TestCase):
         out, end = hh.fcgi_response(s, 1)
         self.assertEqual(out.split(b'\r\n\r\n', 1)[1], hh.inet_reply(self.root, body))
 
+    def test_connections_beyond_the_workers_wait_their_turn(self):
+        """Six kept-alive connections, four workers: four are served at once,
+        the other two as soon as connections close."""
+        conns = [self.connect() for _ in range(6)]
+        for s in conns:
+            s.sendall(hh.fcgi_begin(1) + hh.fcgi_params(1, {'REQUEST_METHOD': 'GET', 'REQUEST_URI': '/f.txt'}) +
+                      hh.fcgi_stdin(1, b''))
+        answered = []
+        deadline = time.monotonic() + 10
+        while len(answered) < 4 and time.monotonic() < deadline:  # bounded: 10 s
+            ready, _, _ = select.select([s for s in conns if s not in answered], [], [], 0.5)
+            for s in ready:
+                out, end = hh.fcgi_response(s, 1)
+                self.assertTrue(out.endswith(b'0123456789'))
+                answered.append(s)
+        self.assertEqual(len(answered), 4)
+        waiting = [s for s in conns if s not in answered]
+        self.assertEqual(select.select(waiting, [], [], 0.3)[0], [])   # no worker free
+        for s in answered:
+            s.close()
+        for s in waiting:
+            out, end = hh.fcgi_response(s, 1)
+            self.assertEqual(end, (0, 0))
+            self.assertTrue(out.endswith(b'0123456789'))
+
     def test_without_keep_conn_closes(self):
         s = self.connect()
         out, end = self.get(s, 1, '/f.txt', keep=False)
@@ -204,7 +230,7 @@ class TestFastcgiProtocol(unittest.TestCase):
         s.sendall(hh.fcgi_record(9, 0, hh.fcgi_pair(b'FCGI_MPXS_CONNS', b'') + hh.fcgi_pair(b'FCGI_MAX_REQS', b'')))
         rtype, rid, content = hh.fcgi_read_record(s)
         self.assertEqual((rtype, rid), (10, 0))
-        self.assertEqual(content, hh.fcgi_pair(b'FCGI_MPXS_CONNS', b'0') + hh.fcgi_pair(b'FCGI_MAX_REQS', b'16'))
+        self.assertEqual(content, hh.fcgi_pair(b'FCGI_MPXS_CONNS', b'0') + hh.fcgi_pair(b'FCGI_MAX_REQS', b'4'))
         s.sendall(hh.fcgi_record(99, 0, b''))
         rtype, rid, content = hh.fcgi_read_record(s)
         self.assertEqual((rtype, content[0]), (11, 99))
