@@ -19,6 +19,7 @@
 #include "server/base/counters.hpp"
 #include "server/base/log.hpp"
 #include "server/carriers/cgi.hpp"
+#include "server/carriers/http_server.hpp"
 #include "server/carriers/waiter.hpp"
 #include "transport/net.hpp"
 #include "transport/sink.hpp"
@@ -379,18 +380,10 @@ std::string parse_fastcgi_address(const std::string& text, FastcgiOptions& out) 
             return "--fastcgi unix:PATH needs an absolute path, got " + text;
         return {};
     }
-    size_t colon = text.rfind(':');
-    if (colon == std::string::npos) return "--fastcgi: expected unix:/PATH or ADDR:PORT, got " + text;
-    std::string host = text.substr(0, colon), port = text.substr(colon + 1);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    else if (host.find(':') != std::string::npos) return "--fastcgi: write IPv6 addresses in brackets, e.g. [::1]:9000";
-    char* end = nullptr;
-    long p = std::strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end || p < 1 || p > 65535) return "--fastcgi: port must be 1 to 65535, got " + port;
     out.unix_path.clear();
-    out.address = host.empty() ? "0.0.0.0" : host;
-    out.port = static_cast<uint16_t>(p);
-    return {};
+    std::string why = parse_host_port("--fastcgi", text, out.address, out.port);
+    if (why.empty() && out.port == 0) why = "--fastcgi: port must be 1 to 65535 (or unix:/PATH)";
+    return why;
 }
 
 std::string parse_socket_mode(const std::string& text, unsigned& mode) {

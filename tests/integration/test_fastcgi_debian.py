@@ -297,6 +297,33 @@ class TestFastcgiProtocol(unittest.TestCase):
         out, _ = self.get(self.connect(), 1, '/f.txt')
         self.assertTrue(out.startswith(b'Status: 200'))
 
+    def test_tcp_address(self):
+        """--fastcgi ADDR:PORT serves the same requests over TCP."""
+        for _attempt in range(5):   # bounded: another process may take the free port first
+            port = harness.free_port()
+            log = os.path.join(self.tmp, 'tcp.log')
+            with open(log, 'wb') as f:
+                proc = subprocess.Popen([harness.soukd_path(), 'serve', '--fastcgi', '127.0.0.1:%d' % port,
+                                         '--directory=' + self.root], stdout=f, stderr=f,
+                                        preexec_fn=harness._pdeathsig)
+            try:
+                hh.wait_port(port, proc, hh.START_TIMEOUT, 'soukd --fastcgi TCP', lambda: harness.read_tail(log))
+            except harness.HarnessError as e:
+                harness.stop_process(proc)
+                if 'Address already in use' in str(e) or 'cannot listen' in str(e):
+                    continue
+                raise
+            try:
+                s = socket.create_connection(('127.0.0.1', port), timeout=20)
+                self.addCleanup(s.close)
+                out, end = self.get(s, 1, '/f.txt')
+                self.assertEqual(end, (0, 0))
+                self.assertTrue(out.endswith(b'0123456789'), out)
+            finally:
+                self.assertEqual(harness.stop_process(proc), 0)
+            return
+        self.fail('no free port for soukd --fastcgi after 5 tries')
+
     def test_socket_mode_stale_live_and_removal(self):
         st = os.stat(self.sock)
         self.assertTrue(stat.S_ISSOCK(st.st_mode))
