@@ -127,6 +127,7 @@ def main():
             ('soukd --http multi-range GET', 'http://127.0.0.1:%d/' % soukd_http.port),
             ('soukd cgi (nginx) smart POST', 'bzr+http://127.0.0.1:%d/' % nginx.port),
             ('soukd cgi (nginx) GET', 'http://127.0.0.1:%d/cgi/' % nginx.port),
+            ('nginx (Debian site) GET', 'http://127.0.0.1:%d/' % deb_nginx.port),
             ('nginx > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/' % deb_nginx.port),
             ('apache > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/bzr/' % deb_apache.port),
             ('apache > FastCGI soukd GET', 'http://127.0.0.1:%d/bzr/' % deb_apache.port),
