@@ -175,7 +175,9 @@ public:
             int r = conn_.next(rec, deadline);
             if (r <= 0) {
                 if (r == 0) errno = ECONNRESET;
-                broken_ = true;
+                // A stalled body (ETIMEDOUT) leaves the records in step:
+                // it is answered 408 and the connection may go on.
+                broken_ = errno != ETIMEDOUT;
                 return -1;
             }
             if (rec.request_id == 0) {

@@ -160,7 +160,8 @@ class TestFastcgiProtocol(unittest.TestCase):
         with open(os.path.join(cls.root, 'f.txt'), 'wb') as f:
             f.write(b'0123456789')
         cls.sock = os.path.join(cls.tmp, 'fcgi.sock')
-        cls.soukd = hh.SoukdFastcgi(cls.root, cls.sock, extra=['--fastcgi-max-params-bytes=2048', '--fastcgi-workers=4']).start()
+        cls.soukd = hh.SoukdFastcgi(cls.root, cls.sock, extra=['--fastcgi-max-params-bytes=2048', '--fastcgi-workers=4',
+                                                          '--request-timeout=2']).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -254,6 +255,20 @@ class TestFastcgiProtocol(unittest.TestCase):
         self.assertEqual(hh.fcgi_response(s, 1), (b'', (1, 0)))
         out, end = self.get(s, 1, '/f.txt')   # the connection still serves
         self.assertTrue(out.startswith(b'Status: 200'))
+
+    def test_stalled_body_is_408_and_the_connection_goes_on(self):
+        s = self.connect()
+        t0 = time.monotonic()
+        s.sendall(hh.fcgi_begin(1) + hh.fcgi_params(1, {
+            'REQUEST_METHOD': 'POST', 'REQUEST_URI': '/.bzr/smart', 'CONTENT_LENGTH': '100'}) +
+            hh.fcgi_record(5, 1, b'bzr message 3'))
+        out, end = hh.fcgi_response(s, 1)
+        self.assertTrue(out.startswith(b'Status: 408'), out)
+        self.assertEqual(end, (0, 0))
+        self.assertLess(time.monotonic() - t0, 15)
+        s.sendall(hh.fcgi_record(5, 1, b'x' * 87) + hh.fcgi_record(5, 1, b''))   # late: skipped
+        out, end = self.get(s, 1, '/f.txt')
+        self.assertTrue(out.endswith(b'0123456789'), out)
 
     def test_souk_params_ignored_and_paths_jailed(self):
         s = self.connect()
