@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
@@ -225,17 +226,40 @@ private:
     bool stdin_done_ = false, aborted_ = false, broken_ = false;
 };
 
-// The connections a stop must reach, and the queue of accepted ones.
+// The connections being served (for a stop and for reclaiming idle ones)
+// and the queue of accepted ones waiting for a worker.
 struct Shared {
+    struct Live {
+        int fd;
+        bool idle;  // between requests
+        std::chrono::steady_clock::time_point idle_since;
+    };
     std::mutex mu;
     std::condition_variable cv;
     std::deque<io::Fd> queue;
-    std::vector<std::pair<int, bool>> live;  // (fd, idle between requests)
+    std::vector<Live> live;
     bool stopping = false;
 
     void set_idle(int fd, bool idle) {
-        for (auto& [f, i] : live)
-            if (f == fd) i = idle;
+        for (auto& l : live)
+            if (l.fd == fd) {
+                l.idle = idle;
+                l.idle_since = std::chrono::steady_clock::now();
+            }
+    }
+    // Every worker busy and a connection waiting: end the connection idle
+    // longest if it has idled `min_age` seconds (its worker then takes the
+    // next from the queue). Called under `mu`.
+    void reclaim_idle(size_t workers, double min_age) {
+        if (queue.empty() || live.size() < workers) return;
+        Live* oldest = nullptr;
+        for (auto& l : live)
+            if (l.idle && (!oldest || l.idle_since < oldest->idle_since)) oldest = &l;
+        if (!oldest || std::chrono::steady_clock::now() - oldest->idle_since < std::chrono::duration<double>(min_age))
+            return;
+        ::shutdown(oldest->fd, SHUT_RDWR);
+        oldest->idle = false;  // ending: never chosen twice
+        count(counters().idle_reclaimed);
     }
 };
 
@@ -347,7 +371,9 @@ void serve_connection(const ServerContext& ctx, const FastcgiOptions& opts, Shar
         {
             std::lock_guard<std::mutex> lock(sh.mu);
             sh.set_idle(conn.fd(), true);
-            if (sh.stopping) return;
+            // Connections waiting for a worker go first: a kept-alive one
+            // must not hold its worker while another waits.
+            if (sh.stopping || !sh.queue.empty()) return;
         }
         if (!keep) return;
         deadline = io::after_seconds(ctx.params.idle_timeout);
@@ -363,12 +389,12 @@ void worker(const ServerContext& ctx, const FastcgiOptions& opts, Shared& sh) {
             if (sh.stopping) return;  // queued connections are closed by serve_fastcgi
             fd = std::move(sh.queue.front());
             sh.queue.pop_front();
-            sh.live.emplace_back(fd.get(), true);
+            sh.live.push_back({fd.get(), true, std::chrono::steady_clock::now()});
         }
         const int raw = fd.get();
         serve_connection(ctx, opts, sh, std::move(fd));  // closes it
         std::lock_guard<std::mutex> lock(sh.mu);
-        sh.live.erase(std::remove_if(sh.live.begin(), sh.live.end(), [raw](const auto& p) { return p.first == raw; }),
+        sh.live.erase(std::remove_if(sh.live.begin(), sh.live.end(), [raw](const auto& l) { return l.fd == raw; }),
                       sh.live.end());
     }
 }
@@ -425,8 +451,16 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const vo
     const size_t max_queue = static_cast<size_t>(ctx.params.max_connections);
     std::thread acceptor([&] {
         for (;;) {  // bounded: ends when the wake pipe is written (stop)
+            int timeout = -1;
+            {
+                // While connections wait, look again for an idle one to end.
+                std::lock_guard<std::mutex> lock(sh.mu);
+                sh.reclaim_idle(nworkers, ctx.params.idle_reclaim_age);
+                if (!sh.queue.empty()) timeout = static_cast<int>(ctx.params.idle_reclaim_age * 1000) + 10;
+            }
             struct pollfd p[2] = {{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}};
-            int r = ::poll(p, 2, -1);
+            int r = ::poll(p, 2, timeout);
+            if (r == 0) continue;
             if (r < 0 && errno == EINTR) continue;
             if (r < 0 || p[1].revents) return;
             io::Fd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -446,6 +480,7 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const vo
             }
             sh.queue.push_back(std::move(c));
             sh.cv.notify_one();
+            sh.reclaim_idle(nworkers, ctx.params.idle_reclaim_age);
         }
     });
 
@@ -458,8 +493,8 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const vo
         sh.stopping = true;
         sh.queue.clear();
         // Idle connections end now; busy ones after their request.
-        for (const auto& [fd, idle] : sh.live)
-            if (idle) ::shutdown(fd, SHUT_RD);
+        for (const auto& l : sh.live)
+            if (l.idle) ::shutdown(l.fd, SHUT_RD);
         sh.cv.notify_all();
     }
     for (auto& t : workers) t.join();

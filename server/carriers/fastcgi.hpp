@@ -11,7 +11,10 @@
 //    connection at a time, request after request while the web server sets
 //    FCGI_KEEP_CONN (closed after --idle-timeout between requests).
 //    Accepted connections wait for a worker in a queue capped by
-//    --max-connections (beyond it they are closed and counted).
+//    --max-connections (beyond it they are closed and counted). While one
+//    waits, a worker closes its connection after the current request, and
+//    a connection idle --idle-reclaim-age is closed at once, so kept-alive
+//    connections never starve new ones.
 //  * One request at a time per connection (FCGI_MPXS_CONNS=0): a second
 //    BEGIN_REQUEST gets END_REQUEST with CANT_MPX_CONN; roles other than
 //    RESPONDER get UNKNOWN_ROLE.

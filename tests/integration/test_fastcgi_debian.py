@@ -161,7 +161,7 @@ class TestFastcgiProtocol(unittest.TestCase):
             f.write(b'0123456789')
         cls.sock = os.path.join(cls.tmp, 'fcgi.sock')
         cls.soukd = hh.SoukdFastcgi(cls.root, cls.sock, extra=['--fastcgi-max-params-bytes=2048', '--fastcgi-workers=4',
-                                                          '--request-timeout=2']).start()
+                                                          '--request-timeout=2', '--idle-reclaim-age=0.3']).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -196,29 +196,35 @@ class TestFastcgiProtocol(unittest.TestCase):
         self.assertEqual(out.split(b'\r\n\r\n', 1)[1], hh.inet_reply(self.root, body))
 
     def test_connections_beyond_the_workers_wait_their_turn(self):
-        """Six kept-alive connections, four workers: four are served at once,
-        the other two as soon as connections close."""
+        """Six kept-alive connections, four workers: all six are answered; a
+        worker whose connection is kept alive closes it after its request
+        when another connection waits, so none waits for an idle one."""
         conns = [self.connect() for _ in range(6)]
         for s in conns:
             s.sendall(hh.fcgi_begin(1) + hh.fcgi_params(1, {'REQUEST_METHOD': 'GET', 'REQUEST_URI': '/f.txt'}) +
                       hh.fcgi_stdin(1, b''))
-        answered = []
-        deadline = time.monotonic() + 10
-        while len(answered) < 4 and time.monotonic() < deadline:  # bounded: 10 s
-            ready, _, _ = select.select([s for s in conns if s not in answered], [], [], 0.5)
-            for s in ready:
-                out, end = hh.fcgi_response(s, 1)
-                self.assertTrue(out.endswith(b'0123456789'))
-                answered.append(s)
-        self.assertEqual(len(answered), 4)
-        waiting = [s for s in conns if s not in answered]
-        self.assertEqual(select.select(waiting, [], [], 0.3)[0], [])   # no worker free
-        for s in answered:
-            s.close()
-        for s in waiting:
+        for s in conns:
             out, end = hh.fcgi_response(s, 1)
             self.assertEqual(end, (0, 0))
             self.assertTrue(out.endswith(b'0123456789'))
+        # Served while others waited: closed after the response.
+        closed = sum(1 for s in conns if select.select([s], [], [], 2)[0] and s.recv(1) == b'')
+        self.assertGreaterEqual(closed, 2)
+
+    def test_idle_connection_reclaimed_for_a_new_one(self):
+        """Four connections idle past --idle-reclaim-age hold the four
+        workers: a fifth is served at once, and the idlest one is closed."""
+        idle = [self.connect() for _ in range(4)]
+        for s in idle:
+            out, _ = self.get(s, 1, '/f.txt')
+            self.assertTrue(out.startswith(b'Status: 200'))
+        time.sleep(0.6)
+        t0 = time.monotonic()
+        out, end = self.get(self.connect(), 1, '/f.txt')
+        self.assertTrue(out.startswith(b'Status: 200'))
+        self.assertLess(time.monotonic() - t0, 5)
+        closed = [s for s in idle if select.select([s], [], [], 0.5)[0] and s.recv(1) == b'']
+        self.assertGreaterEqual(len(closed), 1)
 
     def test_without_keep_conn_closes(self):
         s = self.connect()
