@@ -26,7 +26,7 @@ namespace souk::server {
     X(max_readv_ranges, "max-readv-ranges", Count, 4096, 1, 1 << 24, "most ranges in one readv")           \
     X(max_readv_bytes, "max-readv-bytes", Bytes, 1ull << 30, 1, 1ull << 40, "most bytes one readv returns") \
     X(max_connections, "max-connections", Count, 256, 1, 1 << 20,                                   \
-      "open TCP connections at most (at the cap a new one may take an idle one's slot: --idle-reclaim-age)")            \
+      "open TCP connections at most (at the cap a new one may take an idle one's slot: --idle-reclaim-age); FastCGI: connections waiting for a worker at most")            \
     X(accept_backoff, "accept-backoff", Seconds, 0.1, 0.001, 60,                                            \
       "out of file descriptors (EMFILE): stop accepting this long, then try again")                         \
     X(idle_timeout, "idle-timeout", Seconds, 300, 0.01, 86400 * 30,                                         \
@@ -34,7 +34,7 @@ namespace souk::server {
     X(request_timeout, "request-timeout", Seconds, 60, 0.01, 86400,                                         \
       "deadline from a request's first byte to its last, never restarted by a byte (no slowloris)")        \
     X(idle_reclaim_age, "idle-reclaim-age", Seconds, 1, 0, 86400 * 30,                                      \
-      "TCP at --max-connections: a new client takes the slot of the connection idle longest if it has been idle this long (else it is refused)") \
+      "TCP at --max-connections: a new client takes the slot of the connection idle longest if it has been idle this long (else it is refused); FastCGI with every worker busy: the same, for a waiting connection") \
     X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")    \
     X(http_workers, "http-workers", Count, 8, 1, 1024, "HTTP carrier: worker threads (concurrent requests)") \
     X(http_keepalive_requests, "http-keepalive-requests", Count, 1000, 1, 1 << 24,                         \
