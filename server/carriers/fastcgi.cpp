@@ -484,7 +484,9 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const vo
         }
     });
 
+    if (opts.on_listening) opts.on_listening();
     while (!*stop) sleep_until_woken(1000);  // bounded: until *stop
+    io::notify_service_manager("STOPPING=1");
     char one = 1;
     (void)!::write(wake_w.get(), &one, 1);
     acceptor.join();

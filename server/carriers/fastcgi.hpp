@@ -24,6 +24,7 @@
 
 #include <csignal>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "server/carriers/web.hpp"
@@ -37,6 +38,7 @@ struct FastcgiOptions {
     uint16_t port = 0;
     unsigned socket_mode = 0660;
     WebOptions web;
+    std::function<void()> on_listening;  // called once listening (systemd readiness)
 };
 
 // Parse "unix:/path" or "ADDR:PORT" into `out`. Returns "" or what is wrong.

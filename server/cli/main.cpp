@@ -270,7 +270,7 @@ int main(int argc, char** argv) {
     if (std::string why = adopt_passed_socket(tcp); !why.empty()) return fail(why);
     if (tcp.passed_fd >= 0) tcp_explicit = true;
     std::atomic<int> not_listening{want_http && tcp_explicit ? 2 : 1};
-    tcp.on_listening = http.on_listening = [&not_listening] {
+    tcp.on_listening = http.on_listening = fastcgi.on_listening = [&not_listening] {
         if (--not_listening == 0) souk::io::notify_service_manager("READY=1");
     };
     struct sigaction sa{};
