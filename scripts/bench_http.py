@@ -5,12 +5,15 @@ build/*/client/souk-bench-http) reading the same files from
   * soukd --http, smart POST (bzr+http://)        * soukd --http, multi-range GET (http://)
   * nginx's own multi-range GET (http://)          * soukd cgi behind nginx + fcgiwrap (bzr+http://)
   * soukd cgi behind nginx, multi-range GET under /cgi/ (http://)
+  * soukd --fastcgi behind nginx (bzr+http://) and behind Apache
+    mod_proxy_fcgi (bzr+http:// and multi-range GET under /bzr/), both
+    configured from the shipped Debian files (scripts/deploy/debian/)
 
 for two operations: readv of 64 scattered 4 KiB ranges of a 16 MiB file, and
 whole-file reads of a 1 MiB file. Then CGI requests per second: `soukd cgi`
 answering a hello run directly (fork + exec + wait from Python, as a web
 server would) against the floor of running /bin/true the same way, and
-through nginx + fcgiwrap over one keep-alive connection.
+through nginx + fcgiwrap and nginx + FastCGI over one keep-alive connection.
 
 Prints a table of medians (ms) with ratios to nginx's multi-range GET, and
 writes everything to JSON (--json, default bench-http.json).
@@ -69,11 +72,11 @@ def cgi_rate(soukd, root, n):
     return cgi, floor
 
 
-def nginx_cgi_rate(port, n):
+def nginx_cgi_rate(port, n, path='/.bzr/smart'):
     conn = http.client.HTTPConnection('127.0.0.1', port, timeout=30)
     t0 = time.monotonic()
     for _ in range(n):
-        conn.request('POST', '/.bzr/smart', body=b'hello\n')
+        conn.request('POST', path, body=b'hello\n')
         r = conn.getresponse()
         if r.read() != b'ok\x012\n':
             raise SystemExit('nginx + soukd cgi: bad hello answer')
@@ -106,18 +109,28 @@ def main():
         f.write(os.urandom(16 << 20))
     with open(os.path.join(root, 'one-mib.bin'), 'wb') as f:
         f.write(os.urandom(1 << 20))
-    soukd_http = nginx = None
+    soukd_http = nginx = fcgi_nginx = fcgi_apache = deb_nginx = deb_apache = None
     results = {'rounds': rounds, 'readv': '64 x 4 KiB scattered over 16 MiB', 'get': '1 MiB whole file',
                'rows': [], 'cgi': {}}
     try:
         soukd_http = hh.SoukdHttp(root, extra=['-q']).start()
         nginx = hh.Nginx(root).start()
+        sockets = hh.socket_dir(tmp)
+        fcgi_nginx = hh.SoukdFastcgi(root, os.path.join(sockets, 'nginx.sock'), extra=['-q']).start()
+        fcgi_apache = hh.SoukdFastcgi(root, os.path.join(sockets, 'apache.sock'),
+                                      extra=['-q', '--prefix', '/bzr']).start()
+        deb_nginx = hh.DebianNginx(root, fcgi_nginx.socket).start()
+        deb_apache = hh.DebianApache(fcgi_apache.socket).start()
         targets = [
             ('nginx multi-range GET', 'http://127.0.0.1:%d/' % nginx.port),
             ('soukd --http smart POST', 'bzr+http://127.0.0.1:%d/' % soukd_http.port),
             ('soukd --http multi-range GET', 'http://127.0.0.1:%d/' % soukd_http.port),
             ('soukd cgi (nginx) smart POST', 'bzr+http://127.0.0.1:%d/' % nginx.port),
             ('soukd cgi (nginx) GET', 'http://127.0.0.1:%d/cgi/' % nginx.port),
+            ('nginx (Debian site) GET', 'http://127.0.0.1:%d/' % deb_nginx.port),
+            ('nginx > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/' % deb_nginx.port),
+            ('apache > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/bzr/' % deb_apache.port),
+            ('apache > FastCGI soukd GET', 'http://127.0.0.1:%d/bzr/' % deb_apache.port),
         ]
         for op, name in (('readv', 'big.bin'), ('get', 'one-mib.bin')):
             for label, base in targets:
@@ -129,9 +142,11 @@ def main():
         cgi, floor = cgi_rate(soukd, root, n)
         results['cgi'] = {'requests': n, 'soukd_cgi_per_s': cgi, 'fork_exec_true_per_s': floor,
                           'ratio_to_floor': cgi / floor,
-                          'nginx_fcgiwrap_soukd_cgi_per_s': nginx_cgi_rate(nginx.port, n)}
+                          'nginx_fcgiwrap_soukd_cgi_per_s': nginx_cgi_rate(nginx.port, n),
+                          'nginx_fastcgi_soukd_per_s': nginx_cgi_rate(deb_nginx.port, n),
+                          'apache_fastcgi_soukd_per_s': nginx_cgi_rate(deb_apache.port, n, '/bzr/.bzr/smart')}
     finally:
-        for s in (soukd_http, nginx):
+        for s in (deb_nginx, deb_apache, fcgi_nginx, fcgi_apache, soukd_http, nginx):
             if s is not None:
                 s.stop()
         harness.remove_tree(tmp)
@@ -148,6 +163,8 @@ def main():
     print('CGI: soukd cgi %.0f req/s direct (fork+exec+wait), floor /bin/true %.0f req/s (ratio %.2f); '
           'through nginx + fcgiwrap %.0f req/s' % (c['soukd_cgi_per_s'], c['fork_exec_true_per_s'],
                                                    c['ratio_to_floor'], c['nginx_fcgiwrap_soukd_cgi_per_s']))
+    print('FastCGI hello over one keep-alive HTTP connection: nginx > soukd --fastcgi %.0f req/s, '
+          'apache > soukd --fastcgi %.0f req/s' % (c['nginx_fastcgi_soukd_per_s'], c['apache_fastcgi_soukd_per_s']))
     with open(a.json, 'w') as f:
         json.dump(results, f, indent=2)
     print('wrote %s' % a.json)

@@ -16,6 +16,7 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -59,6 +60,62 @@ Fd listen_tcp(const std::string& host, uint16_t port, int backlog, std::string* 
     }
     if (err) *err = "cannot listen on " + host + ":" + service + ": " + ::strerror(last_errno);
     return Fd();
+}
+
+Fd listen_unix(const std::string& path, unsigned mode, int backlog, uint64_t* ino, std::string* err) {
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    if (path.empty() || path.size() >= sizeof sa.sun_path) {
+        if (err) *err = "unix socket path must be 1 to " + std::to_string(sizeof sa.sun_path - 1) + " bytes: " + path;
+        return Fd();
+    }
+    std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode)) {
+            if (err) *err = path + " exists and is not a socket: not replacing it";
+            return Fd();
+        }
+        Fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (probe && ::connect(probe.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0) {
+            if (err) *err = "another server is listening on " + path;
+            return Fd();
+        }
+        if (errno != ECONNREFUSED && errno != ENOENT) {
+            if (err) *err = "cannot check the old socket " + path + ": " + ::strerror(errno);
+            return Fd();
+        }
+        ::unlink(path.c_str());  // stale: its server is gone
+    }
+    Fd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) {
+        if (err) *err = std::string("socket: ") + ::strerror(errno);
+        return Fd();
+    }
+    // Created with no access beyond `mode` from its first instant, then set
+    // to exactly `mode`. (umask is process-wide: this runs at start-up.)
+    const mode_t old = ::umask(static_cast<mode_t>(~mode & 0777));
+    const int rc = ::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+    const int bind_errno = errno;
+    ::umask(old);
+    if (rc != 0) {
+        if (err) *err = "cannot bind " + path + ": " + ::strerror(bind_errno);
+        return Fd();
+    }
+    if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0 || ::listen(fd.get(), backlog) != 0 ||
+        ::lstat(path.c_str(), &st) != 0) {
+        if (err) *err = "cannot listen on " + path + ": " + ::strerror(errno);
+        ::unlink(path.c_str());
+        return Fd();
+    }
+    if (ino) *ino = static_cast<uint64_t>(st.st_ino);
+    return fd;
+}
+
+void remove_unix_socket(const std::string& path, uint64_t ino) {
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && static_cast<uint64_t>(st.st_ino) == ino)
+        ::unlink(path.c_str());
 }
 
 uint16_t bound_port(int listen_fd) {

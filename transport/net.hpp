@@ -18,6 +18,15 @@ namespace souk::io {
 // free port; bound_port() tells which.
 Fd listen_tcp(const std::string& host, uint16_t port, int backlog, std::string* err);
 uint16_t bound_port(int listen_fd);
+// Bind and listen on a unix socket at `path`, created with permissions
+// `mode` (e.g. 0660). A socket file already there is replaced only when
+// nothing answers on it (a server that died); a live socket or any other
+// kind of file is an error. *ino receives the new file's inode, for
+// remove_unix_socket.
+Fd listen_unix(const std::string& path, unsigned mode, int backlog, uint64_t* ino, std::string* err);
+// Remove the socket file at `path` if it is still the one listen_unix made
+// (same inode): never another process's newer socket.
+void remove_unix_socket(const std::string& path, uint64_t ino);
 // Accept one connection (blocking up to timeout_ms; -1 = forever). Invalid
 // Fd on timeout (errno ETIMEDOUT) or error.
 Fd accept_tcp(int listen_fd, int timeout_ms);

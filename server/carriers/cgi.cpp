@@ -24,64 +24,52 @@ std::string env(const char* name) {
     return v ? std::string(v) : std::string();
 }
 
+// The request in the environment and stdin.
+class EnvRequest final : public GatewayRequest {
+public:
+    explicit EnvRequest(io::Stream& in) : in_(in) {}
+    std::string var(std::string_view name) const override { return env(std::string(name).c_str()); }
+    bool has(std::string_view name) const override { return ::getenv(std::string(name).c_str()) != nullptr; }
+    uint64_t header_bytes() const override {
+        uint64_t n = 0;
+        for (char** e = environ; e && *e; ++e)
+            if (std::strncmp(*e, "HTTP_", 5) == 0) n += std::strlen(*e) + 2;
+        return n;
+    }
+    ssize_t read_body(char* buf, size_t n, io::Deadline deadline) override { return in_.read_some(buf, n, deadline); }
+
+private:
+    io::Stream& in_;
+};
+
 // "If-None-Match" -> HTTP_IF_NONE_MATCH (RFC 3875 4.1.18).
-std::string header_from_env(std::string_view name) {
+std::string header_var(std::string_view name) {
     std::string key = "HTTP_";
     for (char c : name) key += c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-    return env(key.c_str());
+    return key;
 }
 
-// Total size of the HTTP_* variables: the request's header block.
-uint64_t header_bytes() {
-    uint64_t n = 0;
-    for (char** e = environ; e && *e; ++e)
-        if (std::strncmp(*e, "HTTP_", 5) == 0) n += std::strlen(*e) + 2;
-    return n;
-}
-
-// This process's one request, for its access line
-// (docs/access-log.md): set by run_cgi.
-struct CgiRequest {
-    std::string peer, user, method, path;
-    log::Origin origin;
-    io::Clock::time_point started = io::Clock::now();
-    uint64_t bytes_in = 0;
-};
-CgiRequest g_req;
-
-bool write_response(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
+bool write_response(io::Sink& out, WebResponse& r) {
     std::string head = "Status: " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
     bool has_body = r.status != 304;
     if (has_body) head += "Content-Length: " + std::to_string(r.content_length()) + "\r\n";
     head += "\r\n";
-    auto deadline = io::after_seconds(ctx.params.write_timeout);
     if (r.head || !has_body || r.pieces.empty()) {
         if (!r.head && has_body) head += r.body;
-        return out.write_all(head, deadline) == 0;
+        return out.write(head) && out.finish();
     }
-    if (out.write_all(head, deadline) != 0) return false;
+    if (!out.write(head)) return false;
     for (const auto& p : r.pieces) {
-        if (!p.text.empty() && out.write_all(p.text, deadline) != 0) return false;
+        if (!p.text.empty() && !out.write(p.text)) return false;
         if (p.length == 0) continue;
-        int64_t sent = out.send_file(r.file.fd.get(), p.offset, p.length, deadline);
+        int64_t sent = out.send_file(r.file.fd.get(), p.offset, p.length);
         if (sent < 0 || static_cast<uint64_t>(sent) != p.length) {
-            SOUK_LOG(Warn, "cgi: %s: the file shrank or the web server went away while sending", g_req.origin.peer);
+            SOUK_LOG(Warn, "cgi: the file shrank or the web server went away while sending");
             return false;
         }
     }
-    return true;
-}
-
-
-// Answer with a status of our own (not the pipeline's reply), and log it.
-int answer(io::Stream& out, const ServerContext& ctx, WebResponse& r) {
-    const bool ok = write_response(out, ctx, r);
-    const uint64_t sent = !ok || r.head || r.status == 304 ? 0 : r.content_length();
-    log_web_access(g_req.origin, g_req.method, g_req.path, r.status, g_req.bytes_in, sent,
-                   static_cast<uint64_t>(
-                       std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - g_req.started).count()));
-    return ok ? 0 : 1;
+    return out.finish();
 }
 
 WebResponse failure(int status, std::string_view msg) {
@@ -91,6 +79,11 @@ WebResponse failure(int status, std::string_view msg) {
     r.body.assign(msg);
     r.body += '\n';
     return r;
+}
+
+bool fail(io::Sink& out, int status, std::string_view msg) {
+    WebResponse r = failure(status, msg);
+    return write_response(out, r);
 }
 
 }  // namespace
@@ -107,72 +100,73 @@ int64_t parse_content_length(const char* value) {
 }
 
 int cgi_fail(int status, const std::string& message) {
-    io::Stream out(-1, STDOUT_FILENO, false);
-    WebResponse r = failure(status, message);
-    Params p;
-    std::string head = "Status: " + std::to_string(status) + " " + status_text(status) +
-                       "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " +
-                       std::to_string(r.body.size()) + "\r\n\r\n" + r.body;
-    out.write_all(head, io::after_seconds(p.write_timeout));
+    io::Stream io(-1, STDOUT_FILENO, false);
+    io::StreamSink out(io, io::after_seconds(Params{}.write_timeout));
+    fail(out, status, message);
     return 0;
 }
 
-int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
-    io::Stream io(STDIN_FILENO, STDOUT_FILENO, false);
-    std::string method = env("REQUEST_METHOD");
-    g_req.peer = env("REMOTE_ADDR");
-    if (const std::string port = env("REMOTE_PORT"); !g_req.peer.empty() && !port.empty()) g_req.peer += ":" + port;
-    g_req.user = env("REMOTE_USER");
-    g_req.method = method;
-    g_req.path = env("REQUEST_URI");
-    g_req.path = percent_decode(g_req.path.substr(0, g_req.path.find('?')));
-    if (g_req.path.empty()) g_req.path = env("SCRIPT_NAME") + env("PATH_INFO");
-    g_req.origin = log::Origin{"cgi", g_req.peer.c_str(), g_req.user.c_str()};
-    if (method.empty()) {
-        WebResponse r = failure(400, "bad request: REQUEST_METHOD is not set (is this a CGI request?)");
-        return answer(io, ctx, r);
-    }
-    if (header_bytes() > static_cast<uint64_t>(ctx.params.http_max_header_bytes)) {
-        WebResponse r = failure(431, "request header fields too large");
-        return answer(io, ctx, r);
-    }
+bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const GatewayOptions& gw, GatewayRequest& req,
+                   io::Sink& out) {
+    // Who asked, for the access line (docs/access-log.md) and the logs.
+    const auto started = io::Clock::now();
+    std::string peer = req.var("REMOTE_ADDR");
+    if (const std::string port = req.var("REMOTE_PORT"); !peer.empty() && !port.empty()) peer += ":" + port;
+    const std::string user = req.var("REMOTE_USER");
+    const log::Origin origin{gw.carrier, peer.c_str(), user.c_str()};
+    const std::string method = req.var("REQUEST_METHOD");
+    std::string logged_path = req.var("REQUEST_URI");
+    logged_path = percent_decode(logged_path.substr(0, logged_path.find('?')));
+    if (logged_path.empty()) logged_path = req.var("SCRIPT_NAME") + req.var("PATH_INFO");
+    uint64_t bytes_in = 0;
+    // Answer with a response of our own (not the pipeline's reply), and log it.
+    auto answer = [&](WebResponse& r) {
+        const bool ok = write_response(out, r);
+        const uint64_t sent = !ok || r.head || r.status == 304 ? 0 : r.content_length();
+        log_web_access(origin, method, logged_path, r.status, bytes_in, sent,
+                       static_cast<uint64_t>(
+                           std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - started).count()));
+        return ok;
+    };
+    auto refuse = [&](int status, std::string_view msg) {
+        WebResponse f = failure(status, msg);
+        return answer(f);
+    };
+    if (method.empty()) return refuse(400, "bad request: REQUEST_METHOD is not set (is this a CGI request?)");
+    if (req.header_bytes() > static_cast<uint64_t>(ctx.params.http_max_header_bytes))
+        return refuse(431, "request header fields too large");
     // The path, already decoded (PATH_INFO), or REQUEST_URI minus the prefix.
     std::string path;
-    if (!opts.prefix.empty()) {
-        std::string uri = env("REQUEST_URI");
-        if (uri.empty()) {
-            SOUK_LOG(Error, "cgi: SOUK_PREFIX is set but the web server passes no REQUEST_URI");
-            WebResponse r = failure(500, "server misconfigured: no REQUEST_URI for SOUK_PREFIX");
-            return answer(io, ctx, r);
+    if (gw.path_from_uri || !opts.prefix.empty()) {
+        if (!req.has("REQUEST_URI")) {
+            SOUK_LOG(Error, "%s: %s: the web server passes no REQUEST_URI (%s)", gw.carrier, origin.peer,
+                     gw.path_from_uri ? "include fastcgi_params" : "needed with SOUK_PREFIX");
+            return refuse(500, "server misconfigured: no REQUEST_URI");
         }
+        std::string uri = req.var("REQUEST_URI");
         path = percent_decode(uri.substr(0, uri.find('?')));
     } else {
-        path = env("PATH_INFO");
+        path = req.var("PATH_INFO");
         if (path.empty()) path = "/";
     }
-    WebRequest req;
-    req.method = method;
-    req.path = path;
-    req.header = [](std::string_view name) { return header_from_env(name); };
+    WebRequest wr;
+    wr.method = method;
+    wr.path = path;
+    wr.header = [&req](std::string_view name) { return req.var(header_var(name)); };
     WebResponse r;
-    handle_web(ctx, opts, req, r);
-    if (!r.smart) return answer(io, ctx, r);  // a request body, if any, is never read
+    handle_web(ctx, opts, wr, r);
+    if (!r.smart) return answer(r);  // a request body, if any, is never read
 
     // A smart request: its body goes through the request pipeline as it
-    // arrives from stdin, never held whole.
-    const char* cl = ::getenv("CONTENT_LENGTH");
-    const int64_t want = parse_content_length(cl);
+    // arrives, never held whole.
+    const std::string cl = req.var("CONTENT_LENGTH");
+    const int64_t want = parse_content_length(cl.c_str());
     const uint64_t cap = static_cast<uint64_t>(ctx.params.max_upload);
-    if (want == -2) {
-        WebResponse f = failure(400, "bad request: malformed CONTENT_LENGTH");
-        return answer(io, ctx, f);
-    }
-    if (want >= 0 && static_cast<uint64_t>(want) > cap) {
-        WebResponse f = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes, --max-upload)");
-        return answer(io, ctx, f);
-    }
-    SmartExchange ex(ctx, g_req.origin, req, r.smart_base);
-    const auto deadline = io::after_seconds(ctx.params.cgi_read_timeout);
+    if (want == -2) return refuse(400, "bad request: malformed CONTENT_LENGTH");
+    const std::string too_large = "payload too large (limit " + std::to_string(cap) + " bytes, --max-upload)";
+    if (want >= 0 && static_cast<uint64_t>(want) > cap) return refuse(413, too_large);
+    SmartExchange ex(ctx, origin, wr, r.smart_base);
+    const auto deadline = io::after_seconds(gw.body_timeout);
     char buf[64 * 1024];
     uint64_t got = 0;
     for (;;) {  // bounded: each pass reads >= 1 byte, or ends (EOF, error, deadline, cap)
@@ -182,25 +176,24 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
             if (left == 0) break;
             room = static_cast<size_t>(std::min<uint64_t>(room, left));
         } else if (got > cap) {
-            WebResponse f = failure(413, "payload too large (limit " + std::to_string(cap) + " bytes, --max-upload)");
-            return answer(io, ctx, f);
+            return refuse(413, too_large);
         }
-        ssize_t n = io.read_some(buf, room, deadline);
+        ssize_t n = req.read_body(buf, room, deadline);
         if (n == 0) {
             if (want < 0) break;  // EOF ends a body of unannounced length
-            WebResponse f = failure(400, "bad request: the body is shorter than CONTENT_LENGTH");
-            return answer(io, ctx, f);
+            return refuse(400, "bad request: the body is shorter than CONTENT_LENGTH");
         }
         if (n < 0) {
-            bool timeout = errno == ETIMEDOUT;
-            SOUK_LOG(Info, "cgi: %s: reading the request body: %s", g_req.origin.peer,
-                     timeout ? "timed out" : std::strerror(errno));
-            WebResponse f = timeout ? failure(408, "request timeout: the body did not arrive in time")
-                                    : failure(400, "bad request: cannot read the body");
-            return answer(io, ctx, f);
+            const int e = errno;
+            bool timeout = e == ETIMEDOUT;
+            SOUK_LOG(Info, "%s: %s: reading the request body: %s", gw.carrier, origin.peer,
+                     timeout ? "timed out" : std::strerror(e));
+            if (e == ECONNABORTED) return false;  // the web server gave the request up: no answer
+            return timeout ? refuse(408, "request timeout: the body did not arrive in time")
+                           : refuse(400, "bad request: cannot read the body");
         }
         got += static_cast<uint64_t>(n);
-        g_req.bytes_in = got;
+        bytes_in = got;
         ex.body(std::string_view(buf, static_cast<size_t>(n)));
     }
     ex.end();
@@ -208,20 +201,25 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
     if (ex.small()) {
         // Small enough to answer with a Content-Length.
         io::StringSink s(r.body);
-        if (!ex.write(s)) {
-            WebResponse f = failure(500, "the file changed while it was read; try again");
-            return answer(io, ctx, f);
-        }
-        return answer(io, ctx, r);
+        if (!ex.write(s)) return refuse(500, "the file changed while it was read; try again");
+        return answer(r);
     }
     // Streamed as it is produced; the web server frames it (chunked or
     // to EOF), since the length is not known in advance.
     std::string head = "Status: 200 OK\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
     head += "\r\n";
+    if (!out.write(head)) return false;
+    return ex.write(out) && out.finish();
+}
+
+int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
+    io::Stream io(STDIN_FILENO, STDOUT_FILENO, false);
+    EnvRequest req(io);
     io::StreamSink out(io, io::after_seconds(ctx.params.write_timeout));
-    if (!out.write(head)) return 1;
-    return ex.write(out) ? 0 : 1;
+    GatewayOptions gw;
+    gw.body_timeout = ctx.params.cgi_read_timeout;
+    return serve_gateway(ctx, opts, gw, req, out) ? 0 : 1;
 }
 
 }  // namespace souk::server

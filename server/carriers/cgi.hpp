@@ -11,15 +11,52 @@
 //    does not deliver within --cgi-read-timeout. The whole body is read
 //    before anything is written.
 //  * Every failure is a `Status:` line with a short text body.
+//
+// The FastCGI carrier (fastcgi.cpp) brings the same CGI-shaped request in
+// PARAMS and STDIN records and answers it with serve_gateway too, so both
+// behave alike (docs/protocol/fastcgi.md#from-params-to-a-request).
 #pragma once
+
+#include <sys/types.h>
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "server/verbs/dispatch.hpp"
 #include "server/carriers/web.hpp"
+#include "transport/sink.hpp"
+#include "transport/stream.hpp"
 
 namespace souk::server {
+
+// One CGI-shaped request: its meta-variables (RFC 3875) and its body.
+class GatewayRequest {
+public:
+    virtual ~GatewayRequest() = default;
+    // A meta-variable ("" when absent), and whether it is present.
+    virtual std::string var(std::string_view name) const = 0;
+    virtual bool has(std::string_view name) const = 0;
+    // Total size of the HTTP_* variables: the request's header block.
+    virtual uint64_t header_bytes() const = 0;
+    // The next bytes of the body: > 0 read, 0 at its end, -1 with errno
+    // (ETIMEDOUT past `deadline`, ECONNABORTED when the web server aborted).
+    virtual ssize_t read_body(char* buf, size_t n, io::Deadline deadline) = 0;
+};
+
+struct GatewayOptions {
+    // Take the path from REQUEST_URI (decoded, query dropped) minus the
+    // prefix, instead of PATH_INFO.
+    bool path_from_uri = false;
+    // The deadline for reading the whole body, in seconds.
+    double body_timeout = 30;
+    const char* carrier = "cgi";  // names the carrier in logs and access lines
+};
+
+// Answer `req` on `out`: a `Status:` line, headers, the body. Returns false
+// when the response could not be written whole.
+bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const GatewayOptions& gw, GatewayRequest& req,
+                   io::Sink& out);
 
 // Answer the request in the environment. Returns the process exit status
 // (0 whenever a response was written).

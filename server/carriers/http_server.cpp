@@ -84,18 +84,23 @@ private:
 
 }  // namespace
 
-std::string parse_http_address(const std::string& text, HttpOptions& out) {
+std::string parse_host_port(const char* option, const std::string& text, std::string& address, uint16_t& port_out) {
+    const std::string opt = option;
     size_t colon = text.rfind(':');
-    if (colon == std::string::npos) return "--http: expected ADDR:PORT, got " + text;
+    if (colon == std::string::npos) return opt + ": expected ADDR:PORT, got " + text;
     std::string host = text.substr(0, colon), port = text.substr(colon + 1);
     if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-    else if (host.find(':') != std::string::npos) return "--http: write IPv6 addresses in brackets, e.g. [::1]:8080";
+    else if (host.find(':') != std::string::npos) return opt + ": write IPv6 addresses in brackets, e.g. [::1]:8080";
     char* end = nullptr;
     long p = std::strtol(port.c_str(), &end, 10);
-    if (port.empty() || *end || p < 0 || p > 65535) return "--http: port must be 0 to 65535, got " + port;
-    out.address = host.empty() ? "0.0.0.0" : host;
-    out.port = static_cast<uint16_t>(p);
+    if (port.empty() || *end || p < 0 || p > 65535) return opt + ": port must be 0 to 65535, got " + port;
+    address = host.empty() ? "0.0.0.0" : host;
+    port_out = static_cast<uint16_t>(p);
     return {};
+}
+
+std::string parse_http_address(const std::string& text, HttpOptions& out) {
+    return parse_host_port("--http", text, out.address, out.port);
 }
 
 int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile sig_atomic_t* stop) {

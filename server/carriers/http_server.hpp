@@ -22,7 +22,9 @@ struct HttpOptions {
 };
 
 // Parse "ADDR:PORT" ("127.0.0.1:8080", "[::1]:8080", ":8080" = all
-// addresses). Returns "" or what is wrong.
+// addresses) for `option` ("--http", "--fastcgi"). Returns "" or what is
+// wrong.
+std::string parse_host_port(const char* option, const std::string& text, std::string& host, uint16_t& port);
 std::string parse_http_address(const std::string& text, HttpOptions& out);
 
 // Serve until *stop; whoever sets it then calls wake_waiters()

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "server/carriers/cgi.hpp"
+#include "server/carriers/fastcgi.hpp"
 #include "server/verbs/dispatch.hpp"
 #include "server/carriers/http_server.hpp"
 #include "server/base/log.hpp"
@@ -68,6 +69,7 @@ const char kUsage[] =
     "usage: soukd serve --inet --directory=DIR [--allow-writes] [options]\n"
     "       soukd serve [--listen ADDR] [--port N] --directory=DIR [--allow-writes] [options]\n"
     "       soukd serve --http ADDR:PORT [--listen ADDR --port N] --directory=DIR [options]\n"
+    "       soukd serve --fastcgi unix:/PATH|ADDR:PORT --directory=DIR [--allow-writes] [options]\n"
     "       soukd cgi [--directory=DIR] [--allow-writes] [--prefix /URL/PREFIX] [options]\n"
     "       soukd check-config [--config FILE] [options]   (validate, print the effective settings)\n"
     "       soukd stats --directory=DIR [--prometheus]   (counters of every soukd serving DIR)\n"
@@ -93,7 +95,13 @@ const char kUsage[] =
     "                          port. With --http, bzr:// TCP runs only when --listen,\n"
     "                          --port or --port-file is also given (one process)\n"
     "  --http-port-file FILE   write the bound HTTP port to FILE once listening\n"
-    "  --prefix /P             HTTP/CGI: the URL prefix that maps to DIR (default /)\n"
+    "  --fastcgi unix:/PATH    serve FastCGI (RESPONDER) for nginx fastcgi_pass or\n"
+    "  --fastcgi ADDR:PORT     Apache mod_proxy_fcgi: the same requests as CGI, from a\n"
+    "                          persistent process. The path is REQUEST_URI minus\n"
+    "                          --prefix; the root and writes come from these options\n"
+    "                          only (SOUK_* parameters are ignored)\n"
+    "  --fastcgi-socket-mode M unix socket permissions, octal (default 0660)\n"
+    "  --prefix /P             HTTP/CGI/FastCGI: the URL prefix that maps to DIR (default /)\n"
     "  --stats-path /P         HTTP/CGI: GET /P answers the counters of `soukd stats`\n"
     "                          (JSON; Prometheus text for Accept: text/plain); off\n"
     "                          unless given\n"
@@ -156,6 +164,8 @@ void print_help() { std::printf("%s%s", kUsage, souk::server::params_help().c_st
 
 // The checks every way of starting makes once the options are read.
 std::string check_options(souk::server::ServeOptions& o, bool cgi) {
+    if (o.want_fastcgi && (o.want_http || o.tcp_explicit || o.inet))
+        return "--fastcgi runs alone (no --http, --listen, --port or --inet)";
     if (o.directory.empty()) {
         if (cgi) return "no root: set SOUK_ROOT or pass --directory=DIR";
         // As `brz serve`: the current directory.
@@ -390,6 +400,8 @@ int main(int argc, char** argv) {
     HttpOptions& http = opts.http;
     const bool want_http = opts.want_http;
     bool tcp_explicit = opts.tcp_explicit;
+    FastcgiOptions& fastcgi = opts.fastcgi;
+    const bool want_fastcgi = opts.want_fastcgi;
     {
         // --inet: stderr reaches the SSH user's terminal; keep it quiet.
         const char* quiet_default = inet ? "syslog" : "stderr";
@@ -445,7 +457,7 @@ int main(int argc, char** argv) {
     if (std::string refused = adopt_passed_socket(tcp); !refused.empty()) return fail(refused);
     if (tcp.passed_fd >= 0) tcp_explicit = true;
     std::atomic<int> not_listening{want_http && tcp_explicit ? 2 : 1};
-    tcp.on_listening = http.on_listening = [&not_listening] {
+    tcp.on_listening = http.on_listening = fastcgi.on_listening = [&not_listening] {
         if (--not_listening == 0) souk::io::notify_service_manager("READY=1");
     };
     // A daemon: the carriers run on their threads, this thread watches
@@ -464,8 +476,13 @@ int main(int argc, char** argv) {
         });
     };
     std::vector<std::thread> carriers;
-    if (!want_http || tcp_explicit) carriers.push_back(carrier([&] { return serve_tcp(ctx, tcp, &g_stop); }, tcp_rc));
-    if (want_http) carriers.push_back(carrier([&] { return serve_http(ctx, http, &g_stop); }, http_rc));
+    if (want_fastcgi) {
+        fastcgi.web = http.web;
+        carriers.push_back(carrier([&] { return serve_fastcgi(ctx, fastcgi, &g_stop); }, tcp_rc));
+    } else {
+        if (!want_http || tcp_explicit) carriers.push_back(carrier([&] { return serve_tcp(ctx, tcp, &g_stop); }, tcp_rc));
+        if (want_http) carriers.push_back(carrier([&] { return serve_http(ctx, http, &g_stop); }, http_rc));
+    }
     bool stopping = false;
     using Clock = std::chrono::steady_clock;
     Clock::time_point give_up{};

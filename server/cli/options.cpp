@@ -36,6 +36,8 @@ const OptionInfo kOptions[] = {
     {"port-file", 0, Takes::Value, Where::Both},
     {"http", 0, Takes::Value, Where::Both},
     {"http-port-file", 0, Takes::Value, Where::Both},
+    {"fastcgi", 0, Takes::Value, Where::Both},
+    {"fastcgi-socket-mode", 0, Takes::Value, Where::Both},
     {"prefix", 0, Takes::Value, Where::Both},
     {"stats-path", 0, Takes::Value, Where::Both},
     {"log", 0, Takes::Value, Where::Both},
@@ -136,6 +138,11 @@ std::string apply_one(ServeOptions& o, const std::string& name, const std::optio
     } else if (name == "http") {
         if (std::string why = parse_http_address(v, o.http); !why.empty()) return why;
         o.want_http = true;
+    } else if (name == "fastcgi") {
+        if (std::string why = parse_fastcgi_address(v, o.fastcgi); !why.empty()) return shown + ": " + why;
+        o.want_fastcgi = true;
+    } else if (name == "fastcgi-socket-mode") {
+        if (std::string why = parse_socket_mode(v, o.fastcgi.socket_mode); !why.empty()) return shown + ": " + why;
     } else if (name == "http-port-file") {
         o.http.port_file = v;
     } else if (name == "prefix") {
@@ -295,6 +302,14 @@ std::string render_options(const ServeOptions& o) {
                                    ":" + std::to_string(o.http.port)
                              : std::string());
     line("http-port-file", o.http.port_file);
+    line("fastcgi", !o.want_fastcgi ? std::string()
+                    : !o.fastcgi.unix_path.empty() ? "unix:" + o.fastcgi.unix_path
+                                                   : o.fastcgi.address + ":" + std::to_string(o.fastcgi.port));
+    {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", o.fastcgi.socket_mode);
+        line("fastcgi-socket-mode", mode);
+    }
     line("prefix", o.http.web.prefix);
     line("stats-path", o.http.web.stats_path);
     line("log", o.log_dest);

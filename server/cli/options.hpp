@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "server/base/params.hpp"
+#include "server/carriers/fastcgi.hpp"
 #include "server/carriers/http_server.hpp"
 #include "server/carriers/tcp_server.hpp"
 
@@ -30,6 +31,8 @@ struct ServeOptions {
     bool tcp_explicit = false;  // --listen, --port or --port-file given
     HttpOptions http;
     bool want_http = false;
+    FastcgiOptions fastcgi;   // --fastcgi, --fastcgi-socket-mode
+    bool want_fastcgi = false;
     std::string log_dest;     // --log (--log-file): "" = the default for the carrier
     std::string access_dest;  // --access-log
     int verbosity = 2;  // a log::Level: 0 errors only (-q), 2 default, 3 and 4 (-v, -v -v)

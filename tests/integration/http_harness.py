@@ -25,6 +25,7 @@ import pwd
 import grp
 import signal
 import socket
+import struct
 import subprocess
 import time
 
@@ -863,3 +864,308 @@ class WritesMixin:
         self.assertEqual(p.stdout, big[:100] + big[200000:200050])
         p = self.souk('mkdir', url)
         self.assertEqual(p.returncode, 1, p.stderr)   # FileExists, reported as the server's error
+
+
+# ---------------------------------------------------------------------------
+# FastCGI: soukd serve --fastcgi behind Debian-shaped nginx and Apache
+
+DEBIAN_DEPLOY = os.path.join(DEPLOY, 'debian')
+NGINX_SITE = os.path.join(DEBIAN_DEPLOY, 'nginx', 'sites-available', 'souk')
+APACHE_CONF = os.path.join(DEBIAN_DEPLOY, 'apache2', 'conf-available', 'souk.conf')
+DEPLOY_SOCKET = '/run/souk/fcgi.sock'   # what the shipped files say
+DEPLOY_ROOT = '/srv/bzr'
+
+
+def substitute(text, replacements, what):
+    """Replace each literal of the shipped file; fail loudly when one is
+    missing (the file changed under the test)."""
+    for old, new in replacements:
+        if old not in text:
+            raise HarnessError('%s no longer contains %r' % (what, old))
+        text = text.replace(old, new)
+    return text
+
+
+def socket_dir(base):
+    """A directory for soukd's socket that a web server's www-data workers
+    can reach, as the deployment files ask of /run/souk: group www-data,
+    setgid, so the socket (mode 0660) gets that group."""
+    d = os.path.join(base, 'run-souk')
+    os.mkdir(d)
+    os.chown(d, 0, grp.getgrnam('www-data').gr_gid)
+    os.chmod(d, 0o2750)
+    make_world_readable(base)
+    os.chmod(d, 0o2750)
+    return d
+
+
+class SoukdFastcgi:
+    """soukd serve --fastcgi unix:SOCKET, stopped by PID."""
+
+    def __init__(self, root, socket_path, allow_writes=False, extra=()):
+        self.root = root
+        self.socket = socket_path
+        self.allow_writes = allow_writes
+        self.extra = list(extra)
+        self.proc = None
+        self.log_path = socket_path + '.log'
+
+    def start(self):
+        cmd = [harness.soukd_path(), 'serve', '--fastcgi', 'unix:' + self.socket,
+               '--directory=' + self.root, '-v'] + self.extra
+        if self.allow_writes:
+            cmd.append('--allow-writes')
+        with open(self.log_path, 'wb') as log:
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
+                                         preexec_fn=harness._pdeathsig)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:  # bounded: START_TIMEOUT
+            if self.proc.poll() is not None:
+                raise HarnessError('soukd --fastcgi exited %s:\n%s' % (self.proc.returncode, self.log()))
+            try:
+                with socket.socket(socket.AF_UNIX) as s:
+                    s.settimeout(1)
+                    s.connect(self.socket)
+                return self
+            except OSError:
+                time.sleep(0.02)
+        self.stop()
+        raise HarnessError('soukd --fastcgi did not listen on %s:\n%s' % (self.socket, self.log()))
+
+    def log(self):
+        return read_tail(self.log_path, 6000)
+
+    def stop(self):
+        rc = stop_process(self.proc)
+        self.proc = None
+        return rc
+
+
+class DebianNginx:
+    """The real nginx in a copy of Debian's /etc/nginx, with the shipped
+    site file (scripts/deploy/debian/nginx/sites-available/souk) linked
+    into sites-enabled as an admin would. Only paths and the port change."""
+
+    def __init__(self, root, socket_path):
+        require(NGINX)
+        self.root = root
+        self.socket = socket_path
+        self.tmp = None
+        self.proc = None
+
+    def start(self):
+        self.tmp = make_tempdir('souk-deb-nginx-')
+        t = self.tmp
+        etc = os.path.join(t, 'nginx')
+        subprocess.run(['cp', '-a', '/etc/nginx', etc], check=True, timeout=30)
+        for n in os.listdir(os.path.join(etc, 'sites-enabled')):
+            os.unlink(os.path.join(etc, 'sites-enabled', n))   # the stock default site listens on :80
+        make_world_readable(self.root)
+        self.error_log = os.path.join(t, 'error.log')
+        conf_path = os.path.join(etc, 'nginx.conf')
+        with open(conf_path) as f:
+            main = f.read()
+        main = substitute(main, [
+            ('/etc/nginx/', etc + '/'),
+            ('pid /run/nginx.pid;', 'pid %s/nginx.pid;' % t),
+            ('error_log /var/log/nginx/error.log;', 'error_log %s;' % self.error_log),
+            ('access_log /var/log/nginx/access.log;',
+             'access_log %s/access.log;\n\tclient_body_temp_path %s/body;\n\tfastcgi_temp_path %s/fastcgi;\n'
+             '\tproxy_temp_path %s/proxy;\n\tscgi_temp_path %s/scgi;\n\tuwsgi_temp_path %s/uwsgi;'
+             % (t, t, t, t, t, t)),
+        ], '/etc/nginx/nginx.conf')
+        with open(conf_path, 'w') as f:
+            f.write(main)
+        with open(NGINX_SITE) as f:
+            site = f.read()
+
+        def spawn(ports):
+            (self.port,) = ports
+            text = substitute(site, [('listen 80;', 'listen 127.0.0.1:%d;' % self.port),
+                                     ('unix:' + DEPLOY_SOCKET + ';', 'unix:' + self.socket + ';'),
+                                     ('root ' + DEPLOY_ROOT + ';', 'root ' + self.root + ';')], NGINX_SITE)
+            with open(os.path.join(etc, 'sites-available', 'souk'), 'w') as f:
+                f.write(text)
+            link = os.path.join(etc, 'sites-enabled', 'souk')
+            if not os.path.lexists(link):
+                os.symlink('../sites-available/souk', link)
+            with open(os.path.join(t, 'nginx.out'), 'wb') as log:
+                self.proc = subprocess.Popen([NGINX, '-p', t, '-c', conf_path, '-g', 'daemon off;'],
+                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
+                                             preexec_fn=harness._pdeathsig)
+            return self.proc
+
+        try:
+            start_on_free_ports('nginx', 1, spawn, self.log)
+        except HarnessError:
+            self.proc = None
+            self.stop()
+            raise
+        return self
+
+    path_prefix = ''
+
+    @property
+    def origin(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    @property
+    def base(self):
+        return self.origin
+
+    def log(self):
+        if not self.tmp:
+            return ''
+        return read_tail(self.error_log) + read_tail(os.path.join(self.tmp, 'nginx.out'))
+
+    def stop(self):
+        stop_process(self.proc)
+        self.proc = None
+        remove_tree(self.tmp)
+        self.tmp = None
+
+
+class DebianApache:
+    """The real apache2 in a copy of Debian's /etc/apache2, with the shipped
+    conf-available/souk.conf enabled as `a2enmod proxy_fcgi; a2enconf souk`
+    would (symlinks). Only paths and the port change; workers run as
+    www-data."""
+
+    def __init__(self, socket_path):
+        require(APACHE)
+        self.socket = socket_path
+        self.tmp = None
+        self.proc = None
+
+    def start(self):
+        self.tmp = make_tempdir('souk-deb-apache-')
+        t = self.tmp
+        make_world_readable(t)
+        etc = os.path.join(t, 'apache2')
+        subprocess.run(['cp', '-a', '/etc/apache2', etc], check=True, timeout=30)
+        for d in ('run', 'lock', 'log'):
+            os.mkdir(os.path.join(t, d))
+        self.error_log = os.path.join(t, 'log', 'error.log')
+        with open(APACHE_CONF) as f:
+            text = substitute(f.read(), [('unix:' + DEPLOY_SOCKET + '|', 'unix:' + self.socket + '|')], APACHE_CONF)
+        with open(os.path.join(etc, 'conf-available', 'souk.conf'), 'w') as f:
+            f.write(text)
+        # a2enmod proxy_fcgi (with its dependency proxy); a2enconf souk.
+        for name in ('proxy.load', 'proxy.conf', 'proxy_fcgi.load'):
+            link = os.path.join(etc, 'mods-enabled', name)
+            if not os.path.lexists(link):
+                os.symlink('../mods-available/' + name, link)
+        os.symlink('../conf-available/souk.conf', os.path.join(etc, 'conf-enabled', 'souk.conf'))
+        ports_conf = os.path.join(etc, 'ports.conf')
+        default_site = os.path.join(etc, 'sites-available', '000-default.conf')
+        with open(ports_conf) as f:
+            ports_text = f.read()
+        with open(default_site) as f:
+            site_text = f.read()
+
+        def spawn(ports):
+            (self.port,) = ports
+            with open(ports_conf, 'w') as f:
+                f.write(substitute(ports_text, [('Listen 80\n', 'Listen 127.0.0.1:%d\n' % self.port)], ports_conf))
+            with open(default_site, 'w') as f:
+                f.write(substitute(site_text, [('<VirtualHost *:80>', '<VirtualHost *:%d>' % self.port)],
+                                   default_site))
+            env = {'PATH': '/usr/sbin:/usr/bin:/bin', 'LANG': 'C',
+                   'APACHE_RUN_USER': 'www-data', 'APACHE_RUN_GROUP': 'www-data',
+                   'APACHE_PID_FILE': os.path.join(t, 'run', 'apache2.pid'),
+                   'APACHE_RUN_DIR': os.path.join(t, 'run'), 'APACHE_LOCK_DIR': os.path.join(t, 'lock'),
+                   'APACHE_LOG_DIR': os.path.join(t, 'log')}
+            with open(os.path.join(t, 'apache.out'), 'wb') as log:
+                self.proc = subprocess.Popen([APACHE, '-d', etc, '-f', os.path.join(etc, 'apache2.conf'),
+                                              '-DFOREGROUND'], env=env,
+                                             stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,
+                                             preexec_fn=harness._pdeathsig)
+            return self.proc
+
+        try:
+            start_on_free_ports('apache2', 1, spawn, self.log)
+        except HarnessError:
+            self.proc = None
+            self.stop()
+            raise
+        return self
+
+    path_prefix = '/bzr'   # the shipped file's URL space
+
+    @property
+    def origin(self):
+        return 'http://127.0.0.1:%d' % self.port
+
+    @property
+    def base(self):
+        return self.origin + self.path_prefix
+
+    def log(self):
+        if not self.tmp:
+            return ''
+        return read_tail(self.error_log) + read_tail(os.path.join(self.tmp, 'apache.out'))
+
+    def stop(self):
+        stop_process(self.proc, timeout=10)
+        self.proc = None
+        remove_tree(self.tmp)
+        self.tmp = None
+
+
+# A FastCGI client for tests that talk to soukd --fastcgi directly
+# (docs/protocol/fastcgi.md#records).
+
+def fcgi_record(rtype, rid, content):
+    pad = (8 - len(content) % 8) % 8
+    return struct.pack('>BBHHBB', 1, rtype, rid, len(content), pad, 0) + content + b'\0' * pad
+
+
+def fcgi_pair(name, value):
+    def length(n):
+        return bytes([n]) if n < 128 else struct.pack('>I', n | 0x80000000)
+    return length(len(name)) + length(len(value)) + name + value
+
+
+def fcgi_begin(rid, role=1, keep=True):
+    return fcgi_record(1, rid, struct.pack('>HB5x', role, 1 if keep else 0))
+
+
+def fcgi_params(rid, params):
+    block = b''.join(fcgi_pair(k.encode(), v.encode()) for k, v in params.items())
+    return fcgi_record(4, rid, block) + fcgi_record(4, rid, b'')
+
+
+def fcgi_stdin(rid, body):
+    out = b''
+    for i in range(0, len(body), 65535):
+        out += fcgi_record(5, rid, body[i:i + 65535])
+    return out + fcgi_record(5, rid, b'')
+
+
+def fcgi_read_record(sock):
+    def exact(n):
+        data = b''
+        for _ in range(n + 1):   # bounded: each pass gets >= 1 byte or raises
+            if len(data) == n:
+                return data
+            chunk = sock.recv(n - len(data))
+            if not chunk:
+                raise EOFError('soukd closed the FastCGI connection')
+            data += chunk
+        return data
+    version, rtype, rid, clen, plen, _ = struct.unpack('>BBHHBB', exact(8))
+    return rtype, rid, exact(clen + plen)[:clen]
+
+
+def fcgi_response(sock, rid):
+    """(CGI output of STDOUT, (app status, protocol status)) of request rid."""
+    stdout = b''
+    for _ in range(100000):   # bounded: records of one response
+        rtype, got_rid, content = fcgi_read_record(sock)
+        if got_rid != rid:
+            raise AssertionError('record for request %d while waiting for %d' % (got_rid, rid))
+        if rtype == 6:
+            stdout += content
+        elif rtype == 3:
+            return stdout, struct.unpack('>IB3x', content)
+    raise AssertionError('no END_REQUEST')
