@@ -1,5 +1,8 @@
 #include "server/base/params.hpp"
 
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -200,6 +203,15 @@ std::string params_settings(const Params& p) {
     for (const auto& info : kParams)
         out += std::string(info.option) + " = " + format_quantity(info.kind, p.*info.field) + "\n";
     return out;
+}
+
+size_t connection_cap(const Params& p) {
+    const double set = live(p.max_connections);
+    if (set > 0) return static_cast<size_t>(set);
+    rlimit rl{};
+    double limit = ::getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY ? static_cast<double>(rl.rlim_cur)
+                                                                                       : double(1 << 20);
+    return static_cast<size_t>(std::max(1.0, limit - live(p.fd_reserve)));
 }
 
 }  // namespace souk::server

@@ -145,6 +145,12 @@ inline double live(const double& field) {
     return std::atomic_ref<double>(const_cast<double&>(field)).load(std::memory_order_relaxed);
 }
 
+// --max-connections as a carrier applies it: 0 means this process's
+// descriptor limit (RLIMIT_NOFILE's soft limit) less --fd-reserve, at
+// least 1. A daemon resolves 0 once at start (raising the soft limit
+// first); this serves every other user of Params (tests, tools).
+size_t connection_cap(const Params& p);
+
 // Whether SIGHUP may change parameter `name` (a long option name).
 bool is_reloadable(std::string_view name);
 // Store the reloadable parameters of `from` into `to`, which other

@@ -448,7 +448,7 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const vo
     const size_t nworkers = static_cast<size_t>(ctx.params.fastcgi_workers);
     for (size_t i = 0; i < nworkers; ++i) workers.emplace_back(worker, std::cref(ctx), std::cref(opts), std::ref(sh));
 
-    const size_t max_queue = static_cast<size_t>(ctx.params.max_connections);
+    const size_t max_queue = connection_cap(ctx.params);
     std::thread acceptor([&] {
         for (;;) {  // bounded: ends when the wake pipe is written (stop)
             int timeout = -1;

@@ -453,7 +453,7 @@ bool Waiter::reclaim_idle_locked(Clock::time_point now) {
 }
 
 void Waiter::accept_all() {
-    const size_t cap = static_cast<size_t>(live(ctx_.params.max_connections));  // SIGHUP may change it
+    const size_t cap = connection_cap(ctx_.params);  // SIGHUP may change it
     for (int i = 0; i < 1024; ++i) {  // bounded per wakeup; the rest next time
         int fd = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
         if (fd < 0) {

@@ -218,7 +218,7 @@ class HttpStatsTest(unittest.TestCase):
         self.assertIn('pool_req_ran_dry', counters)
         status, ctype, body = self.get(base + '/.souk/stats', accept='text/plain')
         self.assertEqual(status, 200)
-        self.assertIn(b'soukd_pool_req_live 0', body)
+        self.assertRegex(body, rb'\nsoukd_pool_req_live\{root="[^"]*"\} 0\n')
 
     def test_stats_path_is_off_by_default(self):
         base = self.start([])
