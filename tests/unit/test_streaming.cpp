@@ -473,15 +473,21 @@ TEST_CASE("waiter: at --max-connections a newcomer takes the slot of the connect
     Server s([](server::Params& p) {
         p.max_connections = 3;
         p.idle_reclaim_age = 0.2;
+        p.linger = 0;  // parked as soon as answered: parked in the order they were served
     });
     s.start();
     auto& c = server::counters();
     const uint64_t reclaimed0 = c.idle_reclaimed.load(), refused0 = c.connections_refused.load();
+    const auto parked0 = static_cast<int64_t>(c.tcp_conns_parked.load());
     std::vector<int> fds;
     for (int i = 0; i < 3; ++i) {  // bounded: 3, accepted in this order
         fds.push_back(connect_to(s.port));
         send_all(fds.back(), v3({"hello"}));
         CHECK(read_response(fds.back()).success);
+        // Parked before the next is served, whatever the scheduler does.
+        CHECK(eventually([&] {
+            return static_cast<int64_t>(c.tcp_conns_parked.load()) >= parked0 + static_cast<int64_t>(fds.size());
+        }));
     }
     std::this_thread::sleep_for(400ms);  // idle beyond --idle-reclaim-age
     int extra = connect_to(s.port);
