@@ -63,6 +63,17 @@ class Inetd:
             self.children.append(p)
 
     def close(self):
+        # Each child ends by itself at EOF. Wait for that before the accept
+        # thread ends: the children were forked by that thread, and its end
+        # sends them the parent-death signal (PR_SET_PDEATHSIG follows the
+        # thread), which would kill one still exiting (a sanitizer build's
+        # exit-time leak check takes a while).
+        deadline = time.monotonic() + 15
+        for p in list(self.children):
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
         self.stopping = True
         self.thread.join(timeout=5)
         self.sock.close()
