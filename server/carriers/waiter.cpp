@@ -26,8 +26,6 @@
 #include "server/base/counters.hpp"
 #include "server/base/log.hpp"
 #include "server/request/handler.hpp"
-#include "server/request/pipeline.hpp"
-#include "protocol/message.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream.hpp"
 
@@ -134,18 +132,18 @@ struct List {
 };
 
 // Looks at what has arrived on a socket without consuming it (MSG_PEEK)
-// and runs the request decoder over it, to tell whether the next request
-// is whole. Nothing is buffered per connection: the kernel holds the bytes
-// (bounded by the socket's receive buffer) until a worker reads them. One
-// scanner per thread (the waiter's, each worker's); after the first use it
+// and asks the protocol's Measure whether the next request is whole.
+// Nothing is buffered per connection: the kernel holds the bytes (bounded
+// by the socket's receive buffer) until a worker reads them. One scanner
+// per thread (the waiter's, each worker's); after the first use it
 // allocates nothing.
 class ArrivalScanner {
 public:
     enum class Result : uint8_t {
         Nothing,  // no bytes waiting
         Partial,  // part of a request, less than --arrival-bytes
-        Large,    // --arrival-bytes of a request that is not whole within them
-        Whole,    // a whole request (or malformed bytes the pipeline will answer): `bytes` long
+        Large,    // --arrival-bytes of a request that is not whole within them (or the protocol asks to stream)
+        Whole,    // a whole request (or malformed bytes the protocol will answer): `bytes` long
         Closed,   // end of input (nothing waiting) or a socket error
     };
     struct Scan {
@@ -153,10 +151,8 @@ public:
         size_t bytes = 0;
     };
 
-    ArrivalScanner(const Params& p, size_t limit) : buf_(limit, '\0') {
-        decoder_.set_limits(decoder_limits(p));
-        decoder_.set_args_storage(&args_);
-    }
+    ArrivalScanner(const WaiterProtocol& proto, const Params& p, size_t limit)
+        : measure_(proto.measure(p)), buf_(limit, '\0') {}
 
     Scan scan(int fd) {
         ssize_t n;
@@ -164,25 +160,14 @@ public:
         while (n < 0 && errno == EINTR);  // bounded: signals are finite
         if (n < 0) return {errno == EAGAIN || errno == EWOULDBLOCK ? Result::Nothing : Result::Closed, 0};
         if (n == 0) return {Result::Closed, 0};
-        decoder_.reset();
-        std::string_view in(buf_.data(), static_cast<size_t>(n));
-        for (;;) {  // bounded: each event consumes input, or ends the scan
-            proto::Event ev = decoder_.next(in);
-            if (ev.kind == proto::Ev::End) return {Result::Whole, static_cast<size_t>(n) - in.size()};
-            // Malformed: the pipeline meets the same error within the same
-            // bytes (the decoder is incremental, so however they are cut
-            // up), answers it and closes. The decoder may stop short of
-            // the bytes that showed the error (a line over --max-line is
-            // refused unconsumed), so the worker reads all there is.
-            if (ev.kind == proto::Ev::Error) return {Result::Whole, static_cast<size_t>(n)};
-            if (ev.kind == proto::Ev::NeedMore) break;
-        }
+        const WaiterProtocol::Look l = measure_->look(std::string_view(buf_.data(), static_cast<size_t>(n)));
+        if (l.kind == WaiterProtocol::Look::Whole) return {Result::Whole, l.bytes};
+        if (l.kind == WaiterProtocol::Look::Stream) return {Result::Large, static_cast<size_t>(n)};
         return {static_cast<size_t>(n) >= buf_.size() ? Result::Large : Result::Partial, static_cast<size_t>(n)};
     }
 
 private:
-    proto::RequestDecoder decoder_;
-    proto::Args args_;  // the decoder's argument storage (allocation-free mode)
+    std::unique_ptr<WaiterProtocol::Measure> measure_;
     std::string buf_;
 };
 
@@ -214,7 +199,8 @@ void gauge(std::atomic<uint64_t>& g, int delta) {
 
 class Waiter {
 public:
-    Waiter(const ServerContext& ctx, io::Fd listener) : ctx_(ctx), listener_(std::move(listener)) {}
+    Waiter(const ServerContext& ctx, io::Fd listener, const WaiterProtocol& proto, const WaiterConfig& cfg)
+        : ctx_(ctx), proto_(proto), cfg_(cfg), listener_(std::move(listener)) {}
     ~Waiter() {
         for (auto& t : workers_)
             if (t.joinable()) t.join();
@@ -248,11 +234,7 @@ private:
     void expire(Clock::time_point now);
     void worker_main();
     void serve(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c);
-    // Serve the requests of `c` that have arrived whole, and (holding a
-    // stream slot) a large one as it streams in. Returns Parked when the
-    // next request has not arrived whole; *partial then says whether some
-    // of it is there (the waiter watches the rest arrive).
-    SessionEnd serve_conn(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c, bool* partial);
+    class Io;  // the ConnIo a protocol serves a connection through
     // Park `c` (a worker is done with it for now): back into epoll with the
     // idle deadline. Closes it instead when shutting down.
     void park(Conn* c);
@@ -263,6 +245,8 @@ private:
     void shutdown_all();
 
     const ServerContext& ctx_;
+    const WaiterProtocol& proto_;
+    const WaiterConfig cfg_;
     io::Fd listener_;
     io::Fd epoll_;
     io::Fd work_fd_;  // eventfd: "connections wait for a worker" (ends lingering)
@@ -286,6 +270,7 @@ private:
     size_t max_workers_ = 1;
     size_t arrival_bytes_ = 16 * 1024;
     Clock::duration idle_timeout_{};
+    Clock::duration arrival_timeout_{};
     Clock::duration request_timeout_{};
     Clock::duration reclaim_age_{};
     int linger_ms_ = 0;
@@ -300,14 +285,15 @@ private:
 
 int Waiter::run(const volatile sig_atomic_t* stop) {
     const Params& p = ctx_.params;
-    max_workers_ = std::max<size_t>(1, static_cast<size_t>(p.workers));
+    max_workers_ = std::max<size_t>(1, cfg_.workers);
     // Stream slots leave at least one worker to requests that have arrived
     // whole (none can be left with --workers=1).
     max_streams_ = std::clamp<size_t>(static_cast<size_t>(p.stream_workers), 1, std::max<size_t>(1, max_workers_ - 1));
-    idle_timeout_ = seconds(p.idle_timeout);
-    request_timeout_ = seconds(p.request_timeout);
+    idle_timeout_ = seconds(cfg_.idle_timeout);
+    arrival_timeout_ = seconds(std::min(cfg_.arrival_timeout, cfg_.request_timeout));
+    request_timeout_ = seconds(cfg_.request_timeout);
     reclaim_age_ = seconds(p.idle_reclaim_age);
-    linger_ms_ = static_cast<int>(std::min(p.linger, p.idle_timeout) * 1000);
+    linger_ms_ = static_cast<int>(std::min(cfg_.linger, cfg_.idle_timeout) * 1000);
     arrival_bytes_ = static_cast<size_t>(p.arrival_bytes);
     {
         // A request must be able to get --arrival-bytes into the kernel's
@@ -323,7 +309,7 @@ int Waiter::run(const volatile sig_atomic_t* stop) {
             arrival_bytes_ = fit;
         }
     }
-    scanner_ = std::make_unique<ArrivalScanner>(p, arrival_bytes_);
+    scanner_ = std::make_unique<ArrivalScanner>(proto_, p, arrival_bytes_);
     epoll_.reset(::epoll_create1(EPOLL_CLOEXEC));
     work_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!epoll_ || !work_fd_) {
@@ -548,7 +534,7 @@ void Waiter::on_arrival(Conn* c, uint32_t events) {
             parked_.unlink(c);
             gauge(counters().tcp_conns_parked, -1);
             c->state = State::Arriving;
-            c->deadline = Clock::now() + request_timeout_;
+            c->deadline = Clock::now() + arrival_timeout_;
             arriving_.push_back(c);
             gauge(counters().tcp_conns_arriving, 1);
         }
@@ -556,7 +542,7 @@ void Waiter::on_arrival(Conn* c, uint32_t events) {
     case R::Large:
     case R::Whole: break;
     }
-    if (!arriving) c->deadline = Clock::now() + request_timeout_;  // it all came at once
+    if (!arriving) c->deadline = Clock::now() + arrival_timeout_;  // it all came at once
     from.unlink(c);
     gauge(arriving ? counters().tcp_conns_arriving : counters().tcp_conns_parked, -1);
     ::epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c->fd(), nullptr);
@@ -681,7 +667,7 @@ void Waiter::worker_main() {
     std::unique_ptr<Store> own = ctx_.store ? ctx_.store->for_connection() : nullptr;
     ServerContext wctx = ctx_;
     if (own) wctx.store = own.get();
-    ArrivalScanner scanner(ctx_.params, arrival_bytes_);
+    ArrivalScanner scanner(proto_, ctx_.params, arrival_bytes_);
     for (;;) {  // until shutdown
         Conn* c;
         {
@@ -702,10 +688,142 @@ void Waiter::worker_main() {
     }
 }
 
+// A connection on a worker, as its protocol reads it: requests that have
+// arrived whole are read exactly (a read cannot block), a large one only
+// while holding a stream slot, in slices, so that one slower than
+// --min-stream-rate gives its worker up when another large request waits.
+class Waiter::Io final : public ConnIo {
+public:
+    Io(Waiter& w, ArrivalScanner& scanner, Conn* c) : w_(w), scanner_(scanner), c_(c) {
+        slot_ = c->handover == Handover::Stream;
+        whole_ = c->handover == Handover::Whole ? c->arrived : 0;
+        // The first request's deadline runs from its first byte, seen by the waiter.
+        if (slot_) first_deadline_ = c->deadline - w.arrival_timeout_ + w.request_timeout_;
+        c->handover = Handover::Whole;
+        c->arrived = 0;
+        min_rate_ = live(w.ctx_.params.min_stream_rate);
+    }
+    ~Io() override { drop_slot(); }
+
+    Next next() override {
+        partial_ = false;
+        const ArrivalScanner::Scan s = scanner_.scan(c_->fd());
+        using R = ArrivalScanner::Result;
+        if (s.result == R::Nothing) return Next::Park;
+        if (s.result == R::Closed) return Next::Eof;
+        if (s.result == R::Whole) {
+            whole_ = s.bytes;
+            return Next::Go;
+        }
+        bool taken = false;
+        if (s.result == R::Large) {
+            std::lock_guard<std::mutex> lock(w_.mu_);
+            taken = w_.take_stream_slot_locked();
+        }
+        if (!taken) {
+            partial_ = true;
+            return Next::Park;
+        }
+        count(counters().tcp_stream_handovers);
+        start_streaming();
+        return Next::Go;
+    }
+    bool partial() const override { return partial_; }
+    bool between() const override { return !slot_ && whole_ == 0; }
+
+    ssize_t read(char* buf, size_t n, io::Deadline deadline, SessionEnd* why) override {
+        for (;;) {  // bounded: each pass reads, or waits a slice towards a deadline
+            ssize_t got;
+            if (!slot_) {
+                got = c_->stream.read_some(buf, std::min(n, whole_), Clock::now() + w_.request_timeout_);
+            } else {
+                const io::Deadline d = std::min(first_deadline_, deadline);
+                got = c_->stream.read_some(buf, n, std::min(d, Clock::now() + std::chrono::milliseconds(100)));
+                if (got < 0 && errno == ETIMEDOUT) {
+                    const auto now = Clock::now();
+                    if (now >= d) return timed_out(why);
+                    const double secs = std::chrono::duration<double>(now - stream_from_).count();
+                    if (min_rate_ > 0 && w_.stream_waiting_.load(std::memory_order_relaxed) > 0 &&
+                        static_cast<double>(streamed_) < min_rate_ * secs) {
+                        count(counters().tcp_slow_streams_cut);
+                        uint64_t held = 0;
+                        if (w_.slow_log_.due(held))
+                            SOUK_LOG(Info, "%s: request cut: %.0f bytes/s, below --min-stream-rate, while another "
+                                     "large request waits for a worker%s", c_->peer, static_cast<double>(streamed_) / secs,
+                                     held ? " (and more since the last line, see tcp_slow_streams_cut)" : "");
+                        *why = SessionEnd::RequestTimeout;
+                        return -1;
+                    }
+                    continue;
+                }
+            }
+            if (got < 0) {
+                // A timeout here only if the bytes the waiter saw went missing.
+                if (errno == ETIMEDOUT) return timed_out(why);
+                *why = SessionEnd::ReadFailed;
+                return -1;
+            }
+            if (slot_) streamed_ += static_cast<uint64_t>(got);
+            else whole_ -= static_cast<size_t>(got);
+            return got;
+        }
+    }
+
+    void request_done(bool nothing_pending) override {
+        first_deadline_ = io::no_deadline();
+        // The large request is in; what follows must arrive whole (or take
+        // a slot again). Bytes of it already read are served on under this slot.
+        if (nothing_pending) drop_slot();
+    }
+    void must_stream() override {
+        std::lock_guard<std::mutex> lock(w_.mu_);
+        ++w_.streams_;  // over --stream-workers for once: this worker is reading already
+        start_streaming();
+    }
+    bool draining() const override { return w_.draining_.load(std::memory_order_relaxed); }
+    io::Stream& stream() override { return c_->stream; }
+    const char* peer() const override { return c_->peer; }
+
+private:
+    void start_streaming() {
+        slot_ = true;
+        stream_from_ = Clock::now();
+        streamed_ = 0;
+        // Its first byte came at most now (the protocol's own deadline starts when it is fed).
+        first_deadline_ = stream_from_ + w_.request_timeout_;
+    }
+    void drop_slot() {
+        if (slot_) w_.release_stream_slot();
+        slot_ = false;
+    }
+    ssize_t timed_out(SessionEnd* why) {
+        SOUK_LOG(Info, "%s: %s", c_->peer, to_string(SessionEnd::RequestTimeout));
+        count(counters().request_timeouts);
+        *why = SessionEnd::RequestTimeout;
+        return -1;
+    }
+
+    Waiter& w_;
+    ArrivalScanner& scanner_;
+    Conn* c_;
+    bool slot_ = false;     // holding a stream slot: reading a request that had not arrived whole
+    bool partial_ = false;  // next() parked a connection with part of a request there
+    size_t whole_ = 0;      // bytes known to belong to requests that arrived whole: reading them cannot block
+    io::Deadline first_deadline_ = io::no_deadline();
+    Clock::time_point stream_from_{};
+    uint64_t streamed_ = 0;  // bytes read since the stream slot was taken
+    double min_rate_ = 0;
+};
+
 void Waiter::serve(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c) {
     for (;;) {  // bounded: each pass serves requests or ends
         bool partial = false;
-        SessionEnd why = serve_conn(wctx, scanner, c, &partial);
+        SessionEnd why;
+        {
+            Io io(*this, scanner, c);
+            why = proto_.serve(wctx, io);
+            partial = io.partial();
+        }
         if (why != SessionEnd::Parked) {
             SOUK_LOG(Debug, "%s: closed (%s)", c->peer, to_string(why));
             close_conn(c, false);
@@ -726,135 +844,6 @@ void Waiter::serve(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c) 
         break;
     }
     park(c);
-}
-
-SessionEnd Waiter::serve_conn(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c, bool* partial) {
-    *partial = false;
-    // Holding a stream slot: reading a request that had not arrived whole.
-    struct Slot {
-        Waiter* w;
-        bool held;
-        ~Slot() { drop(); }
-        void drop() {
-            if (held) w->release_stream_slot();
-            held = false;
-        }
-    } slot{this, c->handover == Handover::Stream};
-    // Bytes known to belong to a request that has arrived whole: reading
-    // them cannot block.
-    size_t whole = c->handover == Handover::Whole ? c->arrived : 0;
-    // The first request's deadline runs from its first byte, seen by the waiter.
-    io::Deadline first_deadline = slot.held ? c->deadline : io::no_deadline();
-    c->handover = Handover::Whole;
-    c->arrived = 0;
-    Clock::time_point stream_from = Clock::now();
-    uint64_t streamed = 0;  // bytes read since the stream slot was taken
-    const double min_rate = live(ctx_.params.min_stream_rate);
-
-    IoBuffer buf;
-    const log::Origin origin{"tcp", c->peer, nullptr};
-    Pipeline p(wctx, origin);
-    std::string_view pending;  // bytes read but not yet decoded (in buf)
-    for (;;) {  // one pass per read; bounded by the peer's bytes and the deadlines
-        if (pending.empty()) {
-            if (!slot.held && whole == 0) {
-                // Between requests (a request that arrived whole was read
-                // exactly): serve the next one here only if it has
-                // arrived whole too, or is large and a stream slot is free.
-                const ArrivalScanner::Scan s = scanner.scan(c->fd());
-                using R = ArrivalScanner::Result;
-                if (s.result == R::Nothing) return SessionEnd::Parked;
-                if (s.result == R::Closed) return SessionEnd::Eof;
-                if (s.result == R::Whole) {
-                    whole = s.bytes;
-                } else {
-                    bool taken = false;
-                    if (s.result == R::Large) {
-                        std::lock_guard<std::mutex> lock(mu_);
-                        taken = take_stream_slot_locked();
-                    }
-                    if (!taken) {
-                        *partial = true;
-                        return SessionEnd::Parked;
-                    }
-                    count(counters().tcp_stream_handovers);
-                    slot.held = true;
-                    stream_from = Clock::now();
-                    streamed = 0;
-                    // Its first byte came at most now (the pipeline's own
-                    // deadline starts when it is fed).
-                    first_deadline = stream_from + request_timeout_;
-                }
-            }
-            buf.acquire();
-            ssize_t n;
-            if (!slot.held) {
-                n = c->stream.read_some(buf.data(), std::min(buf.size(), whole), Clock::now() + request_timeout_);
-            } else {
-                // Streaming in: wait in slices, so that a request slower
-                // than --min-stream-rate gives its worker up when another
-                // large request waits for one.
-                const io::Deadline d = std::min(first_deadline, p.deadline());
-                n = c->stream.read_some(buf.data(), buf.size(), std::min(d, Clock::now() + std::chrono::milliseconds(100)));
-                if (n < 0 && errno == ETIMEDOUT) {
-                    const auto now = Clock::now();
-                    if (now >= d) {
-                        SOUK_LOG(Info, "%s: %s", c->peer, to_string(SessionEnd::RequestTimeout));
-                        count(counters().request_timeouts);
-                        return SessionEnd::RequestTimeout;
-                    }
-                    const double secs = std::chrono::duration<double>(now - stream_from).count();
-                    if (min_rate > 0 && stream_waiting_.load(std::memory_order_relaxed) > 0 &&
-                        static_cast<double>(streamed) < min_rate * secs) {
-                        count(counters().tcp_slow_streams_cut);
-                        uint64_t held = 0;
-                        if (slow_log_.due(held))
-                            SOUK_LOG(Info, "%s: request cut: %.0f bytes/s, below --min-stream-rate, while another "
-                                     "large request waits for a worker%s", c->peer, static_cast<double>(streamed) / secs,
-                                     held ? " (and more since the last line, see tcp_slow_streams_cut)" : "");
-                        return SessionEnd::RequestTimeout;
-                    }
-                    continue;
-                }
-            }
-            if (n == 0) {
-                if (!p.mid_request()) return SessionEnd::Eof;
-                p.truncated();
-                return SessionEnd::Truncated;
-            }
-            if (n < 0) {
-                if (errno != ETIMEDOUT) return SessionEnd::ReadFailed;
-                // Only if the bytes the waiter saw went missing.
-                SOUK_LOG(Info, "%s: %s", c->peer, to_string(SessionEnd::RequestTimeout));
-                count(counters().request_timeouts);
-                return SessionEnd::RequestTimeout;
-            }
-            if (slot.held) streamed += static_cast<uint64_t>(n);
-            else whole -= static_cast<size_t>(n);
-            pending = std::string_view(buf.data(), static_cast<size_t>(n));
-        }
-        while (p.feed(pending) == Pipeline::Step::Ready) {  // bounded: each reply consumes a request's bytes
-            io::StreamSink out(c->stream, io::after_seconds(ctx_.params.write_timeout));
-            if (!p.write_reply(out)) return SessionEnd::WriteFailed;
-            if (p.closing()) return SessionEnd::ProtocolError;
-            first_deadline = io::no_deadline();
-            // Shutting down: this reply was the last (park closes it).
-            if (draining_.load(std::memory_order_relaxed)) return SessionEnd::Parked;
-            // The large request is in; what follows must arrive whole (or
-            // take a slot again). Bytes of it already read are served on
-            // under this slot.
-            if (pending.empty()) slot.drop();
-        }
-        if (!slot.held && whole == 0 && p.mid_request()) {
-            // The pipeline wants more than the scan saw whole: cannot
-            // happen with the same decoder; stream the rest rather than wait.
-            std::lock_guard<std::mutex> lock(mu_);
-            ++streams_;  // over --stream-workers for once: this worker is reading already
-            slot.held = true;
-            stream_from = Clock::now();
-            streamed = 0;
-        }
-    }
 }
 
 void Waiter::shutdown_all() {
@@ -928,12 +917,22 @@ void sleep_until_woken(int timeout_ms) {
     (void)!::poll(&p, 1, timeout_ms);
 }
 
-int run_waiter(const ServerContext& ctx, io::Fd listener, const volatile sig_atomic_t* stop) {
+WaiterConfig waiter_config(const Params& p) {
+    WaiterConfig c;
+    c.workers = static_cast<size_t>(p.workers);
+    c.idle_timeout = p.idle_timeout;
+    c.arrival_timeout = c.request_timeout = p.request_timeout;
+    c.linger = p.linger;
+    return c;
+}
+
+int run_waiter(const ServerContext& ctx, io::Fd listener, const WaiterProtocol& proto, const WaiterConfig& cfg,
+               const volatile sig_atomic_t* stop) {
     configure_pools(ctx.params);
     PoolManager::instance().start();
     int rc;
     {
-        Waiter w(ctx, std::move(listener));
+        Waiter w(ctx, std::move(listener), proto, cfg);
         rc = w.run(stop);
     }
     PoolManager::instance().stop();

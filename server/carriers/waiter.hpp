@@ -1,5 +1,5 @@
-// The bzr:// carrier's connection machinery (docs/request-lifecycle.md; Varnish's
-// waiter): an acceptor, an epoll waiter that parks idle connections with
+// The connection machinery of the bzr:// and HTTP carriers
+// (docs/request-lifecycle.md; Varnish's waiter): an acceptor, an epoll waiter that parks idle connections with
 // no thread and no workspace — only a session record from the "sess" pool
 // (under 256 bytes) plus the kernel's socket — and a bounded pool of
 // worker threads (--workers) that serves requests with pooled handlers
@@ -23,14 +23,89 @@
 // hand-off) unless other connections are waiting for a worker.
 #pragma once
 
+#include <sys/types.h>
+
 #include <csignal>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 
+#include "server/request/pipeline.hpp"
 #include "server/verbs/dispatch.hpp"
 #include "transport/fd.hpp"
+#include "transport/stream.hpp"
 
 namespace souk::server {
+
+// A connection a worker serves, as the protocol sees it: reads that never
+// wait for a request that has not arrived (or that hold a stream slot
+// while one streams in), the socket for replies, and the hand-back.
+class ConnIo {
+public:
+    virtual ~ConnIo() = default;
+    // Between requests (no bytes of one read, no stream slot held): whether
+    // the next one is served here now. Go: it has arrived whole, or is
+    // large and took a stream slot. Park: it has not (partial() says
+    // whether some of it is there). Eof: the peer closed.
+    enum class Next : uint8_t { Go, Park, Eof };
+    virtual Next next() = 0;
+    virtual bool partial() const = 0;
+    // Whether next() comes before the next read: every byte of the request
+    // that arrived whole has been read and no stream slot is held.
+    virtual bool between() const = 0;
+    // Read the current request's next bytes, at most n: > 0 bytes, 0 at
+    // end of input, -1 with *why (RequestTimeout, ReadFailed). `deadline`
+    // bounds a streaming read besides the request's own deadline.
+    virtual ssize_t read(char* buf, size_t n, io::Deadline deadline, SessionEnd* why) = 0;
+    // A reply was written. nothing_pending: no bytes of a further request
+    // were read with it (then a stream slot is given back).
+    virtual void request_done(bool nothing_pending) = 0;
+    // The protocol wants more of a request than the look saw whole: stream
+    // the rest rather than wait (cannot happen when both agree).
+    virtual void must_stream() = 0;
+    // Shutting down: the reply just written is the last.
+    virtual bool draining() const = 0;
+    virtual io::Stream& stream() = 0;
+    virtual const char* peer() const = 0;
+};
+
+// What a protocol on the waiter provides (bzr:// in tcp_server.cpp, HTTP
+// in http_server.cpp).
+class WaiterProtocol {
+public:
+    virtual ~WaiterProtocol() = default;
+    // How much of the bytes that have arrived (looked at, not read) is the
+    // next request. Whole: `bytes` long (malformed bytes too: the worker
+    // reads them and answers the error). Partial: not whole yet. Stream:
+    // hand it to a stream worker now, whole or not (HTTP's Expect:
+    // 100-continue: the client waits for an answer before the body).
+    struct Look {
+        enum Kind : uint8_t { Partial, Whole, Stream } kind = Partial;
+        size_t bytes = 0;
+    };
+    // One per thread; after its first use it should allocate nothing.
+    class Measure {
+    public:
+        virtual ~Measure() = default;
+        virtual Look look(std::string_view arrived) = 0;
+    };
+    virtual std::unique_ptr<Measure> measure(const Params& p) const = 0;
+    // Serve requests on a connection a worker was handed until it ends
+    // (the reason) or returns Parked: the next request has not arrived
+    // whole (io.next() said Park), or draining().
+    virtual SessionEnd serve(const ServerContext& wctx, ConnIo& io) const = 0;
+};
+
+// The waiter's settings for one carrier.
+struct WaiterConfig {
+    size_t workers = 32;         // worker threads at most
+    double idle_timeout = 300;   // between requests
+    double arrival_timeout = 60; // from a request's first byte until it has arrived whole (or large)
+    double request_timeout = 60; // from a request's first byte to its last
+    double linger = 0.05;        // a worker watches its connection this long after a reply
+};
+WaiterConfig waiter_config(const Params& p);  // bzr://: --workers, --idle-timeout, --request-timeout, --linger
 
 // Serve the listening socket `listener` until *stop becomes true, then
 // drain (docs/configuration.md#signals): close the listener and idle
@@ -38,11 +113,11 @@ namespace souk::server {
 // cut the rest, and wait (bounded) for the workers. Returns a
 // process exit code. Whoever sets *stop calls wake_waiters(): the waiter
 // sleeps until its next deadline, not on a timer.
-int run_waiter(const ServerContext& ctx, io::Fd listener, const volatile sig_atomic_t* stop);
+int run_waiter(const ServerContext& ctx, io::Fd listener, const WaiterProtocol& proto, const WaiterConfig& cfg,
+               const volatile sig_atomic_t* stop);
 
-// Wake every running waiter (and serve_http's watcher) to look at its stop
-// flag. Async-signal-safe (one write to an eventfd): for a SIGTERM handler
-// on any thread.
+// Wake every running waiter to look at its stop flag. Async-signal-safe
+// (one write to an eventfd): for a SIGTERM handler on any thread.
 void wake_waiters();
 // Sleep until wake_waiters() or `timeout_ms`, for a loop that watches a
 // stop flag without waking on a short timer.
