@@ -1,18 +1,18 @@
 #include "server/carriers/http_server.hpp"
 
-#include <httplib.h>
-
 #include <errno.h>
 
+#include <algorithm>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
-#include <exception>
-#include <memory>
-#include <thread>
-#include <utility>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <string_view>
 
+#include "protocol/http1.hpp"
 #include "server/base/log.hpp"
+#include "server/carriers/cgi.hpp"
 #include "server/carriers/waiter.hpp"
 #include "transport/net.hpp"
 #include "transport/sink.hpp"
@@ -20,66 +20,372 @@
 namespace souk::server {
 namespace {
 
-// The exchange this worker thread is serving (httplib serves each on one
-// thread, from routing to the logger): when it began, and whether the
-// pipeline answered it (then it writes the access line).
-struct Exchange {
-    io::Clock::time_point started{};
-    bool smart = false;
-};
-thread_local Exchange t_exchange;
+namespace http1 = proto::http1;
 
-std::string http_peer(const httplib::Request& req) { return req.remote_addr + ":" + std::to_string(req.remote_port); }
+constexpr size_t kReadStep = 64 * 1024;  // bytes asked of the socket per read
 
-// Bytes handed to the socket per content-provider call.
-constexpr size_t kProviderStep = 256 * 1024;
-
-std::pair<time_t, time_t> split_seconds(double s) {
-    double whole = std::floor(s);
-    return {static_cast<time_t>(whole), static_cast<time_t>((s - whole) * 1e6)};
-}
-
-// Stream a piece-list body (web.hpp) from `offset` on; false if the file
-// shrank or the peer went away (httplib then drops the connection).
-bool provide(const ServerContext& ctx, WebResponse& r, size_t offset, httplib::DataSink& sink, std::string& buf) {
-    uint64_t at = 0;
-    for (const auto& p : r.pieces) {
-        if (offset < at + p.text.size()) {
-            size_t from = static_cast<size_t>(offset - at);
-            return sink.write(p.text.data() + from, p.text.size() - from);
-        }
-        at += p.text.size();
-        if (offset < at + p.length) {
-            uint64_t from = offset - at;
-            size_t n = static_cast<size_t>(std::min<uint64_t>(kProviderStep, p.length - from));
-            buf.resize(n);
-            ssize_t got = ctx.store->pread(r.file, buf.data(), n, p.offset + from);
-            if (got <= 0) {
-                SOUK_LOG(Warn, "http: file shrank or failed while being sent; dropping the connection");
-                return false;
-            }
-            return sink.write(buf.data(), static_cast<size_t>(got));
-        }
-        at += p.length;
-    }
-    return false;
-}
-
-// A reply written into httplib's response stream.
-class HttpSink final : public io::Sink {
+// A worker's bytes read from its connection and not used yet: the head
+// being read, body bytes that came with it, the start of the next
+// pipelined request. Kept per thread (its capacity is reused).
+class InBuffer {
 public:
-    explicit HttpSink(httplib::DataSink& sink) : sink_(sink) {}
-    bool write(std::string_view data) override {
-        if (!sink_.write(data.data(), data.size())) {
-            errno = EPIPE;
-            return false;
+    std::string_view pending() const { return std::string_view(buf_.data() + begin_, end_ - begin_); }
+    void consume(size_t n) {
+        begin_ += n;
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+    void clear() { begin_ = end_ = 0; }
+    // Read up to `n` more bytes after the pending ones. As ConnIo::read.
+    ssize_t fill(ConnIo& io, size_t n, io::Deadline deadline, SessionEnd* why) {
+        if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
+        if (begin_ > 0 && end_ + n > buf_.size()) {  // move the pending bytes to the front
+            std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+            end_ -= begin_;
+            begin_ = 0;
         }
-        written_ += data.size();
-        return true;
+        if (buf_.size() < end_ + n) buf_.resize(end_ + n);
+        ssize_t got = io.read(buf_.data() + end_, n, deadline, why);
+        if (got > 0) end_ += static_cast<size_t>(got);
+        return got;
     }
 
 private:
-    httplib::DataSink& sink_;
+    std::string buf_;
+    size_t begin_ = 0, end_ = 0;
+};
+
+// One request as the gateway (cgi.hpp) sees it: the head's fields as
+// CGI meta-variables, and the body, decoded from its framing, read from
+// what came with the head and then from the connection.
+class HttpRequest final : public GatewayRequest {
+public:
+    HttpRequest(const http1::Head& head, size_t head_bytes, ConnIo& io, InBuffer& in, double write_timeout)
+        : head_(head), head_bytes_(head_bytes), io_(io), in_(in), write_timeout_(write_timeout) {
+        left_ = head.chunked ? 0 : head.content_length;
+        body_done_ = !head.has_body();
+        std::string_view peer = io.peer();
+        size_t colon = peer.rfind(':');
+        addr_ = std::string(peer.substr(0, colon));
+        if (colon != std::string_view::npos) port_ = std::string(peer.substr(colon + 1));
+    }
+
+    std::string var(std::string_view name) const override {
+        if (name == "REQUEST_METHOD") return std::string(head_.method);
+        if (name == "REQUEST_URI") return std::string(head_.target);
+        if (name == "REMOTE_ADDR") return addr_;
+        if (name == "REMOTE_PORT") return port_;
+        if (name == "SERVER_PROTOCOL") return head_.minor ? "HTTP/1.1" : "HTTP/1.0";
+        if (name == "CONTENT_LENGTH") return head_.has_length ? std::to_string(head_.content_length) : std::string();
+        if (name.substr(0, 5) == "HTTP_")
+            for (const auto& [k, v] : head_.headers)
+                if (is_var(k, name.substr(5))) return std::string(v);
+        return {};
+    }
+    bool has(std::string_view name) const override {
+        return name == "REQUEST_METHOD" || name == "REQUEST_URI" || !var(name).empty();
+    }
+    uint64_t header_bytes() const override { return head_bytes_; }
+
+    ssize_t read_body(char* buf, size_t n, io::Deadline deadline) override {
+        if (body_done_ || n == 0) return 0;
+        if (head_.expect_continue && !continued_) {
+            // The client waits for this before it sends the body (RFC 9110 §10.1.1).
+            continued_ = true;
+            io::StreamSink out(io_.stream(), io::after_seconds(write_timeout_));
+            if (!out.write("HTTP/1.1 100 Continue\r\n\r\n")) return fail(ECONNABORTED);
+        }
+        for (;;) {  // bounded: each pass decodes bytes, or reads more, or ends
+            std::string_view pending = in_.pending();
+            if (!pending.empty()) {
+                if (!head_.chunked) {
+                    size_t k = static_cast<size_t>(std::min<uint64_t>({n, pending.size(), left_}));
+                    std::memcpy(buf, pending.data(), k);
+                    in_.consume(k);
+                    left_ -= k;
+                    body_done_ = left_ == 0;
+                    return static_cast<ssize_t>(k);
+                }
+                // Decoded bytes are never more than the encoded ones: at most n out.
+                std::string_view wire = pending.substr(0, n);
+                const size_t offered = wire.size();
+                pieces_.clear();
+                http1::ChunkedDecoder::Status st = chunks_.feed(wire, pieces_);
+                in_.consume(offered - wire.size());
+                if (st == http1::ChunkedDecoder::Status::Bad) return fail(EPROTO);
+                size_t k = 0;
+                for (std::string_view p : pieces_) {
+                    std::memcpy(buf + k, p.data(), p.size());
+                    k += p.size();
+                }
+                body_done_ = st == http1::ChunkedDecoder::Status::Done;
+                if (k > 0 || body_done_) return static_cast<ssize_t>(k);
+                continue;  // framing bytes only: read on
+            }
+            SessionEnd why = SessionEnd::ReadFailed;
+            const size_t want = head_.chunked ? kReadStep : static_cast<size_t>(std::min<uint64_t>(kReadStep, left_));
+            ssize_t got = in_.fill(io_, want, deadline, &why);
+            if (got == 0) return 0;  // the connection ended inside the body
+            if (got < 0) return fail(why == SessionEnd::RequestTimeout ? ETIMEDOUT : ECONNABORTED);
+        }
+    }
+
+    // Whether the connection can carry another request after this one: the
+    // body has been read, or what is left of it is already here (dropped).
+    bool settle_body() {
+        if (body_done_) return true;
+        if (head_.expect_continue && !continued_) return false;  // the client may still send it
+        std::string_view pending = in_.pending();
+        if (!head_.chunked) {
+            if (pending.size() < left_) return false;
+            in_.consume(static_cast<size_t>(left_));
+            left_ = 0;
+            return body_done_ = true;
+        }
+        std::string_view wire = pending;
+        pieces_.clear();
+        http1::ChunkedDecoder::Status st = chunks_.feed(wire, pieces_);
+        in_.consume(pending.size() - wire.size());
+        return body_done_ = st == http1::ChunkedDecoder::Status::Done;
+    }
+
+private:
+    // Whether header `name` is the one CGI calls HTTP_<var> (RFC 3875 4.1.18).
+    static bool is_var(std::string_view name, std::string_view var) {
+        if (name.size() != var.size()) return false;
+        for (size_t i = 0; i < name.size(); ++i) {
+            char c = name[i] == '-' ? '_' : (name[i] >= 'a' && name[i] <= 'z') ? static_cast<char>(name[i] - 32) : name[i];
+            if (c != var[i]) return false;
+        }
+        return true;
+    }
+    ssize_t fail(int e) {
+        errno = e;
+        return -1;
+    }
+
+    const http1::Head& head_;
+    size_t head_bytes_;
+    ConnIo& io_;
+    InBuffer& in_;
+    double write_timeout_;
+    std::string addr_, port_;
+    uint64_t left_ = 0;  // Content-Length bytes still to come
+    http1::ChunkedDecoder chunks_;
+    std::vector<std::string_view> pieces_;
+    bool body_done_ = false;
+    bool continued_ = false;
+};
+
+// The gateway answers as a CGI program does (a `Status:` line, headers, a
+// blank line, the body, with or without a Content-Length); this sink
+// answers the client as an HTTP/1.1 server: the status line, Date, the
+// keep-alive decision, and chunked framing for a body of unknown length
+// (the same translation nginx makes in front of a CGI program).
+class ResponseSink final : public io::Sink {
+public:
+    // decide_close(): called once the head is complete, before it is
+    // sent: whether the connection closes after this response.
+    ResponseSink(io::Stream& s, const http1::Head& req, double write_timeout, std::function<bool()> decide_close)
+        : out_(s, io::after_seconds(write_timeout)), req_(req), decide_close_(std::move(decide_close)) {}
+
+    bool write(std::string_view data) override {
+        written_ += data.size();
+        if (state_ == State::Head) {
+            head_.append(data);
+            size_t end = http1::head_length(head_);
+            if (end == 0) {
+                if (head_.size() > kMaxHead) return fail();
+                return true;
+            }
+            std::string rest = head_.substr(end);
+            head_.resize(end);
+            if (!send_head()) return false;
+            return rest.empty() || body(rest);
+        }
+        return body(data);
+    }
+    bool direct() const override { return state_ == State::Identity && out_.direct(); }
+    int64_t send_file(int file, uint64_t offset, uint64_t n) override {
+        if (state_ != State::Identity) return io::Sink::send_file(file, offset, n);  // through write()
+        int64_t sent = out_.send_file(file, offset, n);
+        if (sent > 0) written_ += static_cast<uint64_t>(sent);
+        return sent;
+    }
+    void cork(bool on) override { out_.cork(on); }
+    bool finish() override {
+        if (state_ == State::Head) return fail();  // the gateway always ends its head
+        if (state_ == State::Chunked && !out_.write("0\r\n\r\n")) return false;
+        return out_.finish();
+    }
+    bool closing() const { return close_; }
+    int status() const { return status_; }
+
+private:
+    static constexpr size_t kMaxHead = 64 * 1024;
+    enum class State : uint8_t { Head, Identity, Chunked, None };
+
+    bool fail() {
+        errno = EPROTO;
+        return false;
+    }
+
+    bool send_head() {
+        // "Status: 200 OK" first (cgi.cpp writes it so), then the headers.
+        std::string_view rest = head_;
+        size_t nl = rest.find("\r\n");
+        std::string_view status_line = rest.substr(0, nl);
+        if (status_line.substr(0, 8) != "Status: ") return fail();
+        status_ = std::atoi(std::string(status_line.substr(8, 3)).c_str());
+        rest.remove_prefix(nl + 2);
+        bool has_length = false;
+        for (std::string_view r = rest; !r.empty();) {  // bounded: the head's lines
+            size_t e = r.find("\r\n");
+            std::string_view line = r.substr(0, e);
+            if (line.size() >= 15 && strncasecmp(line.data(), "Content-Length:", 15) == 0) has_length = true;
+            r.remove_prefix(e == std::string_view::npos ? r.size() : e + 2);
+        }
+        const bool bodiless = req_.method == "HEAD" || status_ == 204 || status_ == 304 || status_ < 200;
+        state_ = bodiless ? State::None : has_length ? State::Identity : req_.minor >= 1 ? State::Chunked : State::Identity;
+        // HTTP/1.0 without a length: the end of the body is the end of the connection.
+        close_ = decide_close_() || (!bodiless && !has_length && req_.minor == 0);
+        std::string out = req_.minor ? "HTTP/1.1 " : "HTTP/1.0 ";
+        out.append(status_line.substr(8));
+        out += "\r\nDate: ";
+        out += format_http_date(static_cast<int64_t>(std::time(nullptr)));
+        out += "\r\n";
+        out.append(rest.substr(0, rest.size() - 2));  // its headers, without the blank line
+        if (state_ == State::Chunked) out += "Transfer-Encoding: chunked\r\n";
+        if (close_) out += "Connection: close\r\n";
+        else if (req_.minor == 0) out += "Connection: keep-alive\r\n";
+        out += "\r\n";
+        return out_.write(out);
+    }
+
+    bool body(std::string_view data) {
+        if (data.empty() || state_ == State::None) return true;
+        if (state_ == State::Identity) return out_.write(data);
+        char size[24];
+        int k = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
+        chunk_.assign(size, static_cast<size_t>(k));
+        if (data.size() <= 16 * 1024) {  // one write for a small chunk
+            chunk_.append(data);
+            chunk_ += "\r\n";
+            return out_.write(chunk_);
+        }
+        return out_.write(chunk_) && out_.write(data) && out_.write("\r\n");
+    }
+
+    io::StreamSink out_;
+    const http1::Head& req_;
+    std::function<bool()> decide_close_;
+    std::string head_;
+    std::string chunk_;
+    State state_ = State::Head;
+    int status_ = 0;
+    bool close_ = false;
+};
+
+// An answer of the carrier's own, before the gateway sees the request (a
+// head it cannot parse or that is too large): the connection closes after it.
+bool refuse(ConnIo& io, const ServerContext& ctx, int status, std::string_view why, uint64_t bytes_in) {
+    const auto started = io::Clock::now();
+    std::string body = std::to_string(status) + " " + status_text(status) + ": " + std::string(why) + "\n";
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " " + status_text(status) + "\r\nDate: " +
+                      format_http_date(static_cast<int64_t>(std::time(nullptr))) +
+                      "\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\nConnection: close\r\n\r\n" + body;
+    io::StreamSink sink(io.stream(), io::after_seconds(ctx.params.write_timeout));
+    const bool ok = sink.write(out);
+    SOUK_LOG(Info, "http: %s: %d %s", io.peer(), status, std::string(why).c_str());
+    const log::Origin origin{"http", io.peer(), nullptr};
+    log_web_access(origin, "-", "-", status, bytes_in, ok ? body.size() : 0,
+                   static_cast<uint64_t>(
+                       std::chrono::duration_cast<std::chrono::microseconds>(io::Clock::now() - started).count()));
+    return ok;
+}
+
+// HTTP/1.1 on the waiter (docs/protocol/http.md#soukds-own-http-server):
+// a request has arrived whole when its head and body are there; each is
+// answered by the gateway (handle_web, SmartExchange), so soukd's HTTP
+// server answers exactly what CGI and FastCGI answer.
+class HttpProtocol final : public WaiterProtocol {
+    class Framing final : public Measure {
+    public:
+        Look look(std::string_view in) override {
+            bool expect_continue = false;
+            size_t n = http1::request_length(in, &expect_continue);
+            if (n == SIZE_MAX) return {Look::Whole, in.size()};  // malformed: the worker reads it and answers 400
+            if (n > 0) return {Look::Whole, n};
+            return {expect_continue ? Look::Stream : Look::Partial, 0};
+        }
+    };
+
+public:
+    explicit HttpProtocol(const WebOptions& web) : web_(web) {}
+    std::unique_ptr<Measure> measure(const Params&) const override { return std::make_unique<Framing>(); }
+
+    SessionEnd serve(const ServerContext& wctx, ConnIo& io) const override {
+        thread_local InBuffer in;
+        thread_local std::string head_bytes;
+        thread_local http1::Head head;
+        in.clear();
+        const Params& p = wctx.params;
+        const size_t max_head = static_cast<size_t>(p.http_max_header_bytes);
+        GatewayOptions gw;
+        gw.path_from_uri = true;
+        gw.body_timeout = p.request_timeout;
+        gw.carrier = "http";
+        for (;;) {  // one request per pass; bounded by the peer's requests and --http-keepalive-requests
+            // The head: from bytes read with the last request, or from the socket.
+            size_t hl;
+            while ((hl = http1::head_length(in.pending())) == 0) {  // bounded: each pass reads, or ends
+                if (in.pending().size() >= max_head) {
+                    refuse(io, wctx, 431, "request header fields too large", in.pending().size());
+                    return SessionEnd::ProtocolError;
+                }
+                if (in.pending().empty() && io.between()) {
+                    ConnIo::Next next = io.next();
+                    if (next == ConnIo::Next::Park) return SessionEnd::Parked;
+                    if (next == ConnIo::Next::Eof) return SessionEnd::Eof;
+                }
+                SessionEnd why = SessionEnd::ReadFailed;
+                ssize_t got = in.fill(io, kReadStep, io::no_deadline(), &why);
+                if (got == 0) return in.pending().empty() ? SessionEnd::Eof : SessionEnd::Truncated;
+                if (got < 0) return why;
+            }
+            if (hl > max_head) {
+                refuse(io, wctx, 431, "request header fields too large", hl);
+                return SessionEnd::ProtocolError;
+            }
+            // The head's fields are views into its bytes, kept apart from
+            // the buffer the body is read into.
+            head_bytes.assign(in.pending().substr(0, hl));
+            in.consume(hl);
+            const char* why = "";
+            if (int bad = http1::parse_head(head_bytes, head, &why)) {
+                refuse(io, wctx, bad, why, hl);
+                return SessionEnd::ProtocolError;
+            }
+            if (head.minor == 1 && head.method == "CONNECT") {
+                refuse(io, wctx, 405, "CONNECT is not served", hl);
+                return SessionEnd::ProtocolError;
+            }
+            HttpRequest req(head, hl, io, in, p.write_timeout);
+            const bool last = !head.keep_alive || io.count_request() >= static_cast<uint64_t>(p.http_keepalive_requests) ||
+                              io.draining();
+            ResponseSink out(io.stream(), head, p.write_timeout, [&req, last] { return last || !req.settle_body(); });
+            const bool ok = serve_gateway(wctx, web_, gw, req, out);
+            SOUK_LOG(Debug, "http: %s %.*s %.*s -> %d", io.peer(), static_cast<int>(head.method.size()), head.method.data(),
+                     static_cast<int>(head.target.size()), head.target.data(), out.status());
+            if (!ok) return SessionEnd::WriteFailed;
+            if (out.closing()) return SessionEnd::Eof;
+            io.request_done(in.pending().empty());
+            if (io.draining()) return SessionEnd::Parked;
+        }
+    }
+
+private:
+    const WebOptions web_;
 };
 
 }  // namespace
@@ -104,182 +410,29 @@ std::string parse_http_address(const std::string& text, HttpOptions& out) {
 }
 
 int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile sig_atomic_t* stop) {
-    httplib::Server svr;
-    const size_t workers = static_cast<size_t>(ctx.params.http_workers);
-    svr.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-    svr.set_tcp_nodelay(true);
-    svr.set_keep_alive_max_count(static_cast<size_t>(ctx.params.http_keepalive_requests));
-    svr.set_keep_alive_timeout(static_cast<time_t>(std::ceil(ctx.params.http_keepalive_timeout)));
-    auto [rs, rus] = split_seconds(ctx.params.http_read_timeout);
-    svr.set_read_timeout(rs, rus);
-    auto [ws, wus] = split_seconds(ctx.params.write_timeout);
-    svr.set_write_timeout(ws, wus);
-    // POST bodies are smart requests, streamed through the pipeline: their
-    // cap is --max-upload (other methods' bodies are never read).
-    svr.set_payload_max_length(static_cast<size_t>(ctx.params.max_upload));
-
-    // Nothing internal reaches a response (docs/conventions.md#errors-as-values).
-    svr.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-        const char* what = "unknown exception";
-        std::string msg;
-        try {
-            if (ep) std::rethrow_exception(ep);
-        } catch (const std::exception& e) {
-            msg = e.what();
-            what = msg.c_str();
-        } catch (...) {
-        }
-        SOUK_LOG(Error, "http: %s:%d: %s %s: internal error: %s", req.remote_addr.c_str(), req.remote_port,
-                 req.method.c_str(), req.path.c_str(), what);
-        res = httplib::Response{};
-        res.status = 500;
-        res.set_content("internal server error\n", "text/plain; charset=utf-8");
-    });
-    // Statuses httplib produces itself (400, 413, 416, 404...) get a text body.
-    svr.set_error_handler(httplib::Server::HandlerWithResponse(
-        [](const httplib::Request&, httplib::Response& res) {
-            if (res.body.empty() && !res.content_provider_) {
-                res.set_content(std::to_string(res.status) + " " + status_text(res.status) + "\n",
-                                "text/plain; charset=utf-8");
-            }
-            return httplib::Server::HandlerResponse::Unhandled;
-        }));
-    const uint64_t max_header = static_cast<uint64_t>(ctx.params.http_max_header_bytes);
-    svr.set_pre_routing_handler([max_header](const httplib::Request& req, httplib::Response& res) {
-        t_exchange = Exchange{io::Clock::now(), false};
-        uint64_t n = req.target.size();
-        for (const auto& [k, v] : req.headers) n += k.size() + v.size() + 4;
-        if (n <= max_header) return httplib::Server::HandlerResponse::Unhandled;
-        res.status = 431;
-        res.set_content("request header fields too large\n", "text/plain; charset=utf-8");
-        return httplib::Server::HandlerResponse::Handled;
-    });
-    // Called once the response is sent: the access line of an exchange the
-    // pipeline did not answer (its own lines are the smart requests').
-    svr.set_logger([](const httplib::Request& req, const httplib::Response& res) {
-        SOUK_LOG(Debug, "http: %s:%d %s %s -> %d", req.remote_addr.c_str(), req.remote_port, req.method.c_str(),
-                 req.path.c_str(), res.status);
-        const Exchange ex = std::exchange(t_exchange, Exchange{});
-        if (ex.smart || !log::access_enabled()) return;
-        const std::string peer = http_peer(req);
-        const log::Origin origin{"http", peer.c_str(), nullptr};
-        const uint64_t out = req.method == "HEAD" ? 0 : res.body.empty() ? res.content_length_ : res.body.size();
-        // An exchange httplib refused before routing (a malformed request
-        // line) has no start time: its duration is written 0.
-        const auto took = ex.started == io::Clock::time_point{} ? io::Clock::duration{} : io::Clock::now() - ex.started;
-        log_web_access(origin, req.method, req.path, res.status, req.body.size(), out,
-                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(took).count()));
-    });
-
-    const WebOptions web = opts.web;
-    // Route and answer; for a smart POST, stream its body through a
-    // SmartExchange (the request pipeline) when `reader` is given.
-    auto serve = [&ctx, web](const httplib::Request& creq, httplib::Response& res,
-                             const httplib::ContentReader* reader) {
-        // Ranges are ours to apply (handle_web): stop httplib from slicing
-        // the body again. The object is httplib's non-const local.
-        const_cast<httplib::Request&>(creq).ranges.clear();
-        auto wr = std::make_shared<WebRequest>();
-        auto hdr = std::make_shared<httplib::Headers>(creq.headers);
-        wr->method = creq.method;
-        wr->header = [hdr](std::string_view name) {
-            auto it = hdr->find(std::string(name));
-            return it == hdr->end() ? std::string() : it->second;
-        };
-        auto path = std::make_shared<std::string>(creq.path);
-        wr->path = *path;
-        auto out = std::make_shared<WebResponse>();
-        handle_web(ctx, web, *wr, *out);
-        res.status = out->status;
-        std::string content_type = "application/octet-stream";
-        for (const auto& [k, v] : out->headers) {
-            if (k == "Content-Type") content_type = v;
-            else res.set_header(k, v);
-        }
-        if (out->smart) {
-            t_exchange.smart = true;  // its access line is the pipeline's
-            const std::string peer = http_peer(creq);
-            const log::Origin origin{"http", peer.c_str(), nullptr};
-            auto ex = std::make_shared<SmartExchange>(ctx, origin, *wr, out->smart_base);
-            if (reader) {
-                (*reader)([&ex](const char* data, size_t n) {
-                    ex->body(std::string_view(data, n));
-                    return true;
-                });
-            }
-            ex->end();
-            if (ex->zstd()) res.set_header("Content-Encoding", "zstd");
-            if (ex->small()) {
-                std::string body;
-                io::StringSink s(body);
-                if (!ex->write(s)) {
-                    res.status = 500;
-                    res.set_content("the file changed while it was read; try again\n", "text/plain; charset=utf-8");
-                    return;
-                }
-                res.set_content(std::move(body), content_type);
-                return;
-            }
-            // Streamed as the pipeline produces it (chunked).
-            res.set_chunked_content_provider(
-                content_type, [ex, wr, hdr, path](size_t, httplib::DataSink& sink) {
-                    HttpSink body(sink);
-                    bool ok = ex->write(body);
-                    if (ok) sink.done();
-                    return ok;
-                });
-            return;
-        }
-        if (out->pieces.empty()) {
-            if (out->status == 304) return;
-            res.set_content(std::move(out->body), content_type);
-            return;
-        }
-        size_t length = static_cast<size_t>(out->content_length());
-        auto buf = std::make_shared<std::string>();
-        res.set_content_provider(length, content_type,
-                                 [&ctx, out, buf](size_t offset, size_t, httplib::DataSink& sink) {
-                                     return provide(ctx, *out, offset, sink, *buf);
-                                 });
-    };
-    auto handler = [serve](const httplib::Request& req, httplib::Response& res) { serve(req, res, nullptr); };
-    auto with_body = [serve](const httplib::Request& req, httplib::Response& res, const httplib::ContentReader& reader) {
-        serve(req, res, &reader);
-    };
-    const std::string any = ".*";
-    svr.Get(any, handler);
-    svr.Post(any, with_body);
-    svr.Put(any, handler);
-    svr.Patch(any, handler);
-    svr.Delete(any, handler);
-    svr.Options(any, handler);
-
-    int port = opts.port;
-    if (opts.port == 0) {
-        port = svr.bind_to_any_port(opts.address);
-        if (port <= 0) {
-            std::fprintf(stderr, "soukd: cannot listen for HTTP on %s (any port)\n", opts.address.c_str());
-            return 1;
-        }
-    } else if (!svr.bind_to_port(opts.address, opts.port)) {
-        std::fprintf(stderr, "soukd: cannot listen for HTTP on %s:%u\n", opts.address.c_str(), opts.port);
+    std::string err;
+    // A deep backlog: connections wait in the kernel, not in a thread.
+    io::Fd listener = io::listen_tcp(opts.address, opts.port, 1024, &err);
+    if (!listener) {
+        std::fprintf(stderr, "soukd: cannot listen for HTTP: %s\n", err.c_str());
         return 1;
     }
-    if (!opts.port_file.empty() && !io::write_port_file(opts.port_file, static_cast<uint16_t>(port))) {
+    const uint16_t port = io::bound_port(listener.get());
+    if (!opts.port_file.empty() && !io::write_port_file(opts.port_file, port)) {
         std::fprintf(stderr, "soukd: cannot write --http-port-file %s\n", opts.port_file.c_str());
         return 1;
     }
-    SOUK_LOG(Info, "serving %s on http://%s:%d/ (%s)", ctx.root_realpath.c_str(), opts.address.c_str(), port,
+    SOUK_LOG(Info, "serving %s on http://%s:%u/ (%s)", ctx.root_realpath.c_str(), opts.address.c_str(), port,
              ctx.allow_writes ? "read-write" : "read-only");
-    std::thread loop([&svr] { svr.listen_after_bind(); });
-    // Wait (bounded) for the loop to come up, then until told to stop.
-    for (int i = 0; i < 250 && !svr.is_running(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    if (opts.on_listening) opts.on_listening();  // bound: connections queue in the kernel until the loop runs
-    while (!*stop && svr.is_running()) sleep_until_woken(1000);  // bounded: until *stop or the loop ends
+    if (opts.on_listening) opts.on_listening();
+    const HttpProtocol http(opts.web);
+    WaiterConfig cfg = waiter_config(ctx.params);
+    cfg.workers = static_cast<size_t>(ctx.params.http_workers);
+    cfg.idle_timeout = ctx.params.http_keepalive_timeout;
+    cfg.arrival_timeout = ctx.params.http_read_timeout;
+    int rc = run_waiter(ctx, std::move(listener), http, cfg, stop);
     if (*stop) io::notify_service_manager("STOPPING=1");
-    svr.stop();
-    loop.join();
-    return 0;
+    return rc;
 }
 
 }  // namespace souk::server

@@ -80,6 +80,7 @@ struct Conn {
     // (first byte + --request-timeout, never restarted by a byte).
     Clock::time_point deadline{};
     uint32_t arrived = 0;       // Handover::Whole: the request's length in bytes
+    uint32_t requests = 0;      // requests served on it (ConnIo::count_request)
     State state = State::Parked;
     Handover handover = Handover::Whole;
     char peer[INET6_ADDRSTRLEN + 8] = "?";
@@ -780,6 +781,7 @@ public:
         ++w_.streams_;  // over --stream-workers for once: this worker is reading already
         start_streaming();
     }
+    uint32_t count_request() override { return ++c_->requests; }
     bool draining() const override { return w_.draining_.load(std::memory_order_relaxed); }
     io::Stream& stream() override { return c_->stream; }
     const char* peer() const override { return c_->peer; }

@@ -64,6 +64,8 @@ public:
     // The protocol wants more of a request than the look saw whole: stream
     // the rest rather than wait (cannot happen when both agree).
     virtual void must_stream() = 0;
+    // Count a request on this connection; returns how many so far.
+    virtual uint32_t count_request() = 0;
     // Shutting down: the reply just written is the last.
     virtual bool draining() const = 0;
     virtual io::Stream& stream() = 0;

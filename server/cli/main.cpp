@@ -508,8 +508,8 @@ int main(int argc, char** argv) {
         if (g_stop && !stopping) {
             stopping = true;
             souk::io::notify_service_manager("STOPPING=1");  // at the start of the drain (docs/install.md#systemd)
-            // The TCP carrier bounds its own drain by --shutdown-grace; this
-            // bounds the HTTP one (cpp-httplib waits for its requests).
+            // The carriers bound their own drains by --shutdown-grace; this
+            // is the backstop should one not return.
             give_up = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                          std::chrono::duration<double>(ctx.params.shutdown_grace + 10));
         }

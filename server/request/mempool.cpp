@@ -315,7 +315,13 @@ PoolManager& PoolManager::instance() {
     return m;
 }
 
-PoolManager::~PoolManager() { stop(); }
+PoolManager::~PoolManager() {
+    {
+        std::lock_guard<std::mutex> lock(stop_mu_);
+        if (users_ > 1) users_ = 1;  // at exit: the thread ends whoever still uses it
+    }
+    stop();
+}
 
 void PoolManager::add(Mempool* p) {
     std::lock_guard<std::mutex> lock(mu_);
@@ -342,7 +348,7 @@ void PoolManager::maintain_all() {
 
 void PoolManager::start(double interval) {
     std::lock_guard<std::mutex> lock(stop_mu_);
-    if (thread_.joinable()) return;
+    if (users_++ > 0) return;
     stopping_ = false;
     auto period = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::duration<double>(interval));
     if (period.count() < 1) period = std::chrono::milliseconds(1);
@@ -368,12 +374,18 @@ void PoolManager::kick() {
 }
 
 void PoolManager::stop() {
+    std::thread t;
     {
         std::lock_guard<std::mutex> lock(stop_mu_);
+        if (users_ == 0 || --users_ > 0) return;  // others still use it
         stopping_ = true;
+        t = std::move(thread_);
     }
     cv_.notify_all();
-    if (thread_.joinable() && thread_.get_id() != std::this_thread::get_id()) thread_.join();
+    if (t.joinable()) {
+        if (t.get_id() != std::this_thread::get_id()) t.join();
+        else t.detach();
+    }
 }
 
 }  // namespace souk::server

@@ -143,11 +143,13 @@ public:
     // Called by Mempool's constructor and destructor.
     void add(Mempool* p);
     void remove(Mempool* p);
-    // Start the maintenance thread (idempotent): a pass every `interval`
-    // seconds over every pool, and one as soon as a pool runs dry (kick).
-    // The period is long because an idle server should sleep: a wake-up
-    // costs tens of microseconds on a virtual machine. stop() joins it
-    // (also at exit).
+    // Start the maintenance thread: a pass every `interval` seconds over
+    // every pool, and one as soon as a pool runs dry (kick). The period is
+    // long because an idle server should sleep: a wake-up costs tens of
+    // microseconds on a virtual machine. Counted: each user (a carrier's
+    // waiter; several run in one soukd) calls start() and then stop(); the
+    // first start() makes the thread (with its interval), the last stop()
+    // joins it (so does exit).
     void start(double interval = 1.0);
     void stop();
     // Ask for a pass now (a pool ran dry and wants refilling).
@@ -167,6 +169,7 @@ private:
     std::thread thread_;
     std::mutex stop_mu_;
     std::condition_variable cv_;
+    size_t users_ = 0;  // start()s not yet matched by a stop()
     bool stopping_ = false;
     bool kicked_ = false;
 };

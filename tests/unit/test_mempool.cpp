@@ -186,7 +186,8 @@ TEST_CASE("mempool: the manager's thread maintains every pool") {
     Mempool pool("managed", cfg(64, 2, 4), nullptr);
     PoolManager::instance().maintain_all();
     CHECK(pool.stats().pooled == 2);
-    bool was_running = PoolManager::instance().running();
+    // Alone, so that this start() makes the thread (with its interval).
+    REQUIRE_FALSE(PoolManager::instance().running());
     PoolManager::instance().start(0.01);
     pool.put(pool.get());
     void* a = pool.get();
@@ -195,7 +196,8 @@ TEST_CASE("mempool: the manager's thread maintains every pool") {
     CHECK(pool.stats().pooled == 2);
     pool.put(a);
     pool.put(b);
-    if (!was_running) PoolManager::instance().stop();
+    PoolManager::instance().stop();
+    CHECK_FALSE(PoolManager::instance().running());
 }
 
 TEST_CASE("handlers: one per request from the req pool, back at once, buffers kept") {
