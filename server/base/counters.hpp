@@ -84,7 +84,7 @@ namespace souk::server {
     SOUK_MEMPOOL_COUNTERS(X, sess, "sess (TCP session records)")                         \
     X(workspace_overflows, "requests whose body outgrew the workspace (kept on the heap)") \
     X(workspace_grows, "workspace size doublings after overflows (new handlers only, up to --workspace-max)") \
-    X(tcp_conns_live, "TCP connections open now (gauge)")                                \
+    X(tcp_conns_live, "TCP connections (bzr:// and HTTP, both on the waiter) open now (gauge)")                                \
     X(tcp_conns_parked, "TCP connections parked in the waiter now: idle, no thread, no workspace (gauge)") \
     X(tcp_conns_arriving, "TCP connections in the waiter with a request partly arrived (no thread, no workspace) now (gauge)") \
     X(tcp_wakeups, "TCP connections the waiter handed to a worker, their request arrived whole")  \

@@ -43,13 +43,14 @@ namespace souk::server {
     X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")    \
     X(shutdown_grace, "shutdown-grace", Seconds, 5, 0, 3600,                                                \
       "SIGTERM/SIGINT: requests being served may finish this long, then they are cut (new connections are refused at once)") \
-    X(http_workers, "http-workers", Count, 8, 1, 1024, "HTTP carrier: worker threads (concurrent requests)") \
+    X(http_workers, "http-workers", Count, 8, 1, 1024,                                                      \
+      "HTTP carrier: worker threads (requests served at once; idle connections and requests still arriving hold none)") \
     X(http_keepalive_requests, "http-keepalive-requests", Count, 1000, 1, 1 << 24,                         \
       "HTTP carrier: requests per keep-alive connection")                                                  \
     X(http_keepalive_timeout, "http-keepalive-timeout", Seconds, 15, 1, 3600,                               \
       "HTTP carrier: close a keep-alive connection idle this long")                                         \
     X(http_read_timeout, "http-read-timeout", Seconds, 30, 0.01, 3600,                                      \
-      "HTTP carrier: longest wait for the next bytes of a request")                                         \
+      "HTTP carrier: deadline from a request's first byte until it has arrived (its head, and a body within --arrival-bytes; a larger body has --request-timeout), never restarted by a byte")                                         \
     X(http_max_header_bytes, "http-max-header-bytes", Bytes, 64 * 1024, 1024, 16 * 1024 * 1024,             \
       "HTTP/CGI: largest request header block (431 beyond)")                                                \
     X(http_max_ranges, "http-max-ranges", Count, 256, 1, 1 << 20,                                           \

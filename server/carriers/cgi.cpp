@@ -202,7 +202,7 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
         // Small enough to answer with a Content-Length.
         io::StringSink s(r.body);
         if (!ex.write(s)) return refuse(500, "the file changed while it was read; try again");
-        return answer(r);
+        return write_response(out, r);  // the pipeline wrote its access line
     }
     // Streamed as it is produced; the web server frames it (chunked or
     // to EOF), since the length is not known in advance.

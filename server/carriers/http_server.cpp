@@ -204,8 +204,19 @@ public:
         }
         return body(data);
     }
-    bool direct() const override { return state_ == State::Identity && out_.direct(); }
+    bool direct() const override { return (state_ == State::Identity || state_ == State::Chunked) && out_.direct(); }
     int64_t send_file(int file, uint64_t offset, uint64_t n) override {
+        if (state_ == State::Chunked && n > 0) {
+            // One chunk, its data sent by the kernel; it must be whole.
+            if (!flush_held() || !out_.write(chunk_size(n))) return -1;
+            int64_t sent = out_.send_file(file, offset, n);
+            if (sent < 0 || static_cast<uint64_t>(sent) != n) {
+                if (sent >= 0) errno = EIO;  // the file ended early: the chunk cannot be completed
+                return -1;
+            }
+            written_ += n;
+            return out_.write("\r\n") ? sent : -1;
+        }
         if (state_ != State::Identity) return io::Sink::send_file(file, offset, n);  // through write()
         int64_t sent = out_.send_file(file, offset, n);
         if (sent > 0) written_ += static_cast<uint64_t>(sent);
@@ -214,7 +225,14 @@ public:
     void cork(bool on) override { out_.cork(on); }
     bool finish() override {
         if (state_ == State::Head) return fail();  // the gateway always ends its head
-        if (state_ == State::Chunked && !out_.write("0\r\n\r\n")) return false;
+        if (state_ == State::Chunked) {
+            // The last chunk and the end of the body leave together: a
+            // client that stops reading at the end of the smart message
+            // finds nothing of this response left on the connection
+            // (docs/protocol/http.md#a-reply-must-end-where-the-client-stops-reading).
+            held_ += "0\r\n\r\n";
+            if (!flush_held()) return false;
+        }
         return out_.finish();
     }
     bool closing() const { return close_; }
@@ -222,6 +240,7 @@ public:
 
 private:
     static constexpr size_t kMaxHead = 64 * 1024;
+    static constexpr size_t kHoldChunk = 64 * 1024;  // chunks up to this size are held back (body())
     enum class State : uint8_t { Head, Identity, Chunked, None };
 
     bool fail() {
@@ -261,25 +280,37 @@ private:
         return out_.write(out);
     }
 
+    static std::string chunk_size(uint64_t n) {
+        char size[24];
+        int k = std::snprintf(size, sizeof size, "%llx\r\n", static_cast<unsigned long long>(n));
+        return std::string(size, static_cast<size_t>(k));
+    }
+    bool flush_held() {
+        if (held_.empty()) return true;
+        bool ok = out_.write(held_);
+        held_.clear();
+        return ok;
+    }
     bool body(std::string_view data) {
         if (data.empty() || state_ == State::None) return true;
         if (state_ == State::Identity) return out_.write(data);
-        char size[24];
-        int k = std::snprintf(size, sizeof size, "%zx\r\n", data.size());
-        chunk_.assign(size, static_cast<size_t>(k));
-        if (data.size() <= 16 * 1024) {  // one write for a small chunk
-            chunk_.append(data);
-            chunk_ += "\r\n";
-            return out_.write(chunk_);
+        if (!flush_held()) return false;
+        if (data.size() <= kHoldChunk) {
+            // Held until the next write or the end, so that the body's
+            // last bytes and its end go in one write (finish()).
+            held_ = chunk_size(data.size());
+            held_.append(data);
+            held_ += "\r\n";
+            return true;
         }
-        return out_.write(chunk_) && out_.write(data) && out_.write("\r\n");
+        return out_.write(chunk_size(data.size())) && out_.write(data) && out_.write("\r\n");
     }
 
     io::StreamSink out_;
     const http1::Head& req_;
     std::function<bool()> decide_close_;
     std::string head_;
-    std::string chunk_;
+    std::string held_;  // a framed chunk not written yet
     State state_ = State::Head;
     int status_ = 0;
     bool close_ = false;

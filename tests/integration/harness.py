@@ -860,8 +860,9 @@ class Server:
     """
 
     def __init__(self, root, allow_writes=False, limits=None, kind=None, max_fds=None,
-                 program=None, user=None):
+                 program=None, user=None, carrier='tcp'):
         self.root = root
+        self.carrier = carrier  # soukd only: 'tcp' (bzr://) or 'http' (soukd serve --http)
         self.allow_writes = allow_writes
         self.limits = dict(limits or {})
         self.kind = kind or server_kind()
@@ -879,8 +880,11 @@ class Server:
         try:
             if self.kind == 'soukd':
                 port_file = os.path.join(self.tmp, 'port')
-                cmd = [self.program or soukd_path(), 'serve', '--listen', '127.0.0.1', '--port', '0',
-                       '--directory=' + self.root, '--port-file', port_file]
+                if self.carrier == 'http':
+                    listen = ['--http', '127.0.0.1:0', '--http-port-file', port_file]
+                else:
+                    listen = ['--listen', '127.0.0.1', '--port', '0', '--port-file', port_file]
+                cmd = [self.program or soukd_path(), 'serve'] + listen + ['--directory=' + self.root]
                 if self.allow_writes:
                     cmd.append('--allow-writes')
                 for k, v in sorted(self.limits.items()):

@@ -26,7 +26,7 @@ EXPECTED = sorted([
   + ['include/souk/client/%s.hpp' % h for h in
      ('client', 'connection', 'error', 'http', 'options', 'readv', 'url')]
   + ['include/souk/protocol/%s.hpp' % h for h in
-     ('bencode', 'errors', 'fastcgi', 'message', 'result', 'value', 'verbs')]
+     ('bencode', 'errors', 'fastcgi', 'http1', 'message', 'result', 'value', 'verbs')]
   + ['include/souk/transport/%s.hpp' % h for h in ('fd', 'net', 'sink', 'stream')])
 
 
