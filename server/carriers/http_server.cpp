@@ -397,10 +397,6 @@ public:
                 refuse(io, wctx, bad, why, hl);
                 return SessionEnd::ProtocolError;
             }
-            if (head.minor == 1 && head.method == "CONNECT") {
-                refuse(io, wctx, 405, "CONNECT is not served", hl);
-                return SessionEnd::ProtocolError;
-            }
             HttpRequest req(head, hl, io, in, p.write_timeout);
             const bool last = !head.keep_alive || io.count_request() >= static_cast<uint64_t>(p.http_keepalive_requests) ||
                               io.draining();
