@@ -29,6 +29,7 @@ struct Fixture {
         store = new FsStore(root.string());  // NOLINT: owned below
         ctx.store = store;
         ctx.allow_writes = writable;
+        ctx.access.allow_anonymous_writes = true;  // the test origin has no user
         ctx.root_realpath = store->root_realpath();
         write("data.txt", "0123456789abcdefghijklmnopqrstuvwxyz");
     }
