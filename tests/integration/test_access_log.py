@@ -260,7 +260,7 @@ class AccessLog(unittest.TestCase):
         self.assertEqual((ans.status, rc), (200, 0), stderr)
         self.assertIn(b'ReadOnlyError', ans.body)
         # The web server's error log (stderr) gets the refusal, with the peer.
-        self.assertRegex(stderr.decode(), r'warn: 198\.51\.100\.9:40405: mkdir refused: writes are not allowed')
+        self.assertRegex(stderr.decode(), r'warn: 198\.51\.100\.9:40405: mkdir newdir refused: writes are not allowed')
         rec = parse(read_lines(log, 1)[0])
         self.assertEqual((rec['verb'], rec['path'], rec['result']), ('mkdir', 'newdir', 'ReadOnlyError'))
         self.assertFalse(os.path.exists(os.path.join(self.root, 'newdir')))
