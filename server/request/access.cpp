@@ -80,6 +80,7 @@ AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, 
             out.why = "not exported (export-all is off and no " + std::string(kExportMarker) +
                       " at or above it)";
             out.path = rel;
+            out.decided = true;
             return out;
         }
         if (!write) continue;
@@ -87,6 +88,7 @@ AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, 
             out.verdict = AccessCheck::Verdict::Refuse;
             out.why = std::move(why);
             out.path = rel;
+            out.decided = true;
             out.error = proto::error_args(proto::Err::PermissionDenied, args[at].bytes, out.why);
             return out;
         }

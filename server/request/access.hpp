@@ -27,7 +27,8 @@ struct AccessCheck {
     Verdict verdict = Verdict::Allow;
     proto::Args error;  // Refuse: the reply
     std::string why;    // Refuse, Hide: for the error log
-    std::string path;   // the root-relative path decided on ("" for none or the root)
+    std::string path;   // the root-relative path decided on ("" for the root)
+    bool decided = false;  // `path` is set
 };
 
 // Decide one request. `args` as decoded (args[0] is the verb), `base` the

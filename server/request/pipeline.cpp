@@ -43,6 +43,15 @@ std::string_view result_name(const Reply& r, bool written) {
     return first;
 }
 
+// The path a request names, for the logs: its first path argument
+// (proto::path_args: BzrDirFormat.initialize_ex_1.16's comes after the
+// format), nullptr for a verb without one.
+const std::string* path_arg(const proto::VerbInfo& verb, std::span<const Value> args) {
+    const proto::PathArgs pa = proto::path_args(verb.id);
+    const size_t at = 1 + pa.first;
+    return pa.count && at < args.size() && args[at].is_bytes() ? &args[at].bytes : nullptr;
+}
+
 }  // namespace
 
 const char* to_string(SessionEnd e) {
@@ -156,14 +165,20 @@ void Pipeline::on_args(const proto::Event& ev) {
         // Who, what and why: "PEER: [user USER ]VERB [PATH] refused: WHY".
         std::string what = user.empty() ? std::string() : "user " + printable(user) + " ";
         what += h.verb->name;
-        if (args.size() > 1 && args[1].is_bytes()) what += " " + printable(args[1].bytes);
+        // The path as the root sees it (relative client paths start at the
+        // URL's directory over HTTP), else as the client sent it.
+        if (const std::string* p = path_arg(*h.verb, args))
+            what += " " + (access.decided ? "/" + printable(access.path) : printable(*p));
         if (hide) SOUK_LOG(Info, "%s: %s hidden: %s", peer_, what.c_str(), access.why.c_str());
         else SOUK_LOG(Warn, "%s: %s refused: %s", peer_, what.c_str(), access.why.c_str());
         if (!hide) return prepare(std::move(access.error));
         // Served as if nothing existed there: the reply a missing path gets.
         access_note_ = "Unexported";
         serving_ = ctx_.unexported.get();
-        if (!serving_) return prepare(proto::error_args(proto::Err::NoSuchFile, args[1].bytes));
+        if (!serving_) {
+            const std::string* p = path_arg(*h.verb, args);
+            return prepare(proto::error_args(proto::Err::NoSuchFile, p ? *p : std::string()));
+        }
     }
     if (h.verb->body == proto::BodyKind::Streamed) {
         // The verb takes its body as it arrives (or fails now).
@@ -252,7 +267,8 @@ bool Pipeline::write_reply(io::Sink& out) {
         a.origin = &origin_;
         a.version = h.version;
         a.verb = h.verb ? h.verb->name : h.argc ? std::string_view(args[0].bytes) : std::string_view();
-        if (h.argc > 1 && args[1].is_bytes()) a.path = args[1].bytes;
+        if (const std::string* p = h.verb ? path_arg(*h.verb, args) : h.argc > 1 && args[1].is_bytes() ? &args[1].bytes : nullptr)
+            a.path = *p;
         a.result = ok && access_note_ ? std::string_view(access_note_) : result_name(h.reply, ok);
         a.bytes_in = h.bytes_in;
         a.bytes_out = out.written() - before;
