@@ -8,13 +8,12 @@
 #include <filesystem>
 #include <fstream>
 
-#include "protocol/message.hpp"
 #include "server/base/access.hpp"
 #include "server/cli/options.hpp"
 #include "server/request/access.hpp"
 #include "server/request/pipeline.hpp"
 #include "server/store/fs_store.hpp"
-#include "transport/sink.hpp"
+#include "tests/unit/pipeline_fixture.hpp"
 
 namespace fs = std::filesystem;
 using souk::proto::Args;
@@ -49,27 +48,9 @@ struct Root {
         fs::create_directories((root / rel).parent_path());
         std::ofstream(root / rel, std::ios::binary) << data;
     }
-    // One request through the pipeline as `user` ("" anonymous); the reply's
-    // args, and the access log's RESULT would be what `note` says.
+    // One request through the pipeline as `user` ("" anonymous): the reply's args.
     Args serve(Args args, const char* user = "", std::string body = {}) {
-        std::string wire;
-        souk::proto::request::encode(3, args, body.empty() ? nullptr : &body, wire);
-        const log::Origin origin{"test", "test", user};
-        Pipeline p(ctx, origin);
-        std::string_view in = wire;
-        REQUIRE(p.feed(in) == Pipeline::Step::Ready);
-        std::string reply;
-        souk::io::StringSink sink(reply);
-        REQUIRE(p.write_reply(sink));
-        souk::proto::ResponseDecoder d(3);
-        std::string_view rin = reply;
-        Args got;
-        for (int i = 0; i < 1000; ++i) {  // bounded: a reply has few events
-            auto ev = d.next(rin);
-            if (ev.kind == souk::proto::Ev::ArgsReady) got = ev.args;
-            else if (ev.kind == souk::proto::Ev::End || ev.kind == souk::proto::Ev::NeedMore) break;
-        }
-        return got;
+        return souk::test::serve_v3(ctx, args, body, nullptr, user);
     }
 };
 
