@@ -196,7 +196,7 @@ class AccessLog(unittest.TestCase):
         for ln in access:
             self.assertTrue(ln.startswith('<6>'), ln)
             parse(ln[3:])
-        self.assertTrue(any(ln.startswith('<4>') and 'warn: 192.0.2.7:50022: alice mkdir refused' in ln
+        self.assertTrue(any(ln.startswith('<4>') and 'warn: 192.0.2.7:50022: user alice mkdir x refused' in ln
                             for ln in lines), lines)
         # Without the journal: no prefixes.
         with open(err_path, 'wb') as err:
