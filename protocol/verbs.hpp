@@ -133,4 +133,37 @@ constexpr bool takes_structured_args(Verb v) {
            v == Verb::check_write_group;
 }
 
+// The arguments of a verb that name paths it reads or writes (access
+// control checks each, docs/access-control.md): `count` of them from
+// argument `first` (0 is the one after the verb). None for hello and
+// Transport.is_readonly; from and to for rename and move; the path after
+// the format of BzrDirFormat.initialize_ex_1.16; else the first. `vfs`:
+// the path is URL-escaped (docs/protocol/paths.md#vfs-paths-are-ascii).
+struct PathArgs {
+    uint8_t first = 0, count = 0;
+    bool vfs = false;
+};
+constexpr PathArgs path_args(Verb v) {
+    switch (v) {
+    case Verb::hello:
+    case Verb::is_readonly: return {0, 0, false};
+    case Verb::rename:
+    case Verb::move: return {0, 2, true};
+    case Verb::has:
+    case Verb::get:
+    case Verb::readv:
+    case Verb::append:
+    case Verb::put:
+    case Verb::put_non_atomic:
+    case Verb::mkdir:
+    case Verb::rmdir:
+    case Verb::del:
+    case Verb::stat:
+    case Verb::list_dir:
+    case Verb::iter_files_recursive: return {0, 1, true};
+    case Verb::initialize_ex: return {1, 1, false};
+    default: return {0, 1, false};
+    }
+}
+
 }  // namespace souk::proto

@@ -262,7 +262,8 @@ ServerProc start_soukd(const std::string& soukd, const std::string& root, const 
     std::string port_file = tmp + "/soukd.port";
     ::unlink(port_file.c_str());
     std::vector<std::string> argv = {soukd, "serve", "--listen", "127.0.0.1", "--port", "0",
-                                     "--port-file", port_file, "--directory=" + root, "--allow-writes", "-q"};
+                                     "--port-file", port_file, "--directory=" + root, "--allow-writes",
+                                     "--allow-anonymous-writes", "-q"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     s.pid = spawn(argv, {}, s.log);
     if (!wait_listening(s, port_file, 30)) {

@@ -13,6 +13,7 @@
 #include "protocol/errors.hpp"
 #include "protocol/message.hpp"
 #include "server/base/log.hpp"
+#include "server/request/access.hpp"
 #include "server/store/paths.hpp"
 #include "server/store/shm_stats.hpp"
 
@@ -106,6 +107,10 @@ bool none_match_hits(std::string_view list, const std::string& etag, const std::
 void serve_file(const ServerContext& ctx, const WebRequest& req, std::string_view path, WebResponse& out) {
     auto rel = resolve_path(path, false, PathContext{ctx.root_realpath, {}});
     if (!rel) return text(out, 404, "not found");
+    if (!exported(ctx, *rel)) {  // invisible: the answer a missing file gets (docs/access-control.md)
+        SOUK_LOG(Info, "%s /%s hidden: not exported", printable(req.method).c_str(), printable(*rel).c_str());
+        return text(out, 404, "not found");
+    }
     OpenFile f;
     if (int e = ctx.store->open_read(*rel, f)) {
         // The one errno -> error map, and the error table's HTTP status.

@@ -34,6 +34,7 @@
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
 #include "server/carriers/waiter.hpp"
+#include "server/request/access.hpp"
 #include "server/cli/options.hpp"
 #include "transport/net.hpp"
 
@@ -107,7 +108,22 @@ const char kUsage[] =
     "                          unless given\n"
     "  -d DIR, --directory=DIR the root served (default: the current directory, as\n"
     "                          brz serve; CGI: SOUK_ROOT)\n"
-    "  --allow-writes          accept writes (put, append, mkdir, locks, ...)\n"
+    "  --allow-writes          this server may write (put, append, mkdir, locks, ...);\n"
+    "                          a write also needs a user, below (docs/access-control.md)\n"
+    "  --allow-anonymous-writes  writes without an authenticated user too: bzr://,\n"
+    "                          soukd's own HTTP, CGI/FastCGI without REMOTE_USER,\n"
+    "                          --inet without USER/LOGNAME/--user (default false)\n"
+    "  --user NAME             --inet: the user of this session (an authorized_keys\n"
+    "                          forced command's, one key per user); default: USER,\n"
+    "                          else LOGNAME, as sshd sets them\n"
+    "  --read-only /PREFIX     nobody writes at or below PREFIX (root-relative;\n"
+    "                          may be given several times)\n"
+    "  --writers /PREFIX=U1,U2 only these users write at or below PREFIX (the\n"
+    "                          longest covering rule decides; PREFIX= names nobody;\n"
+    "                          may be given several times, one per prefix)\n"
+    "  --export-all[=false]    serve every directory (default true); false: only\n"
+    "                          directories at or below one holding\n"
+    "                          .bzr/souk-export-ok, the rest answered as missing\n"
     "  --access-log DEST       one line per request (docs/access-log.md): a FILE\n"
     "                          (appended to), syslog, stderr or off (default:\n"
     "                          stderr; --inet and CGI: syslog)\n"
@@ -137,6 +153,7 @@ const char kUsage[] =
     "CGI (`soukd cgi`, or any invocation with GATEWAY_INTERFACE set and no `serve`):\n"
     "one request from the environment and stdin (RFC 3875). Settings also come\n"
     "from the environment: SOUK_ROOT (the directory), SOUK_ALLOW_WRITES=1,\n"
+    "SOUK_ALLOW_ANONYMOUS_WRITES=1, REMOTE_USER (the authenticated user),\n"
     "SOUK_PREFIX (use REQUEST_URI minus it instead of PATH_INFO), SOUK_OPTIONS\n"
     "(more options, e.g. \"--max-body=1048576 --cgi-read-timeout=10\").\n"
     "Command-line options win over the environment.\n"
@@ -166,6 +183,9 @@ void print_help() { std::printf("%s%s", kUsage, souk::server::params_help().c_st
 std::string check_options(souk::server::ServeOptions& o, bool cgi) {
     if (o.want_fastcgi && (o.want_http || o.tcp_explicit || o.inet))
         return "--fastcgi runs alone (no --http, --listen, --port or --inet)";
+    if (!o.user.empty() && !o.inet)
+        return "--user names the user of an --inet session (an SSH forced command's); the web carriers take "
+               "REMOTE_USER from the web server, and bzr:// and soukd's own HTTP have no users";
     if (o.directory.empty()) {
         if (cgi) return "no root: set SOUK_ROOT or pass --directory=DIR";
         // As `brz serve`: the current directory.
@@ -224,8 +244,10 @@ std::map<std::string, std::string> settings_map(const std::string& text) {
         if (line.rfind("# ", 0) == 0 && line.size() > unset.size() &&
             line.compare(line.size() - unset.size(), unset.size(), unset) == 0)
             out[line.substr(2, line.size() - 2 - unset.size())] = "";
-        else if (size_t eq = line.find(" = "); eq != std::string::npos && line[0] != '#')
-            out[line.substr(0, eq)] = line.substr(eq + 3);
+        else if (size_t eq = line.find(" = "); eq != std::string::npos && line[0] != '#') {
+            std::string& v = out[line.substr(0, eq)];  // rules (read-only, writers) repeat: one value, every line
+            v += (v.empty() ? "" : " ") + line.substr(eq + 3);
+        }
     }
     return out;
 }
@@ -340,8 +362,9 @@ int main(int argc, char** argv) {
     std::vector<std::string> words = {"soukd", "cgi"};
     if (cgi) {
         if (const char* r = std::getenv("SOUK_ROOT")) opts.directory = r;
-        if (const char* w = std::getenv("SOUK_ALLOW_WRITES"))
-            opts.allow_writes = !std::strcmp(w, "1") || !std::strcmp(w, "yes") || !std::strcmp(w, "true");
+        auto yes = [](const char* w) { return !std::strcmp(w, "1") || !std::strcmp(w, "yes") || !std::strcmp(w, "true"); };
+        if (const char* w = std::getenv("SOUK_ALLOW_WRITES")) opts.allow_writes = yes(w);
+        if (const char* w = std::getenv("SOUK_ALLOW_ANONYMOUS_WRITES")) opts.access.allow_anonymous_writes = yes(w);
         if (const char* p = std::getenv("SOUK_PREFIX")) opts.http.web.prefix = p;
         opts.verbosity = 1;  // the web server's error log: errors and warnings unless asked
         if (const char* o = std::getenv("SOUK_OPTIONS")) {
@@ -394,6 +417,7 @@ int main(int argc, char** argv) {
     }
     ctx.params = opts.params;
     ctx.allow_writes = opts.allow_writes;
+    ctx.access = opts.access;
     const bool inet = opts.inet;
     const std::string& directory = opts.directory;
     TcpOptions& tcp = opts.tcp;
@@ -422,6 +446,10 @@ int main(int argc, char** argv) {
     }
     ctx.store = &store;
     ctx.root_realpath = store.root_realpath();
+    if (!ctx.access.export_all) make_unexported_view(ctx);  // after the store and root: the view copies them
+    if (!ctx.allow_writes && (ctx.access.allow_anonymous_writes || ctx.access.restricts_writes()))
+        SOUK_LOG(Warn, "--allow-anonymous-writes, --read-only and --writers have no effect without --allow-writes "
+                       "(this server writes nothing)");
     // What killed writers left (docs/store-chain.md#temporary-files): a
     // read-only server changes nothing on disk, it only hides the torn tail
     // of an unfinished append.
@@ -447,7 +475,8 @@ int main(int argc, char** argv) {
         // stdout carries only protocol bytes
         // (docs/conventions.md#logs-never-on-the-protocol-channel).
         souk::io::Stream stdio(STDIN_FILENO, STDOUT_FILENO, false);
-        const std::string peer = log::inet_peer(), user = log::inet_user();
+        // The forced command's --user, else the account sshd runs us as.
+        const std::string peer = log::inet_peer(), user = !opts.user.empty() ? opts.user : log::inet_user();
         const log::Origin origin{"inet", peer.c_str(), user.c_str()};
         SessionEnd end = serve_stream(ctx, stdio, origin);
         return (end == SessionEnd::Eof || end == SessionEnd::IdleTimeout) ? 0 : 1;

@@ -22,6 +22,7 @@ struct OptionInfo {
     char short_name;  // 0: none
     Takes takes;
     Where where;
+    bool repeats = false;  // may be given several times (each adds a rule)
 };
 
 // Every option that is not a parameter (params.hpp has those). The brz
@@ -30,6 +31,11 @@ struct OptionInfo {
 const OptionInfo kOptions[] = {
     {"directory", 'd', Takes::Value, Where::Both},
     {"allow-writes", 0, Takes::Flag, Where::Both},
+    {"allow-anonymous-writes", 0, Takes::Flag, Where::Both},
+    {"export-all", 0, Takes::Flag, Where::Both},
+    {"read-only", 0, Takes::Value, Where::Both, true},
+    {"writers", 0, Takes::Value, Where::Both, true},
+    {"user", 0, Takes::Value, Where::Both},
     {"inet", 0, Takes::Flag, Where::Both},
     {"listen", 0, Takes::Value, Where::Both},
     {"port", 0, Takes::Value, Where::Both},
@@ -124,6 +130,25 @@ std::string apply_one(ServeOptions& o, const std::string& name, const std::optio
         o.directory = v;
     } else if (name == "allow-writes") {
         o.allow_writes = flag;
+    } else if (name == "allow-anonymous-writes") {
+        o.access.allow_anonymous_writes = flag;
+    } else if (name == "export-all") {
+        o.access.export_all = flag;
+    } else if (name == "read-only") {
+        std::string prefix;
+        if (std::string why = parse_rule_prefix(v, prefix); !why.empty()) return shown + ": " + why;
+        o.access.read_only.push_back(std::move(prefix));
+    } else if (name == "writers") {
+        WriterRule rule;
+        if (std::string why = parse_writers_rule(v, rule); !why.empty()) return shown + ": " + why;
+        for (const auto& r : o.access.writers)  // bounded: the rules
+            if (r.prefix == rule.prefix)
+                return shown + ": " + format_rule_prefix(rule.prefix) + " already has a writers rule (" +
+                       format_writers_rule(r) + "): name every writer in one";
+        o.access.writers.push_back(std::move(rule));
+    } else if (name == "user") {
+        if (std::string why = check_user_name(v); !why.empty()) return shown + ": " + why;
+        o.user = v;
     } else if (name == "inet") {
         o.inet = flag;
     } else if (name == "listen") {
@@ -253,7 +278,8 @@ std::string read_config_file(const std::string& path, std::vector<OptionWord>& o
         if (!info && !is_param(name)) return where + "unknown option " + name;
         if (info && info->where == Where::CommandLine) return where + name + " can only be given on the command line";
         for (const auto& [prev, at] : seen)  // bounded: the options seen
-            if (prev == name) return where + name + " is already set on line " + std::to_string(at);
+            if (prev == name && !(info && info->repeats))
+                return where + name + " is already set on line " + std::to_string(at);
         seen.emplace_back(name, n);
         out.push_back({name, value, where});
     }
@@ -289,6 +315,13 @@ std::string render_options(const ServeOptions& o) {
     auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
     line("directory", o.directory);
     line("allow-writes", flag(o.allow_writes));
+    line("allow-anonymous-writes", flag(o.access.allow_anonymous_writes));
+    line("export-all", flag(o.access.export_all));
+    if (o.access.read_only.empty()) line("read-only", "");
+    for (const auto& p : o.access.read_only) line("read-only", format_rule_prefix(p));  // bounded: the rules
+    if (o.access.writers.empty()) line("writers", "");
+    for (const auto& r : o.access.writers) line("writers", format_writers_rule(r));  // bounded: the rules
+    line("user", o.user);
     line("inet", flag(o.inet));
     if (o.want_http && !o.tcp_explicit) {
         s += "# listen, port: no bzr:// TCP (--http alone)\n";

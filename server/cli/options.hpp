@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "server/base/access.hpp"
 #include "server/base/params.hpp"
 #include "server/carriers/fastcgi.hpp"
 #include "server/carriers/http_server.hpp"
@@ -26,6 +27,8 @@ struct ServeOptions {
     Params params;
     std::string directory;   // empty: the current directory (as `brz serve`)
     bool allow_writes = false;
+    AccessRules access;      // --allow-anonymous-writes, --export-all, --read-only, --writers
+    std::string user;        // --user: the user of an --inet session (an SSH forced command's)
     bool inet = false;
     TcpOptions tcp;
     bool tcp_explicit = false;  // --listen, --port or --port-file given

@@ -7,6 +7,8 @@
 #include "protocol/errors.hpp"
 #include "server/base/counters.hpp"
 #include "server/base/log.hpp"
+#include "server/base/strings.hpp"
+#include "server/request/access.hpp"
 #include "server/request/reply.hpp"
 
 namespace souk::server {
@@ -41,6 +43,15 @@ std::string_view result_name(const Reply& r, bool written) {
     return first;
 }
 
+// The path a request names, for the logs: its first path argument
+// (proto::path_args: BzrDirFormat.initialize_ex_1.16's comes after the
+// format), nullptr for a verb without one.
+const std::string* path_arg(const proto::VerbInfo& verb, std::span<const Value> args) {
+    const proto::PathArgs pa = proto::path_args(verb.id);
+    const size_t at = 1 + pa.first;
+    return pa.count && at < args.size() && args[at].is_bytes() ? &args[at].bytes : nullptr;
+}
+
 }  // namespace
 
 const char* to_string(SessionEnd e) {
@@ -58,7 +69,7 @@ const char* to_string(SessionEnd e) {
 }
 
 Pipeline::Pipeline(const ServerContext& ctx, const log::Origin& origin, std::string_view base)
-    : ctx_(ctx), origin_(origin), peer_(origin.peer), base_(base) {}
+    : ctx_(ctx), serving_(&ctx), origin_(origin), peer_(origin.peer), base_(base) {}
 
 void Pipeline::prepare(proto::Args error) {
     h_->reply.fail(std::move(error));
@@ -145,16 +156,33 @@ void Pipeline::on_args(const proto::Event& ev) {
                                : proto::v12_unknown_verb_args(name));
         return;
     }
-    // Policy from the verb table, before any body byte is read.
-    if (h.verb->mutating && !ctx_.allow_writes) {
-        SOUK_LOG(Warn, "%s: %s%s%s refused: writes are not allowed (--allow-writes)", peer_,
-                 origin_.user && *origin_.user ? origin_.user : "", origin_.user && *origin_.user ? " " : "",
-                 h.verb->name.data());
-        return prepare(proto::error_args(proto::Err::ReadOnlyError));
+    // Access control (docs/access-control.md), before any body byte is read.
+    serving_ = &ctx_;
+    const std::string_view user = origin_.user ? origin_.user : "";
+    AccessCheck access = check_access(ctx_, *h.verb, args, base_, user);
+    if (access.verdict != AccessCheck::Verdict::Allow) {
+        const bool hide = access.verdict == AccessCheck::Verdict::Hide;
+        // Who, what and why: "PEER: [user USER ]VERB [PATH] refused: WHY".
+        std::string what = user.empty() ? std::string() : "user " + printable(user) + " ";
+        what += h.verb->name;
+        // The path as the root sees it (relative client paths start at the
+        // URL's directory over HTTP), else as the client sent it.
+        if (const std::string* p = path_arg(*h.verb, args))
+            what += " " + (access.decided ? "/" + printable(access.path) : printable(*p));
+        if (hide) SOUK_LOG(Info, "%s: %s hidden: %s", peer_, what.c_str(), access.why.c_str());
+        else SOUK_LOG(Warn, "%s: %s refused: %s", peer_, what.c_str(), access.why.c_str());
+        if (!hide) return prepare(std::move(access.error));
+        // Served as if nothing existed there: the reply a missing path gets.
+        access_note_ = "Unexported";
+        serving_ = ctx_.unexported.get();
+        if (!serving_) {
+            const std::string* p = path_arg(*h.verb, args);
+            return prepare(proto::error_args(proto::Err::NoSuchFile, p ? *p : std::string()));
+        }
     }
     if (h.verb->body == proto::BodyKind::Streamed) {
         // The verb takes its body as it arrives (or fails now).
-        dispatch(ctx_, *h.verb, args, {}, base_, h.reply, &h.path, &h.sink);
+        dispatch(*serving_, *h.verb, args, {}, base_, h.reply, &h.path, &h.sink);
         if (!h.sink) h.prepared = true;
     }
 }
@@ -173,7 +201,7 @@ void Pipeline::on_end() {
         h.sink.reset();
         return;
     }
-    dispatch(ctx_, *h.verb, h.args(), h.body(), base_, h.reply, &h.path);
+    dispatch(*serving_, *h.verb, h.args(), h.body(), base_, h.reply, &h.path);
 }
 
 void Pipeline::incomplete() {
@@ -239,8 +267,9 @@ bool Pipeline::write_reply(io::Sink& out) {
         a.origin = &origin_;
         a.version = h.version;
         a.verb = h.verb ? h.verb->name : h.argc ? std::string_view(args[0].bytes) : std::string_view();
-        if (h.argc > 1 && args[1].is_bytes()) a.path = args[1].bytes;
-        a.result = result_name(h.reply, ok);
+        if (const std::string* p = h.verb ? path_arg(*h.verb, args) : h.argc > 1 && args[1].is_bytes() ? &args[1].bytes : nullptr)
+            a.path = *p;
+        a.result = ok && access_note_ ? std::string_view(access_note_) : result_name(h.reply, ok);
         a.bytes_in = h.bytes_in;
         a.bytes_out = out.written() - before;
         a.duration_us = us;
@@ -248,6 +277,8 @@ bool Pipeline::write_reply(io::Sink& out) {
     }
     h_.release();  // the next request gets a fresh handler; its file and buffers go now
     ready_ = false;
+    access_note_ = nullptr;
+    serving_ = &ctx_;
     return ok;
 }
 

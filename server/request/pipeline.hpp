@@ -76,6 +76,12 @@ private:
     void prepare(proto::Args error);
 
     const ServerContext& ctx_;
+    // The context the current request is dispatched in: ctx_, or its
+    // unexported view for a path that is not exported (server/request/access.hpp).
+    const ServerContext* serving_;
+    // The access log's RESULT for a request access control answered as
+    // for a missing path ("Unexported"); nullptr otherwise.
+    const char* access_note_ = nullptr;
     const log::Origin& origin_;
     const char* peer_;  // origin_.peer
     std::string_view base_;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "protocol/value.hpp"
+#include "server/base/access.hpp"
 #include "server/base/params.hpp"
 #include "server/store/store.hpp"
 
@@ -18,9 +19,14 @@ namespace souk::server {
 // What every request of one server shares; read-only after start-up.
 struct ServerContext {
     Params params;
-    bool allow_writes = false;
+    bool allow_writes = false;  // --allow-writes: this server may write at all
+    AccessRules access;         // who may write where, what is exported (docs/access-control.md)
     Store* store = nullptr;
     std::string root_realpath;
+    // What an unexported path is served with: this context over a store
+    // where nothing exists (make_unexported_view, server/request/access.hpp);
+    // nullptr while export-all is on.
+    std::shared_ptr<const ServerContext> unexported;
 };
 
 // A piece of a generated reply body: bytes, or a range of an open file

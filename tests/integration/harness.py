@@ -73,6 +73,12 @@ V12_BODY_RESPONSE_VERBS = frozenset([b'get', b'readv', b'get_bundle'])
 V12_BODY_REQUEST_VERBS = frozenset([b'put', b'put_non_atomic', b'append', b'readv'])
 
 
+# What `allow_writes=True` passes soukd: writes, by clients without a user
+# (bzr:// has none; an --inet test process may have no USER either). Access
+# control itself is test_access_control.py's.
+SOUKD_WRITES = ['--allow-writes', '--allow-anonymous-writes']
+
+
 class HarnessError(AssertionError):
     """A harness-level failure (reported as a test failure, never a skip)."""
 
@@ -544,7 +550,7 @@ class InetConn(Conn):
         if self.kind == 'soukd':
             cmd = [soukd_path(), 'serve', '--inet', '--directory=' + root]
             if allow_writes:
-                cmd.append('--allow-writes')
+                cmd += SOUKD_WRITES
             cmd += list(extra_args)
         else:
             cmd = [brz_path(), 'serve', '--inet', '--directory', root]
@@ -886,7 +892,7 @@ class Server:
                     listen = ['--listen', '127.0.0.1', '--port', '0', '--port-file', port_file]
                 cmd = [self.program or soukd_path(), 'serve'] + listen + ['--directory=' + self.root]
                 if self.allow_writes:
-                    cmd.append('--allow-writes')
+                    cmd += SOUKD_WRITES
                 for k, v in sorted(self.limits.items()):
                     cmd += ['--' + k, str(v)]
             else:

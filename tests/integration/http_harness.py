@@ -297,7 +297,7 @@ class SoukdHttp:
         if self.with_tcp:
             cmd += ['--listen', '127.0.0.1', '--port', '0', '--port-file', tf]
         if self.allow_writes:
-            cmd.append('--allow-writes')
+            cmd += harness.SOUKD_WRITES
         try:
             self.proc, ports = start_with_port_files('soukd --http', cmd, self.log_path,
                                                      [pf, tf] if self.with_tcp else [pf])
@@ -448,7 +448,8 @@ class Nginx:
             conf = fill(NGINX_TEMPLATE, {
                 'USER': pwd.getpwuid(os.geteuid()).pw_name, 'PORT': self.port, 'TLS_PORT': self.tls_port,
                 'CERT': self.cert, 'KEY': self.key, 'ROOT': self.root, 'SOUKD': harness.soukd_path(),
-                'RUNDIR': t, 'FCGI_SOCKET': self.socket, 'ALLOW_WRITES': 1 if self.allow_writes else 0})
+                'RUNDIR': t, 'FCGI_SOCKET': self.socket, 'ALLOW_WRITES': 1 if self.allow_writes else 0,
+                'ALLOW_ANONYMOUS_WRITES': 1 if self.allow_writes else 0})
             self.conf = os.path.join(t, 'nginx.conf')
             with open(self.conf, 'w') as f:
                 f.write(conf)
@@ -533,7 +534,8 @@ class Apache:
             conf = fill(APACHE_TEMPLATE, {
                 'USER': self.USER, 'GROUP': self.GROUP, 'PORT': self.port, 'ROOT': self.root,
                 'SOUKD': soukd, 'SOUKD_NAME': os.path.basename(soukd), 'RUNDIR': t,
-                'ALLOW_WRITES': 1 if self.allow_writes else 0, 'MODULES': APACHE_MODULES})
+                'ALLOW_WRITES': 1 if self.allow_writes else 0,
+                'ALLOW_ANONYMOUS_WRITES': 1 if self.allow_writes else 0, 'MODULES': APACHE_MODULES})
             self.conf = os.path.join(t, 'httpd.conf')
             with open(self.conf, 'w') as f:
                 f.write(conf)
@@ -914,7 +916,7 @@ class SoukdFastcgi:
         cmd = [harness.soukd_path(), 'serve', '--fastcgi', 'unix:' + self.socket,
                '--directory=' + self.root, '-v'] + self.extra
         if self.allow_writes:
-            cmd.append('--allow-writes')
+            cmd += harness.SOUKD_WRITES
         with open(self.log_path, 'wb') as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
                                          preexec_fn=harness._pdeathsig)

@@ -196,7 +196,7 @@ class AccessLog(unittest.TestCase):
         for ln in access:
             self.assertTrue(ln.startswith('<6>'), ln)
             parse(ln[3:])
-        self.assertTrue(any(ln.startswith('<4>') and 'warn: 192.0.2.7:50022: alice mkdir refused' in ln
+        self.assertTrue(any(ln.startswith('<4>') and 'warn: 192.0.2.7:50022: user alice mkdir x refused' in ln
                             for ln in lines), lines)
         # Without the journal: no prefixes.
         with open(err_path, 'wb') as err:
@@ -260,7 +260,7 @@ class AccessLog(unittest.TestCase):
         self.assertEqual((ans.status, rc), (200, 0), stderr)
         self.assertIn(b'ReadOnlyError', ans.body)
         # The web server's error log (stderr) gets the refusal, with the peer.
-        self.assertRegex(stderr.decode(), r'warn: 198\.51\.100\.9:40405: mkdir refused: writes are not allowed')
+        self.assertRegex(stderr.decode(), r'warn: 198\.51\.100\.9:40405: mkdir newdir refused: writes are not allowed')
         rec = parse(read_lines(log, 1)[0])
         self.assertEqual((rec['verb'], rec['path'], rec['result']), ('mkdir', 'newdir', 'ReadOnlyError'))
         self.assertFalse(os.path.exists(os.path.join(self.root, 'newdir')))

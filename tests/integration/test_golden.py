@@ -520,7 +520,8 @@ def cgi_exchange(root, allow_writes):
         env = http_harness.cgi_env(root, REQUEST_METHOD='POST', PATH_INFO='/.bzr/smart',
                                    CONTENT_LENGTH=str(len(request)),
                                    CONTENT_TYPE='application/octet-stream',
-                                   SOUK_ALLOW_WRITES='1' if allow_writes else '0')
+                                   SOUK_ALLOW_WRITES='1' if allow_writes else '0',
+                                   SOUK_ALLOW_ANONYMOUS_WRITES='1')
         answer, rc, stderr, _ = http_harness.run_cgi(env, stdin=request)
         diag = 'soukd cgi exit status %d, stderr:\n%s' % (rc, stderr[-3000:].decode('utf-8', 'replace'))
         if rc != 0:

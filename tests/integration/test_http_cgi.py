@@ -224,10 +224,15 @@ class TestCgiGetAndWrites(unittest.TestCase):
 
     def test_writes_need_allow_writes(self):
         req = hh.V3([b'put', b'new.txt', b''], body=b'content')
-        r, _, _, _ = hh.run_cgi(post_env(None), stdin=req)
+        r, _, _, _ = hh.run_cgi(post_env(None, REMOTE_USER='alice'), stdin=req)
         self.assertIn(b'ReadOnlyError', r.body)
         self.assertFalse(os.path.exists(os.path.join(ROOT, 'src', 'new.txt')))
+        # Writes allowed, but nobody logged in: PermissionDenied (docs/access-control.md).
         r, _, _, _ = hh.run_cgi(post_env(None, SOUK_ALLOW_WRITES='1'), stdin=req)
+        self.assertIn(b'PermissionDenied', r.body)
+        self.assertIn(b'writes need an authenticated user', r.body)
+        self.assertFalse(os.path.exists(os.path.join(ROOT, 'src', 'new.txt')))
+        r, _, _, _ = hh.run_cgi(post_env(None, SOUK_ALLOW_WRITES='1', REMOTE_USER='alice'), stdin=req)
         self.assertEqual(r.status, 200)
         with open(os.path.join(ROOT, 'src', 'new.txt'), 'rb') as f:
             self.assertEqual(f.read(), b'content')

@@ -117,9 +117,11 @@ class BrzServeCommandLines(unittest.TestCase):
     def test_tcp_line_push_and_branch(self):
         port = harness.free_port()
         log_path = os.path.join(self.tmp, 'tcp.log')
-        # As an admin's `brz serve` line, with only the program name changed.
+        # As an admin's `brz serve` line, with only the program name changed,
+        # and --allow-anonymous-writes: bzr:// has no users, and soukd takes
+        # anonymous writes only when told (docs/access-control.md).
         argv = [soukd_path(), 'serve', '--allow-writes', '--listen=127.0.0.1', '--port=%d' % port,
-                '-d', self.root, '--client-timeout=30', '--protocol=bzr']
+                '-d', self.root, '--client-timeout=30', '--protocol=bzr', '--allow-anonymous-writes']
         with open(log_path, 'wb') as log:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd='/',
                                     preexec_fn=harness._pdeathsig)
@@ -140,9 +142,10 @@ class BrzServeCommandLines(unittest.TestCase):
     def test_inetd_line_push_and_branch(self):
         log_path = os.path.join(self.tmp, 'inetd.log')
         # An inetd.conf line's arguments: brz's global flag before the
-        # command, the short -d, --bzr.
+        # command, the short -d, --bzr (and --allow-anonymous-writes: inetd
+        # clients have no user).
         inetd = Inetd([soukd_path(), '--no-plugins', 'serve', '--inet', '-d', self.root,
-                       '--allow-writes', '--bzr'], log_path)
+                       '--allow-writes', '--bzr', '--allow-anonymous-writes'], log_path)
         try:
             url = 'bzr://127.0.0.1:%d/inetd-trunk' % inetd.port
             self.push_and_branch(url, 'inetd-copy')

@@ -167,8 +167,8 @@ class TestBigPut(Base, unittest.TestCase):
         self.check_put('tcp.bin', max_kib, sampler.samples)
 
     def test_put_over_stdio(self):
-        p = subprocess.Popen([harness.soukd_path(), 'serve', '--inet', '--directory=' + self.root,
-                              '--allow-writes'], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        p = subprocess.Popen([harness.soukd_path(), 'serve', '--inet', '--directory=' + self.root]
+                             + harness.SOUKD_WRITES, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
         sampler = MemorySampler(p.pid)
         try:
@@ -206,7 +206,8 @@ class TestBigPut(Base, unittest.TestCase):
 
     def test_put_over_cgi(self):
         env = hh.cgi_env(self.root, REQUEST_METHOD='POST', PATH_INFO='/.bzr/smart',
-                         CONTENT_LENGTH=str(request_len(b'/cgi.bin', PUT_BYTES)), SOUK_ALLOW_WRITES='1')
+                         CONTENT_LENGTH=str(request_len(b'/cgi.bin', PUT_BYTES)), SOUK_ALLOW_WRITES='1',
+                         SOUK_ALLOW_ANONYMOUS_WRITES='1')
         p = subprocess.Popen([harness.soukd_path(), 'cgi'], env=env, stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, preexec_fn=harness._pdeathsig)
         sampler = MemorySampler(p.pid)

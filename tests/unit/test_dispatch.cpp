@@ -7,6 +7,7 @@
 #include "protocol/verbs.hpp"
 #include "protocol/message.hpp"
 #include "server/request/pipeline.hpp"
+#include "tests/unit/pipeline_fixture.hpp"
 #include "server/verbs/dispatch.hpp"
 #include "transport/sink.hpp"
 #include "server/store/fs_store.hpp"
@@ -29,6 +30,7 @@ struct Fixture {
         store = new FsStore(root.string());  // NOLINT: owned below
         ctx.store = store;
         ctx.allow_writes = writable;
+        ctx.access.allow_anonymous_writes = true;  // the test origin has no user
         ctx.root_realpath = store->root_realpath();
         write("data.txt", "0123456789abcdefghijklmnopqrstuvwxyz");
     }
@@ -44,27 +46,7 @@ struct Fixture {
     // The same request through the whole pipeline (v3 bytes in, v3 bytes
     // out): the reply's args, and the body in *body_out.
     Args serve(Args args, std::string body = {}, std::string* body_out = nullptr) {
-        std::string wire;
-        souk::proto::request::encode(3, args, body.empty() ? nullptr : &body, wire);
-        const log::Origin origin{"test", "test", nullptr};
-        Pipeline p(ctx, origin);
-        std::string_view in = wire;
-        REQUIRE(p.feed(in) == Pipeline::Step::Ready);
-        CHECK(in.empty());
-        std::string reply;
-        souk::io::StringSink sink(reply);
-        REQUIRE(p.write_reply(sink));
-        souk::proto::ResponseDecoder d(3);
-        std::string_view rin = reply;
-        Args got;
-        for (int i = 0; i < 1000; ++i) {  // bounded: a reply has few events
-            auto ev = d.next(rin);
-            if (ev.kind == souk::proto::Ev::ArgsReady) got = ev.args;
-            else if (ev.kind == souk::proto::Ev::BodyChunk && body_out) body_out->append(ev.chunk);
-            else if (ev.kind == souk::proto::Ev::End || ev.kind == souk::proto::Ev::NeedMore) break;
-        }
-        CHECK(d.done());
-        return got;
+        return souk::test::serve_v3(ctx, args, body, body_out);
     }
     Reply call(Args args, std::string body = {}) {
         const auto* verb = souk::proto::find_verb(args[0].bytes);

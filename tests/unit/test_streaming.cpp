@@ -88,6 +88,7 @@ struct Server {
         ctx.store = store.get();
         ctx.root_realpath = store->root_realpath();
         ctx.allow_writes = true;
+        ctx.access.allow_anonymous_writes = true;  // bzr:// has no users
         ctx.params.idle_timeout = 30;
         if (tune) tune(ctx.params);
     }

@@ -1,0 +1,99 @@
+#include "server/request/access.hpp"
+
+#include <errno.h>
+
+#include "protocol/errors.hpp"
+#include "server/store/paths.hpp"
+
+namespace souk::server {
+namespace {
+
+// A store in which nothing exists: what an unexported path is served by.
+class AbsentStore final : public Store {
+public:
+    int open_read(const std::string&, OpenFile&) override { return ENOENT; }
+    ssize_t pread(OpenFile&, char*, size_t, uint64_t) override { return -EBADF; }
+    int stat(const std::string&, FileInfo&) override { return ENOENT; }
+    int begin_upload(const std::string&, const WriteSpec&, std::unique_ptr<Upload>&) override { return ENOENT; }
+    int mkdir(const std::string&, int) override { return ENOENT; }
+    int rmdir(const std::string&) override { return ENOENT; }
+    int unlink(const std::string&) override { return ENOENT; }
+    int rename(const std::string&, const std::string&) override { return ENOENT; }
+    int list_dir(const std::string&, std::vector<std::string>&) override { return ENOENT; }
+    int list_files_recursive(const std::string&, std::vector<std::string>&) override { return ENOENT; }
+};
+
+AbsentStore g_absent;  // stateless: one for every context
+
+}  // namespace
+
+bool exported(const ServerContext& ctx, std::string_view path) {
+    if (ctx.access.export_all) return true;
+    std::string dir;
+    for (size_t at = 0;;) {  // bounded: one pass per component of `path`
+        FileInfo fi;
+        if (ctx.store->stat(join(dir, kExportMarker), fi) == 0) return true;
+        if (at >= path.size()) return false;
+        size_t slash = path.find('/', at);
+        if (slash == std::string_view::npos) slash = path.size();
+        dir.assign(path.substr(0, slash));
+        at = slash + 1;
+    }
+}
+
+void make_unexported_view(ServerContext& ctx) {
+    auto view = std::make_shared<ServerContext>(ctx);
+    view->store = &g_absent;
+    view->unexported.reset();
+    ctx.unexported = std::move(view);
+}
+
+AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<const proto::Value> args,
+                         std::string_view base, std::string_view user) {
+    AccessCheck out;
+    const bool write = verb.mutating;
+    if (write && !ctx.allow_writes) {
+        out.verdict = AccessCheck::Verdict::Refuse;
+        out.why = "writes are not allowed (--allow-writes)";
+        out.error = proto::error_args(proto::Err::ReadOnlyError);
+        return out;
+    }
+    // Nothing to look at: no rule can refuse this request.
+    if (ctx.access.export_all &&
+        (!write || (!ctx.access.restricts_writes() && (ctx.access.allow_anonymous_writes || !user.empty()))))
+        return out;
+    const proto::PathArgs pa = proto::path_args(verb.id);
+    if (write && pa.count == 0 && user.empty() && !ctx.access.allow_anonymous_writes) {
+        out.verdict = AccessCheck::Verdict::Refuse;
+        out.why = write_refusal(ctx.access, user, "");
+        out.error = proto::error_args(proto::Err::PermissionDenied, "/", out.why);
+        return out;
+    }
+    const PathContext pc{ctx.root_realpath, base};
+    std::string rel;
+    for (size_t i = 0; i < pa.count; ++i) {  // bounded: at most two paths
+        const size_t at = 1 + pa.first + i;
+        if (at >= args.size() || !args[at].is_bytes()) break;  // dispatch refuses the arguments
+        if (resolve_path_into(args[at].bytes, pa.vfs, pc, rel)) continue;  // the verb refuses the path
+        if (!exported(ctx, rel)) {
+            out.verdict = AccessCheck::Verdict::Hide;
+            out.why = "not exported (export-all is off and no " + std::string(kExportMarker) +
+                      " at or above it)";
+            out.path = rel;
+            out.decided = true;
+            return out;
+        }
+        if (!write) continue;
+        if (std::string why = write_refusal(ctx.access, user, rel); !why.empty()) {
+            out.verdict = AccessCheck::Verdict::Refuse;
+            out.why = std::move(why);
+            out.path = rel;
+            out.decided = true;
+            out.error = proto::error_args(proto::Err::PermissionDenied, args[at].bytes, out.why);
+            return out;
+        }
+    }
+    return out;
+}
+
+}  // namespace souk::server
