@@ -55,8 +55,8 @@ bool covers(std::string_view prefix, std::string_view path) {
     return path.size() == prefix.size() || path[prefix.size()] == '/';
 }
 
-std::string write_refusal(const AccessRules& rules, std::string_view user, std::string_view path) {
-    if (user.empty() && !rules.allow_anonymous_writes)
+std::string write_refusal(const AccessRules& rules, std::string_view user, std::string_view path, bool anonymous_ok) {
+    if (user.empty() && !anonymous_ok)
         return "writes need an authenticated user (--allow-anonymous-writes is off)";
     for (const auto& p : rules.read_only)  // bounded: the rules
         if (covers(p, path)) return "read-only (read-only = " + format_rule_prefix(p) + ")";

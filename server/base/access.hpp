@@ -55,8 +55,9 @@ std::string format_rule_prefix(std::string_view prefix);  // "" -> "/", "a/b" ->
 bool covers(std::string_view prefix, std::string_view path);
 
 // Why `user` ("" when anonymous) may not write at `path` under these
-// rules, or "" when it may. Does not look at --allow-writes (the caller
-// checks that first).
-std::string write_refusal(const AccessRules& rules, std::string_view user, std::string_view path);
+// rules, or "" when it may. anonymous_ok: a write with no user may pass
+// (anonymous_writes_allowed(), server/request/access.hpp). Does not look
+// at --allow-writes (the caller checks that first).
+std::string write_refusal(const AccessRules& rules, std::string_view user, std::string_view path, bool anonymous_ok);
 
 }  // namespace souk::server

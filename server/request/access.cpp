@@ -48,9 +48,14 @@ void make_unexported_view(ServerContext& ctx) {
     ctx.unexported = std::move(view);
 }
 
+bool anonymous_writes_allowed(const ServerContext& ctx, std::string_view carrier) {
+    return ctx.access.allow_anonymous_writes || carrier == "tcp" || carrier == "inet";
+}
+
 AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<const proto::Value> args,
-                         std::string_view base, std::string_view user) {
+                         std::string_view base, std::string_view user, std::string_view carrier) {
     AccessCheck out;
+    const bool anonymous_ok = anonymous_writes_allowed(ctx, carrier);
     const bool write = verb.mutating;
     if (write && !ctx.allow_writes) {
         out.verdict = AccessCheck::Verdict::Refuse;
@@ -60,12 +65,12 @@ AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, 
     }
     // Nothing to look at: no rule can refuse this request.
     if (ctx.access.export_all &&
-        (!write || (!ctx.access.restricts_writes() && (ctx.access.allow_anonymous_writes || !user.empty()))))
+        (!write || (!ctx.access.restricts_writes() && (anonymous_ok || !user.empty()))))
         return out;
     const proto::PathArgs pa = proto::path_args(verb.id);
-    if (write && pa.count == 0 && user.empty() && !ctx.access.allow_anonymous_writes) {
+    if (write && pa.count == 0 && user.empty() && !anonymous_ok) {
         out.verdict = AccessCheck::Verdict::Refuse;
-        out.why = write_refusal(ctx.access, user, "");
+        out.why = write_refusal(ctx.access, user, "", anonymous_ok);
         out.error = proto::error_args(proto::Err::PermissionDenied, "/", out.why);
         return out;
     }
@@ -84,7 +89,7 @@ AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, 
             return out;
         }
         if (!write) continue;
-        if (std::string why = write_refusal(ctx.access, user, rel); !why.empty()) {
+        if (std::string why = write_refusal(ctx.access, user, rel, anonymous_ok); !why.empty()) {
             out.verdict = AccessCheck::Verdict::Refuse;
             out.why = std::move(why);
             out.path = rel;

@@ -159,7 +159,7 @@ void Pipeline::on_args(const proto::Event& ev) {
     // Access control (docs/access-control.md), before any body byte is read.
     serving_ = &ctx_;
     const std::string_view user = origin_.user ? origin_.user : "";
-    AccessCheck access = check_access(ctx_, *h.verb, args, base_, user);
+    AccessCheck access = check_access(ctx_, *h.verb, args, base_, user, origin_.carrier ? origin_.carrier : "");
     if (access.verdict != AccessCheck::Verdict::Allow) {
         const bool hide = access.verdict == AccessCheck::Verdict::Hide;
         // Who, what and why: "PEER: [user USER ]VERB [PATH] refused: WHY".

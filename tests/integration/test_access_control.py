@@ -2,7 +2,8 @@
 real peers: the real `brz push` / `brz branch` against
 
 * bzr:// and soukd's own HTTP (one soukd serving both; no users there, so
-  every write is anonymous);
+  every write is anonymous: allowed on bzr:// as by `brz serve
+  --allow-writes`, on HTTP only with --allow-anonymous-writes);
 * nginx with auth_basic (an htpasswd file made here) in front of soukd as a
   FastCGI responder and as a CGI program through fcgiwrap, REMOTE_USER
   from nginx's $remote_user;
@@ -137,8 +138,9 @@ class AccessMixin:
 
 
 class TestBzrAndOwnHttp(AccessMixin, unittest.TestCase):
-    """bzr:// and soukd's own HTTP: no users, so writes only with
-    --allow-anonymous-writes, and then the path rules still apply."""
+    """bzr:// and soukd's own HTTP have no users: bzr:// writes as `brz
+    serve --allow-writes` does, HTTP only with --allow-anonymous-writes;
+    the path rules apply to both."""
 
     @classmethod
     def setUpClass(cls):
@@ -161,12 +163,13 @@ class TestBzrAndOwnHttp(AccessMixin, unittest.TestCase):
                 s.stop()
         remove_tree(cls.tmp)
 
-    def test_anonymous_push_refused(self):
-        for scheme, srv, name in (('bzr://127.0.0.1:%d' % self.srv.tcp_port, self.srv, 'tcp-anon'),
-                                  ('bzr+' + self.srv.base, self.srv, 'http-anon')):
-            self.push(scheme + '/pub/open/' + name, False, 'Permission denied', 'authenticated user')
-            self.assertFalse(os.path.exists(os.path.join(ROOT, 'pub', 'open', name)))
-        self.assert_logged(self.log, 'tcp', '-', 'PermissionDenied', 'pub/open/tcp-anon')
+    def test_anonymous_push(self):
+        # bzr:// keeps `brz serve --allow-writes`'s meaning: whoever reaches it writes.
+        self.push('bzr://127.0.0.1:%d/pub/open/tcp-anon' % self.srv.tcp_port, True)
+        self.assertTrue(os.path.isdir(os.path.join(ROOT, 'pub', 'open', 'tcp-anon', '.bzr')))
+        # soukd's own HTTP has no users: no writes without the opt-in.
+        self.push('bzr+' + self.srv.base + '/pub/open/http-anon', False, 'Permission denied', 'authenticated user')
+        self.assertFalse(os.path.exists(os.path.join(ROOT, 'pub', 'open', 'http-anon')))
         self.assert_logged(self.log, 'http', '-', 'PermissionDenied', 'pub/open/http-anon', self.srv.log_path,
                            'writes need an authenticated user')
 

@@ -14,12 +14,13 @@
 namespace souk::test {
 
 // The reply's args; its body in *body_out when given. `user` nullptr or
-// "" is an anonymous client.
+// "" is an anonymous client; `carrier` names the origin's carrier.
 inline proto::Args serve_v3(const server::ServerContext& ctx, const proto::Args& args, const std::string& body = {},
-                            std::string* body_out = nullptr, const char* user = nullptr) {
+                            std::string* body_out = nullptr, const char* user = nullptr,
+                            const char* carrier = "test") {
     std::string wire;
     proto::request::encode(3, args, body.empty() ? nullptr : &body, wire);
-    const server::log::Origin origin{"test", "test", user};
+    const server::log::Origin origin{carrier, "test", user};
     server::Pipeline p(ctx, origin);
     std::string_view in = wire;
     REQUIRE(p.feed(in) == server::Pipeline::Step::Ready);

@@ -89,20 +89,20 @@ TEST_CASE("access rules: prefixes, user names, writers rules") {
 
 TEST_CASE("access rules: who may write where") {
     AccessRules rules;
-    CHECK(write_refusal(rules, "", "a").find("authenticated user") != std::string::npos);
-    CHECK(write_refusal(rules, "alice", "a") == "");
-    rules.allow_anonymous_writes = true;
-    CHECK(write_refusal(rules, "", "a") == "");
+    CHECK(write_refusal(rules, "", "a", false).find("authenticated user") != std::string::npos);
+    CHECK(write_refusal(rules, "alice", "a", false) == "");
+    CHECK(write_refusal(rules, "", "a", true) == "");
     rules.read_only.push_back("old");
-    CHECK(write_refusal(rules, "alice", "old/x").find("read-only") != std::string::npos);
-    CHECK(write_refusal(rules, "alice", "older") == "");
+    CHECK(write_refusal(rules, "alice", "old/x", false).find("read-only") != std::string::npos);
+    CHECK(write_refusal(rules, "", "old/x", true).find("read-only") != std::string::npos);
+    CHECK(write_refusal(rules, "alice", "older", false) == "");
     rules.writers.push_back({"team", {"alice"}});
     rules.writers.push_back({"team/open", {"alice", "bob"}});
-    CHECK(write_refusal(rules, "alice", "team/x") == "");
-    CHECK(write_refusal(rules, "bob", "team/x").find("user bob may not write under /team") != std::string::npos);
-    CHECK(write_refusal(rules, "bob", "team/open/x") == "");  // the longest prefix decides
-    CHECK(write_refusal(rules, "", "team/x").find("anonymous") != std::string::npos);
-    CHECK(write_refusal(rules, "bob", "elsewhere") == "");
+    CHECK(write_refusal(rules, "alice", "team/x", false) == "");
+    CHECK(write_refusal(rules, "bob", "team/x", false).find("user bob may not write under /team") != std::string::npos);
+    CHECK(write_refusal(rules, "bob", "team/open/x", false) == "");  // the longest prefix decides
+    CHECK(write_refusal(rules, "", "team/x", true).find("anonymous") != std::string::npos);
+    CHECK(write_refusal(rules, "bob", "elsewhere", false) == "");
 }
 
 TEST_CASE("access options: command line and config file, rules repeat") {
@@ -177,6 +177,24 @@ TEST_CASE("access control in the pipeline: anonymous, read-only and writers refu
     // --allow-writes off wins over everything: ReadOnlyError, as before.
     r.ctx.allow_writes = false;
     CHECK(first(r.serve(put, "alice", "body")) == "ReadOnlyError");
+}
+
+TEST_CASE("access control: anonymous writes pass on brz serve's carriers, and need the opt-in on the web ones") {
+    Root r;
+    const Args mkdir = {Value("mkdir"), Value("anon-dir"), Value("")};
+    for (const char* carrier : {"http", "cgi", "fastcgi"})
+        CHECK(first(souk::test::serve_v3(r.ctx, mkdir, {}, nullptr, "", carrier)) == "PermissionDenied");
+    CHECK_FALSE(fs::exists(r.root / "anon-dir"));
+    CHECK(first(souk::test::serve_v3(r.ctx, mkdir, {}, nullptr, "", "tcp")) == "ok");  // `brz serve --allow-writes`
+    CHECK(fs::exists(r.root / "anon-dir"));
+    const Args mkdir2 = {Value("mkdir"), Value("anon-dir2"), Value("")};
+    CHECK(first(souk::test::serve_v3(r.ctx, mkdir2, {}, nullptr, "", "inet")) == "ok");
+    r.ctx.access.read_only.push_back("frozen");  // path rules still hold there
+    CHECK(first(souk::test::serve_v3(r.ctx, {Value("mkdir"), Value("frozen"), Value("")}, {}, nullptr, "", "tcp")) ==
+          "PermissionDenied");
+    r.ctx.access.allow_anonymous_writes = true;
+    const Args mkdir3 = {Value("mkdir"), Value("anon-dir3"), Value("")};
+    CHECK(first(souk::test::serve_v3(r.ctx, mkdir3, {}, nullptr, "", "http")) == "ok");
 }
 
 TEST_CASE("access control: an unexported path answers exactly as a missing one") {
