@@ -71,6 +71,23 @@ bool maybe_zstd(const ServerContext& ctx, const WebRequest& req, std::string& bo
     return true;
 }
 
+// Whether a file larger than a probe is worth a trial compression: its
+// first kZstdProbe bytes must shrink by an eighth at zstd's fastest level.
+// A repository's packs and indices (zlib and groupcompress already) do
+// not, and are then sent as they are (with sendfile) instead of being read
+// whole and compressed on every GET (15 ms for 1 MiB here, against 0.25 ms
+// sent).
+constexpr size_t kZstdProbe = 64 * 1024;
+
+bool worth_zstd(const ServerContext& ctx, OpenFile& f, uint64_t size) {
+    if (size <= kZstdProbe) return true;  // the trial compression decides
+    std::string sample(kZstdProbe, '\0');
+    if (ctx.store->read_full(f, sample.data(), kZstdProbe, 0) != static_cast<ssize_t>(kZstdProbe)) return false;
+    std::string z(ZSTD_compressBound(kZstdProbe), '\0');
+    const size_t n = ZSTD_compress(z.data(), z.size(), sample.data(), sample.size(), 1);
+    return !ZSTD_isError(n) && n < kZstdProbe - kZstdProbe / 8;
+}
+
 std::string hex(uint64_t v) {
     char b[17];
     std::snprintf(b, sizeof b, "%llx", static_cast<unsigned long long>(v));
@@ -196,7 +213,7 @@ void serve_file(const ServerContext& ctx, const WebRequest& req, std::string_vie
     out.headers.emplace_back("Content-Type", kOctets);
     if (ctx.params.zstd_max_bytes > 0) out.headers.emplace_back("Vary", "Accept-Encoding");
     if (size > 0 && size <= static_cast<uint64_t>(ctx.params.zstd_max_bytes) && req.method != "HEAD" &&
-        accepts_coding(req.header("Accept-Encoding"), "zstd")) {
+        accepts_coding(req.header("Accept-Encoding"), "zstd") && worth_zstd(ctx, f, size)) {
         std::string data(size, '\0');
         const ssize_t got = ctx.store->read_full(f, data.data(), size, 0);
         if (got == static_cast<ssize_t>(size) && maybe_zstd(ctx, req, data)) {

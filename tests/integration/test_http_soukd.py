@@ -256,6 +256,18 @@ class TestSoukdHttpGet(ServedMixin, unittest.TestCase):
             f.write(incompressible)
         r = self.get('/rand.bin', **{'Accept-Encoding': 'zstd'})
         self.assertEqual((r.header('Content-Encoding'), r.body), (None, incompressible))
+        # Larger than the 64 KiB probe: its start decides, the rest is not read to compress.
+        big_text = text * 20
+        with open(os.path.join(self.root, 'big.txt'), 'wb') as f:
+            f.write(big_text)
+        r = self.get('/big.txt', **{'Accept-Encoding': 'zstd'})
+        self.assertEqual(r.header('Content-Encoding'), 'zstd')
+        self.assertLess(len(r.body), len(big_text) // 10)
+        packed = os.urandom(64 * 1024) + big_text  # an incompressible start, like a pack
+        with open(os.path.join(self.root, 'packed.bin'), 'wb') as f:
+            f.write(packed)
+        r = self.get('/packed.bin', **{'Accept-Encoding': 'zstd'})
+        self.assertEqual((r.header('Content-Encoding'), r.body), (None, packed))
 
     def test_errors(self):
         self.assertEqual(self.get('/nope').status, 404)
