@@ -422,7 +422,7 @@ std::string parse_socket_mode(const std::string& text, unsigned& mode) {
     return {};
 }
 
-int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const volatile sig_atomic_t* stop) {
+int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const std::atomic<bool>* stop) {
     std::string err;
     uint64_t ino = 0;
     io::Fd listener = opts.unix_path.empty()

@@ -22,7 +22,7 @@
 //    such as SOUK_ROOT are ignored (docs/protocol/fastcgi.md#what-the-web-server-cannot-change).
 #pragma once
 
-#include <csignal>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -50,6 +50,6 @@ std::string parse_socket_mode(const std::string& text, unsigned& mode);
 // (server/carriers/waiter.hpp). Requests in progress finish; idle
 // connections are closed. Returns a process exit code; prints why on
 // failure.
-int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const volatile sig_atomic_t* stop);
+int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const std::atomic<bool>* stop);
 
 }  // namespace souk::server

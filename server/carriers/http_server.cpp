@@ -436,7 +436,7 @@ std::string parse_http_address(const std::string& text, HttpOptions& out) {
     return parse_host_port("--http", text, out.address, out.port);
 }
 
-int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile sig_atomic_t* stop) {
+int serve_http(const ServerContext& ctx, const HttpOptions& opts, const std::atomic<bool>* stop) {
     std::string err;
     // A deep backlog: connections wait in the kernel, not in a thread.
     io::Fd listener = io::listen_tcp(opts.address, opts.port, 1024, &err);

@@ -3,7 +3,7 @@
 // request goes to handle_web (web.hpp). Runs until *stop becomes true.
 #pragma once
 
-#include <csignal>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -30,6 +30,6 @@ std::string parse_http_address(const std::string& text, HttpOptions& out);
 // Serve until *stop; whoever sets it then calls wake_waiters()
 // (server/carriers/waiter.hpp). Returns a process exit code; prints why
 // on failure.
-int serve_http(const ServerContext& ctx, const HttpOptions& opts, const volatile sig_atomic_t* stop);
+int serve_http(const ServerContext& ctx, const HttpOptions& opts, const std::atomic<bool>* stop);
 
 }  // namespace souk::server

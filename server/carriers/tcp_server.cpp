@@ -108,7 +108,7 @@ std::string adopt_passed_socket(TcpOptions& opts) {
     return "";
 }
 
-int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile sig_atomic_t* stop) {
+int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const std::atomic<bool>* stop) {
     std::string err;
     // A deep backlog: connections wait in the kernel, not in a thread.
     io::Fd listener = opts.passed_fd >= 0 ? io::Fd(opts.passed_fd) : io::listen_tcp(opts.address, opts.port, 1024, &err);

@@ -4,7 +4,7 @@
 // SIGTERM/SIGINT (see main).
 #pragma once
 
-#include <csignal>
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -31,6 +31,6 @@ std::string adopt_passed_socket(TcpOptions& opts);
 // Serve until *stop becomes true; whoever sets it then calls
 // wake_waiters() (server/carriers/waiter.hpp). Returns a process exit
 // code; prints why on failure.
-int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const volatile sig_atomic_t* stop);
+int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const std::atomic<bool>* stop);
 
 }  // namespace souk::server

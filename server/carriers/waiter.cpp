@@ -206,7 +206,7 @@ public:
         for (auto& t : workers_)
             if (t.joinable()) t.join();
     }
-    int run(const volatile sig_atomic_t* stop);
+    int run(const std::atomic<bool>* stop);
 
 private:
     void accept_all();
@@ -284,7 +284,7 @@ private:
     log::Every slow_log_{10.0};
 };
 
-int Waiter::run(const volatile sig_atomic_t* stop) {
+int Waiter::run(const std::atomic<bool>* stop) {
     const Params& p = ctx_.params;
     max_workers_ = std::max<size_t>(1, cfg_.workers);
     // Stream slots leave at least one worker to requests that have arrived
@@ -929,7 +929,7 @@ WaiterConfig waiter_config(const Params& p) {
 }
 
 int run_waiter(const ServerContext& ctx, io::Fd listener, const WaiterProtocol& proto, const WaiterConfig& cfg,
-               const volatile sig_atomic_t* stop) {
+               const std::atomic<bool>* stop) {
     configure_pools(ctx.params);
     PoolManager::instance().start();
     int rc;

@@ -25,7 +25,7 @@
 
 #include <sys/types.h>
 
-#include <csignal>
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -116,7 +116,7 @@ WaiterConfig waiter_config(const Params& p);  // bzr://: --workers, --idle-timeo
 // process exit code. Whoever sets *stop calls wake_waiters(): the waiter
 // sleeps until its next deadline, not on a timer.
 int run_waiter(const ServerContext& ctx, io::Fd listener, const WaiterProtocol& proto, const WaiterConfig& cfg,
-               const volatile sig_atomic_t* stop);
+               const std::atomic<bool>* stop);
 
 // Wake every running waiter to look at its stop flag. Async-signal-safe
 // (one write to an eventfd): for a SIGTERM handler on any thread.

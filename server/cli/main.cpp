@@ -12,8 +12,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <csignal>
 #include <cstring>
-#include <atomic>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -44,7 +44,9 @@ namespace {
 // and write to eventfds. SIGTERM/SIGINT wake the carriers (wake_waiters)
 // and the signal watcher (main's thread, on g_signal_fd); SIGHUP wakes
 // the watcher only, which re-reads the config and reopens the logs.
-volatile sig_atomic_t g_stop = 0;
+// Read by every carrier thread: an atomic (lock-free, so a handler may store it).
+std::atomic<bool> g_stop{false};
+static_assert(std::atomic<bool>::is_always_lock_free);
 volatile sig_atomic_t g_reload = 0;
 int g_signal_fd = -1;
 
@@ -56,7 +58,7 @@ void wake_watcher() {
 }
 
 void on_stop(int) {
-    g_stop = 1;
+    g_stop = true;
     souk::server::wake_waiters();
     wake_watcher();
 }
@@ -498,7 +500,7 @@ int main(int argc, char** argv) {
         int* out = &rc;
         return std::thread([&running, serve_fn, out] {
             *out = serve_fn();
-            g_stop = 1;  // one carrier ending (failing to bind, say) stops the other
+            g_stop = true;  // one carrier ending (failing to bind, say) stops the other
             souk::server::wake_waiters();
             --running;
             wake_watcher();

@@ -265,7 +265,7 @@ int main(int argc, char** argv) {
     std::string log_err;
     if (!souk::server::log::init_access(souk::server::log::parse_target(root + "/access.log"), &log_err))
         die("access log");
-    static volatile sig_atomic_t stop = 0;
+    static std::atomic<bool> stop{false};
     std::thread server([&] { souk::server::serve_tcp(ctx, opts, &stop); });
 
     uint16_t port = 0;
@@ -318,7 +318,7 @@ int main(int argc, char** argv) {
     const uint64_t dry = c.pool_req_ran_dry.load() + c.pool_iobuf_ran_dry.load() - dry0;
 
     ::close(fd);
-    stop = 1;
+    stop = true;
     souk::server::wake_waiters();
     server.join();
     std::printf("%d requests (get, readv 64 x 4 KiB, stat) after warm-up: %llu heap allocations\n", rounds * 3,

@@ -113,7 +113,7 @@ struct Breezy {
     Breezy() {
         home = tmp.path / "home";
         fs::create_directories(home);
-        script = fs::path(__FILE__).parent_path() / "bzr_fixtures" / "breezy_fixture.py";
+        script = fs::path(SOUK_TEST_UNIT_DIR) / "bzr_fixtures" / "breezy_fixture.py";
         REQUIRE_MESSAGE(fs::exists(script), "fixture script missing: " << script);
         std::string out;
         REQUIRE_MESSAGE(run(python + " -c 'import breezy.bzr' 2>&1", out) == 0,

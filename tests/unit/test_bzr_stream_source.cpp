@@ -82,7 +82,7 @@ struct StreamRepo {
     }
     std::string py(const std::string& args) const {
         std::string out;
-        fs::path script = fs::path(__FILE__).parent_path() / "bzr_fixtures" / "stream_check.py";
+        fs::path script = fs::path(SOUK_TEST_UNIT_DIR) / "bzr_fixtures" / "stream_check.py";
         fs::path err = bz.tmp.path / "stream_check.err";
         int rc = run("cd " + sh_quote(bz.tmp.path.string()) + " && " + bz.env() + bz.python + " " +
                          sh_quote(script.string()) + " " + args + " 2>" + sh_quote(err.string()),

@@ -31,7 +31,7 @@ struct PushFixture {
     PushFixture() {
         root = bz.tmp.path / "root";
         fs::create_directories(root);
-        script = fs::path(__FILE__).parent_path() / "bzr_fixtures" / "write_group_fixture.py";
+        script = fs::path(SOUK_TEST_UNIT_DIR) / "bzr_fixtures" / "write_group_fixture.py";
         src = root / "src";
         dst = root / "dst";
         bz.brz(root, "init-shared-repo -q src");

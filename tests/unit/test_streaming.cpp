@@ -69,7 +69,7 @@ private:
     server::FsStore fs_;
 };
 
-volatile sig_atomic_t g_stop = 0;
+std::atomic<bool> g_stop{false};
 
 // soukd's TCP carrier over a temp root, in a thread.
 struct Server {
@@ -93,7 +93,7 @@ struct Server {
         if (tune) tune(ctx.params);
     }
     void start() {
-        g_stop = 0;
+        g_stop = false;
         server::TcpOptions o;
         o.address = "127.0.0.1";
         o.port = 0;
@@ -109,7 +109,7 @@ struct Server {
     }
     ~Server() {
         if (thread.joinable()) {
-            g_stop = 1;
+            g_stop = true;
             server::wake_waiters();
             thread.join();
         }
