@@ -20,7 +20,7 @@ bool iequals(std::string_view a, std::string_view b) {
     return true;
 }
 
-// RFC 9110 §5.6.2 tchar.
+// A token character (HTTP's tchar).
 bool is_tchar(char c) {
     if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
     switch (c) {
@@ -165,7 +165,7 @@ int parse_head(std::string_view head, Head& out, const char** why) {
     if (out.chunked && out.has_length) return bad(why, "both Content-Length and Transfer-Encoding");
     if (out.minor == 1 && !host) return bad(why, "HTTP/1.1 request without Host");
     out.keep_alive = out.minor == 1 ? !lists(connection, "close") : lists(connection, "keep-alive");
-    if (out.minor == 0) out.expect_continue = false;  // RFC 9110 §10.1.1: ignored from HTTP/1.0
+    if (out.minor == 0) out.expect_continue = false;  // HTTP/1.0 clients do not wait for it (docs/protocol/http.md#framing)
     return 0;
 }
 

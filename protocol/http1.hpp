@@ -4,7 +4,7 @@
 // I/O; the carrier (server/carriers/http_server.cpp) owns the socket.
 //
 // Strict the way nginx is, because soukd may sit behind a proxy that
-// frames requests differently (request smuggling, RFC 9112 §6.3):
+// frames requests differently (request smuggling; docs/protocol/http.md#framing):
 //  * Transfer-Encoding together with Content-Length: 400.
 //  * Content-Length twice with different values, or not a number: 400.
 //  * A Transfer-Encoding other than exactly "chunked": 501.

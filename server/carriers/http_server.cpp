@@ -89,7 +89,7 @@ public:
     ssize_t read_body(char* buf, size_t n, io::Deadline deadline) override {
         if (body_done_ || n == 0) return 0;
         if (head_.expect_continue && !continued_) {
-            // The client waits for this before it sends the body (RFC 9110 §10.1.1).
+            // The client waits for this before it sends the body (docs/protocol/http.md#framing).
             continued_ = true;
             io::StreamSink out(io_.stream(), io::after_seconds(write_timeout_));
             if (!out.write("HTTP/1.1 100 Continue\r\n\r\n")) return fail(ECONNABORTED);
