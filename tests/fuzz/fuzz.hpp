@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,24 @@ inline void show(std::string_view s) {
 
 inline std::string_view view(const uint8_t* data, size_t size) {
     return {reinterpret_cast<const char*>(data), size};
+}
+
+// Feed `in` to `step` in pieces: all at once without `rng`, else pieces of
+// 1 to max_piece bytes. step(piece) takes what it can from the piece (a
+// decoder advances it) and returns false to stop. Returns the bytes taken.
+template <typename Step>
+size_t feed_in_pieces(std::string_view in, std::minstd_rand* rng, size_t max_piece, Step&& step) {
+    size_t at = 0;
+    do {  // bounded: a pass either stops or takes its whole, non-empty piece
+        size_t n = in.size() - at;
+        if (rng && n > 0) n = std::min<size_t>(n, 1 + (*rng)() % max_piece);
+        std::string_view piece = in.substr(at, n);
+        const bool more = step(piece);
+        at += n - piece.size();
+        if (!more) return at;
+        FUZZ_CHECK(piece.empty());
+    } while (at < in.size());
+    return at;
 }
 
 // A directory under $TMPDIR (or /tmp) removed when the process exits.

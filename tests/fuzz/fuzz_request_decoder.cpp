@@ -5,8 +5,6 @@
 // (the allocation-free path); both must see the same requests, bodies,
 // aborts and errors. Every complete request, encoded again by the client's
 // encoder, decodes to the same request.
-#include <random>
-
 #include "fuzz.hpp"
 #include "protocol/message.hpp"
 #include "protocol/verbs.hpp"
@@ -41,23 +39,14 @@ Trace decode(std::string_view in, const proto::DecoderLimits& limits, bool stora
     Trace t;
     Message cur;
     bool in_message = false;
-    size_t at = 0;
-    for (int guard = 0; guard < 1000000; ++guard) {  // bounded: each pass consumes input or ends
-        size_t n = in.size() - at;
-        if (rng && n > 0) n = std::min<size_t>(n, 1 + (*rng)() % 97);
-        std::string_view piece = in.substr(at, n);
-        const size_t before = piece.size();
+    fuzz::feed_in_pieces(in, rng, 97, [&](std::string_view& piece) {
         for (;;) {  // bounded: each event consumes input, or NeedMore ends the piece
             proto::Event ev = d.next(piece);
-            if (ev.kind == Ev::NeedMore) {
-                FUZZ_CHECK(piece.empty());
-                break;
-            }
+            if (ev.kind == Ev::NeedMore) return true;
             if (ev.kind == Ev::Error) {
                 FUZZ_CHECK(!ev.error.empty());
                 t.error = true;
-                if (in_message) t.messages.push_back(cur);
-                return t;
+                return false;
             }
             FUZZ_CHECK(ev.version >= 1 && ev.version <= 3);
             switch (ev.kind) {
@@ -96,9 +85,7 @@ Trace decode(std::string_view in, const proto::DecoderLimits& limits, bool stora
                 FUZZ_CHECK(false);  // StreamError is a response event
             }
         }
-        at += before;
-        if (at >= in.size()) break;
-    }
+    });
     if (in_message) t.messages.push_back(cur);
     return t;
 }
