@@ -109,6 +109,12 @@ def golden(corpus):
             except ValueError:
                 continue
             corpus.add('request_decoder', b'\x00' + req)
+            if len(req) < 4096:
+                # The same as an HTTP POST, with a Content-Length and chunked.
+                post = b'POST /.bzr/smart HTTP/1.1\r\nHost: h\r\nContent-Type: application/octet-stream\r\n'
+                corpus.add('http1', b'\x00' + post + b'Content-Length: %d\r\n\r\n' % len(req) + req)
+                chunks = b''.join(b'%x\r\n%s\r\n' % (len(req[i:i + 50]), req[i:i + 50]) for i in range(0, len(req), 50))
+                corpus.add('http1', b'\x07' + post + b'Transfer-Encoding: chunked\r\n\r\n' + chunks + b'0\r\n\r\n')
             if len(req) < 2048:
                 # A smart POST to the web front end and to CGI.
                 corpus.add('web', fdp_string(b'/.bzr/smart') + req + b'\x00\x20')
@@ -133,6 +139,13 @@ def hand_made(corpus):
         corpus.add('paths', fdp_string(b'base/dir') + fdp_string(b'..') + p + b'\x07')
     for body in [b'0,10\n20,5', b'0,0', b'\n\n5,5\n', b'1,2\n1,2\n0,100']:
         corpus.add('readv_ranges', body + b'\x00\xff\xff\x40\x11')
+    for req in [b'GET /data.txt HTTP/1.1\r\nHost: h\r\nRange: bytes=0-4\r\n\r\n',
+                b'HEAD / HTTP/1.0\n\n', b'GET /x HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n',
+                b'POST /.bzr/smart HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n',
+                b'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc',
+                b'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: y\r\n\r\n',
+                b'GET / HTTP/2.0\r\n\r\n']:
+        corpus.add('http1', b'\x03' + req)
     for value in [b'bytes=0-9', b'bytes=90-200, -5,50-', b'bytes=-0', b'bytes=5-9,200-300', b'items=1-2']:
         corpus.add('http_range', value + b'\x08\x00\x64\x01')
     # The web front end: GETs with ranges and validators, HEAD, stats.
