@@ -2,6 +2,8 @@
 // accepts: entries come in strictly ascending key order, agree with the
 // whole-file parser, are found again by lookup (each once, in key order),
 // and, written again by the writer, read back the same.
+#include <algorithm>
+
 #include "fuzz.hpp"
 #include "server/bzr/btree.hpp"
 
@@ -41,11 +43,12 @@ void check(std::string_view bytes, const BTreeLimits& limits) {
     std::vector<Entry> entries = read_all(*reader, &ok);
     if (!ok) return;  // a page further in may be corrupt
     for (size_t i = 1; i < entries.size(); ++i) FUZZ_CHECK(entries[i - 1].key < entries[i].key);
-    for (const auto& e : entries) {
-        BTreeEntry be{e.key, e.refs, e.value};
-        size_t lists = 0;
-        while (lists < 16 && !be.ref_list(lists).empty()) ++lists;
-        FUZZ_CHECK(lists <= reader->ref_lists());
+    // Each entry has the header's number of reference lists. With none,
+    // Breezy ignores whatever stands between the key and the value, and so
+    // does every comparison below.
+    for (auto& e : entries) {
+        if (reader->ref_lists() == 0) e.refs.clear();
+        else FUZZ_CHECK(static_cast<size_t>(std::count(e.refs.begin(), e.refs.end(), '\t')) + 1 == reader->ref_lists());
     }
 
     // The whole-file parser sees the same entries.
@@ -73,7 +76,7 @@ void check(std::string_view bytes, const BTreeLimits& limits) {
     keys.push_back(std::string_view("\xff\xff no such key"));
     std::vector<Entry> found;
     auto looked = reader->lookup(keys, [&](const BTreeEntry& e) {
-        found.push_back({std::string(e.key), std::string(e.refs), std::string(e.value)});
+        found.push_back({std::string(e.key), reader->ref_lists() ? std::string(e.refs) : "", std::string(e.value)});
     });
     if (looked.ok()) FUZZ_CHECK(found == entries);
 
