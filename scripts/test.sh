@@ -1,23 +1,43 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, then build and
-# run the unit and integration tests twice — a normal build and an
-# AddressSanitizer + UndefinedBehaviorSanitizer build.
+# run the unit and integration tests twice — a normal build (GCC) and an
+# AddressSanitizer + UndefinedBehaviorSanitizer build (clang), which also
+# builds the libFuzzer targets and runs each for a few seconds
+# (docs/fuzzing.md).
 #   scripts/test.sh            both builds
 #   SOUK_BUILDS=normal scripts/test.sh   just one (normal or asan)
+#   scripts/test.sh --configure asan     only configure build/asan (scripts/fuzz uses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 
+# Configure build/$1 with its flags. The sanitizer build is clang's (libFuzzer
+# needs it); a cache left by another compiler is started afresh.
+configure() {
+  local flags fresh=()
+  case $1 in
+    normal) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_WERROR=ON) ;;
+    asan)   flags=(-DCMAKE_BUILD_TYPE=Debug -DSOUK_SANITIZE=ON -DSOUK_WERROR=ON -DSOUK_FUZZ=ON
+                   -DCMAKE_CXX_COMPILER=clang++) ;;
+    *) echo "unknown build $1" >&2; exit 2 ;;
+  esac
+  if [ "$1" = asan ] && [ -f "build/$1/CMakeCache.txt" ] &&
+     ! grep -q '^CMAKE_CXX_COMPILER:[A-Z]*=.*clang++' "build/$1/CMakeCache.txt"; then
+    fresh=(--fresh)
+  fi
+  cmake "${fresh[@]}" -S . -B "build/$1" -G Ninja "${flags[@]}" >/dev/null
+}
+
+if [ "${1:-}" = --configure ]; then
+  configure "${2:?scripts/test.sh --configure normal|asan}"
+  exit 0
+fi
+
 builds=${SOUK_BUILDS:-"normal asan"}
 jobs=$(nproc)
 for b in $builds; do
-  case $b in
-    normal) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_WERROR=ON) ;;
-    asan)   flags=(-DCMAKE_BUILD_TYPE=Debug -DSOUK_SANITIZE=ON -DSOUK_WERROR=ON) ;;
-    *) echo "unknown build $b" >&2; exit 2 ;;
-  esac
   echo "=== build: $b ==="
-  cmake -S . -B "build/$b" -G Ninja "${flags[@]}" >/dev/null
+  configure "$b"
   ninja -C "build/$b"
   echo "=== tests: $b ==="
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -130,6 +130,7 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     };
     auto refuse = [&](int status, std::string_view msg) {
         WebResponse f = failure(status, msg);
+        f.head = method == "HEAD";  // the headers a GET would get, no body (as handle_web's answers)
         return answer(f);
     };
     if (method.empty()) return refuse(400, "bad request: REQUEST_METHOD is not set (is this a CGI request?)");

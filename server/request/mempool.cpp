@@ -6,7 +6,9 @@
 #include <cstring>
 #include <new>
 
-#if defined(__SANITIZE_ADDRESS__)
+#include "server/base/sanitizer.hpp"
+
+#if defined(SOUK_ASAN)
 #include <sanitizer/asan_interface.h>
 #define SOUK_ASAN_POISON(p, n) ASAN_POISON_MEMORY_REGION(p, n)
 #define SOUK_ASAN_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION(p, n)

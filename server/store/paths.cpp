@@ -254,9 +254,15 @@ std::string non_ascii_url_error(std::string_view client) {
             if ((cc >> 6) != 2) return prefix + "not valid UTF-8 at byte " + std::to_string(i);
             cp = (cp << 6) | (cc & 0x3f);
         }
+        // Strict UTF-8, as Python decodes: an overlong form ("\xc0\xaf" for
+        // '/'), a surrogate or a code point past U+10FFFF is not a character.
+        static constexpr uint32_t kShortest[] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < kShortest[len] || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+            return prefix + "not valid UTF-8 at byte " + std::to_string(i);
         cps.push_back(cp);
         i += static_cast<size_t>(len);
     }
+    // Some code point is >= 0x80: a byte >= 0x80 began a valid sequence.
     size_t start = 0;
     while (cps[start] < 0x80) ++start;
     size_t end = start;

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "server/base/log.hpp"
+#include "server/base/sanitizer.hpp"
 
 namespace souk::server {
 namespace {
@@ -336,7 +337,7 @@ bool RangeCache::read(const FileKey& key, uint64_t block, uint64_t from, size_t 
     std::memcpy(dst, heap.data(off) + from, n);
     // The checks below must not be ordered before the copy's loads (the
     // seqlock reader's fence). TSan has no fences: an RMW orders the same.
-#if defined(__SANITIZE_THREAD__)
+#if defined(SOUK_TSAN)
     const uint64_t seq_now = std::atomic_ref<uint64_t>(e.seq).fetch_add(0, std::memory_order_acq_rel);
 #else
     std::atomic_thread_fence(std::memory_order_acquire);

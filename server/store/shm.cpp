@@ -15,6 +15,7 @@
 
 #include "protocol/verbs.hpp"
 #include "server/base/log.hpp"
+#include "server/base/sanitizer.hpp"
 
 namespace souk::server::shm {
 namespace {
@@ -116,7 +117,7 @@ Segment::Lock Segment::lock(double timeout_s) {
         ::pthread_mutex_consistent(&header().lock);
         return Lock::Recovered;
     }
-#if defined(__SANITIZE_THREAD__)
+#if defined(SOUK_TSAN)
     // TSan does not intercept pthread_mutex_clocklock (it would not see the
     // lock held); timedlock on the real-time clock is the same to it.
     const clockid_t clock = CLOCK_REALTIME;
@@ -130,7 +131,7 @@ Segment::Lock Segment::lock(double timeout_s) {
     deadline.tv_nsec = static_cast<long>(ns % 1000000000);
     int r;
     do {
-#if defined(__SANITIZE_THREAD__)
+#if defined(SOUK_TSAN)
         r = ::pthread_mutex_timedlock(&header().lock, &deadline);
 #else
         r = ::pthread_mutex_clocklock(&header().lock, clock, &deadline);

@@ -36,6 +36,7 @@
 #include "protocol/message.hpp"
 #include "server/base/counters.hpp"
 #include "server/base/log.hpp"
+#include "server/base/sanitizer.hpp"
 #include "server/verbs/dispatch.hpp"
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
@@ -51,7 +52,7 @@ inline void note_alloc() {
 }
 }  // namespace
 
-#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if !defined(SOUK_ASAN) && !defined(SOUK_TSAN)
 // glibc's own entry points: interposing malloc for the whole process
 // (libstdc++, glibc internals) while still using glibc's allocator.
 extern "C" {

@@ -190,6 +190,17 @@ class TestCgiPaths(unittest.TestCase):
         r, _, _, _ = hh.run_cgi(env)
         self.assertEqual(r.status, 500)
 
+    def test_refusals_to_head_have_no_body(self):
+        # The gateway's own refusals (found by fuzz.cgi): the headers of the
+        # GET answer, Content-Length included, and no body.
+        env = hh.cgi_env(ROOT, REQUEST_METHOD='HEAD', PATH_INFO='/src/data.bin', SOUK_PREFIX='/bzr')
+        r, rc, _, _ = hh.run_cgi(env)
+        self.assertEqual((rc, r.status, r.body), (0, 500, b''))
+        self.assertEqual(r.header('Content-Length'), str(len(b'server misconfigured: no REQUEST_URI\n')))
+        env = hh.cgi_env(ROOT, REQUEST_METHOD='HEAD', PATH_INFO='/src/data.bin', HTTP_X='x' * 70000)
+        r, _, _, _ = hh.run_cgi(env)
+        self.assertEqual((r.status, r.body), (431, b''))
+
     def test_detected_from_gateway_interface(self):
         env = hh.cgi_env(ROOT, REQUEST_METHOD='GET', PATH_INFO='/src/.bzr/branch-format')
         p = subprocess.run([harness.soukd_path()], env=env, capture_output=True, timeout=30)

@@ -518,7 +518,11 @@ TEST_CASE("annotate_file_revision equals Breezy's annotate_iter for every path o
         auto want = breezy_repo_annotations(s, s.root / branch);
         REQUIRE(want.size() > 30);
         size_t sources = 0;
-        for (const auto& [key, text] : want) {
+        for (const auto& entry : want) {
+            // Named, not a structured binding: clang 14 cannot capture one
+            // in CAPTURE's lambda.
+            const auto& key = entry.first;
+            const auto& text = entry.second;
             CAPTURE(key.first);
             CAPTURE(key.second);
             auto fa = file_annotation(store, std::string(branch) + "/.bzr/repository", key.first, key.second);

@@ -228,7 +228,11 @@ struct Bench {
 
     // Every query Breezy answered must be answered identically by souk.
     void compare_all(const std::string& repo_rel, const Answers& answers) {
-        for (const auto& [q, theirs] : answers) {
+        for (const auto& answer : answers) {
+            // Named, not a structured binding: clang 14 cannot capture one
+            // in INFO's lambda.
+            const auto& q = answer.first;
+            const auto& theirs = answer.second;
             std::string ours = souk_stats(repo_rel, q.first, q.second == "yes");
             INFO("revid=" << q.first << " committers=" << q.second);
             INFO("breezy body: " << unhex(theirs.substr(theirs.find(' ') + 1)));
@@ -473,7 +477,9 @@ TEST_CASE("bzr revisions: merges and ghosts match Breezy") {
         if (differ) break;
     }
     size_t ambiguous = 0, nosuch = 0;
-    for (const auto& [q, answers] : possible) {
+    for (const auto& entry : possible) {
+        const auto& q = entry.first;  // not a structured binding: INFO's lambda captures it (clang 14)
+        const auto& answers = entry.second;
         std::string ours = b.souk_stats("repo", q.first, q.second == "yes");
         INFO("revid=" << q.first << " committers=" << q.second << " souk=" << ours);
         CHECK(answers.count(ours) == 1);

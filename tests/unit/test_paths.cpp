@@ -110,6 +110,13 @@ TEST_CASE("non_ascii_url_error: brz serve's InvalidURL wording for raw non-ASCII
     CHECK(non_ascii_url_error("ab\xc3") == p + "not valid UTF-8 at byte 2");        // truncated
     CHECK(non_ascii_url_error("\xc3(") == p + "not valid UTF-8 at byte 0");         // bad continuation
     CHECK(non_ascii_url_error("\xff\xfe") == p + "not valid UTF-8 at byte 0");
+    // Overlong forms decode to ASCII code points: not characters either
+    // (read past the code points before, found by fuzz.paths).
+    CHECK(non_ascii_url_error("/REA\xc0\xb2" "E") == p + "not valid UTF-8 at byte 4");
+    CHECK(non_ascii_url_error("a\xe0\x80\xaf") == p + "not valid UTF-8 at byte 1");
+    CHECK(non_ascii_url_error("a\xf0\x80\x80\xaf") == p + "not valid UTF-8 at byte 1");
+    CHECK(non_ascii_url_error("\xed\xa0\x80") == p + "not valid UTF-8 at byte 0");     // a surrogate
+    CHECK(non_ascii_url_error("\xf4\x90\x80\x80") == p + "not valid UTF-8 at byte 0"); // past U+10FFFF
 }
 
 TEST_CASE("paths: in_temp_namespace finds the reserved prefix at the start of any component") {
