@@ -1,6 +1,8 @@
-// soukd's own HTTP carrier (docs/protocol/http.md): cpp-httplib with a fixed worker
-// pool, keep-alive, header/body limits and timeouts from Params; every
-// request goes to handle_web (web.hpp). Runs until *stop becomes true.
+// soukd's own HTTP/1.1 carrier (docs/protocol/http.md#soukds-own-http-server):
+// HTTP framing (protocol/http1.hpp) on the waiter of waiter.hpp, so idle
+// and half-arrived requests hold no thread; --http-workers serve requests
+// that have arrived; each is answered by the gateway CGI and FastCGI use
+// (serve_gateway, cgi.hpp). Runs until *stop becomes true.
 #pragma once
 
 #include <atomic>

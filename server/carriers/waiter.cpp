@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -821,10 +822,16 @@ void Waiter::serve(const ServerContext& wctx, ArrivalScanner& scanner, Conn* c) 
     for (;;) {  // bounded: each pass serves requests or ends
         bool partial = false;
         SessionEnd why;
-        {
+        try {
             Io io(*this, scanner, c);
             why = proto_.serve(wctx, io);
             partial = io.partial();
+        } catch (const std::exception& e) {
+            // The edge (docs/conventions.md#errors-as-values): nothing
+            // below throws but std::bad_alloc; the connection closes and
+            // the worker lives on.
+            SOUK_LOG(Error, "%s: internal error: %s; connection closed", c->peer, e.what());
+            why = SessionEnd::ProtocolError;
         }
         if (why != SessionEnd::Parked) {
             SOUK_LOG(Debug, "%s: closed (%s)", c->peer, to_string(why));

@@ -1,6 +1,6 @@
 // The web carriers' shared request logic (docs/protocol/http.md): one function turns
 // an HTTP request into a response, whatever brought it in: soukd's own HTTP
-// server (http_server.cpp, cpp-httplib) or CGI (cgi.cpp, environment +
+// server (http_server.cpp) or CGI (cgi.cpp, environment +
 // stdin). Carriers only translate; they never know a verb or a range.
 //
 //  * POST <path>/.bzr/smart: the body is one smart request of any version;
@@ -120,8 +120,8 @@ int64_t parse_http_date(std::string_view s);
 std::string format_http_date(int64_t unix_seconds);
 // A Range header for a file of `size` bytes. Returns 1 with `out` holding the satisfiable ranges as
 // (offset, length) in the order given, or 416 when none is satisfiable or
-// the value is malformed or not in bytes (what cpp-httplib answers too, so
-// both web carriers agree). More than max_ranges entries: 0 (serve the whole file,
+// the value is malformed or not in bytes (as cpp-httplib, the first HTTP
+// carrier, answered). More than max_ranges entries: 0 (serve the whole file,
 // as nginx and Apache do).
 int parse_range_header(std::string_view value, uint64_t size, size_t max_ranges,
                        std::vector<std::pair<uint64_t, uint64_t>>& out);
