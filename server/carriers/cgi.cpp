@@ -211,7 +211,9 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
     head += "\r\n";
     if (!out.write(head)) return false;
-    return ex.write(out) && out.finish();
+    // The pipeline finishes `out` after the reply (Pipeline::write_reply);
+    // a second finish() would end soukd's chunked HTTP body twice.
+    return ex.write(out);
 }
 
 int run_cgi(const ServerContext& ctx, const WebOptions& opts) {

@@ -225,11 +225,14 @@ public:
     void cork(bool on) override { out_.cork(on); }
     bool finish() override {
         if (state_ == State::Head) return fail();  // the gateway always ends its head
-        if (state_ == State::Chunked) {
+        if (state_ == State::Chunked && !ended_) {
             // The last chunk and the end of the body leave together: a
             // client that stops reading at the end of the smart message
             // finds nothing of this response left on the connection
             // (docs/protocol/http.md#a-reply-must-end-where-the-client-stops-reading).
+            // Once only: a second last chunk would be read as the status
+            // line of the connection's next response.
+            ended_ = true;
             held_ += "0\r\n\r\n";
             if (!flush_held()) return false;
         }
@@ -314,6 +317,7 @@ private:
     State state_ = State::Head;
     int status_ = 0;
     bool close_ = false;
+    bool ended_ = false;  // the last chunk went out
 };
 
 // An answer of the carrier's own, before the gateway sees the request (a

@@ -181,6 +181,23 @@ class Exchanges(FramingBase):
             self.assertTrue(r[2].startswith(b'bzr response 2\n'), r[2])
         self.assertEqual(rs[3][2], FILES['b.txt'])
 
+    def test_chunked_reply_ends_once(self):
+        # A smart reply over 256 KiB is chunked; its last chunk must go out
+        # once, or the connection's next response starts with a stray
+        # "0\r\n" (found by scripts/soak: http.client's BadStatusLine).
+        big = bytes(range(256)) * 1536   # 384 KiB
+        with open(os.path.join(self.root, 'big-reply.bin'), 'wb') as f:
+            f.write(big)
+        get = harness.v3_request([b'get', b'/big-reply.bin'])
+        post = b'POST /.bzr/smart HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n' % len(get) + get
+        data, closed = self.send(self.soukd.port, post + b'GET /a.txt HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+        self.assertTrue(closed)
+        rs = parse_responses(data)
+        self.assertEqual([r[0] for r in rs], [200, 200])
+        self.assertEqual(rs[0][1].get('transfer-encoding'), 'chunked')
+        self.assertTrue(rs[0][2].endswith(big + b'e'), 'the chunked reply is not the whole smart reply')
+        self.assertEqual(rs[1][2], FILES['a.txt'])
+
     def test_chunked_smart_post(self):
         by_length = (b'POST /.bzr/smart HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\nConnection: close\r\n\r\n'
                      % len(HELLO_V2)) + HELLO_V2
