@@ -277,11 +277,12 @@ def start_with_port_files(what, cmd, log_path, port_files):
 class SoukdHttp:
     """soukd serve --http 127.0.0.1:0 [--listen 127.0.0.1 --port 0]."""
 
-    def __init__(self, root, allow_writes=False, extra=(), with_tcp=False):
+    def __init__(self, root, allow_writes=False, extra=(), with_tcp=False, verbose=2):
         self.root = root
         self.allow_writes = allow_writes
         self.extra = list(extra)
         self.with_tcp = with_tcp
+        self.verbose = verbose   # how many -v (a soak's millions of requests want none)
         self.proc = None
         self.tmp = None
         self.port = None
@@ -293,7 +294,7 @@ class SoukdHttp:
         pf = os.path.join(self.tmp, 'http-port')
         tf = os.path.join(self.tmp, 'tcp-port')
         cmd = [harness.soukd_path(), 'serve', '--http', '127.0.0.1:0', '--http-port-file', pf,
-               '--directory=' + self.root, '-v', '-v'] + self.extra
+               '--directory=' + self.root] + ['-v'] * self.verbose + self.extra
         if self.with_tcp:
             cmd += ['--listen', '127.0.0.1', '--port', '0', '--port-file', tf]
         if self.allow_writes:
