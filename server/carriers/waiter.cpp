@@ -699,8 +699,14 @@ public:
     Io(Waiter& w, ArrivalScanner& scanner, Conn* c) : w_(w), scanner_(scanner), c_(c) {
         slot_ = c->handover == Handover::Stream;
         whole_ = c->handover == Handover::Whole ? c->arrived : 0;
-        // The first request's deadline runs from its first byte, seen by the waiter.
-        if (slot_) first_deadline_ = c->deadline - w.arrival_timeout_ + w.request_timeout_;
+        // The first request's deadline runs from its first byte, seen by the
+        // waiter; its rate (--min-stream-rate) from now, when it got this
+        // worker (measured from the clock's epoch, any 100 ms pause of a
+        // fast upload read as a rate near 0 and cut it while another waited).
+        if (slot_) {
+            first_deadline_ = c->deadline - w.arrival_timeout_ + w.request_timeout_;
+            stream_from_ = Clock::now();
+        }
         c->handover = Handover::Whole;
         c->arrived = 0;
         min_rate_ = live(w.ctx_.params.min_stream_rate);
