@@ -244,7 +244,7 @@ class TestBigPut(Base, unittest.TestCase):
 # 32 puts of 250 MiB at once over bzr:// (8 GiB to disk): soukd's memory
 # must not grow with the uploads in flight (at most --stream-workers read
 # at once, the rest wait in the kernel, docs/request-lifecycle.md).
-# SOUK_CONCURRENT_PUT_BYTES sets the size (the sanitizer build: 32 MiB).
+# SOUK_CONCURRENT_PUT_BYTES sets the size (the sanitizer build: 64 MiB).
 CONCURRENT_PUTS = 32
 CONCURRENT_PUT_BYTES = int(os.environ.get('SOUK_CONCURRENT_PUT_BYTES', 250 * MiB))
 # The fallback: when the temp dir cannot hold 32 x CONCURRENT_PUT_BYTES and
