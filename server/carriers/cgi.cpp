@@ -42,13 +42,6 @@ private:
     io::Stream& in_;
 };
 
-// "If-None-Match" -> HTTP_IF_NONE_MATCH (RFC 3875 4.1.18).
-std::string header_var(std::string_view name) {
-    std::string key = "HTTP_";
-    for (char c : name) key += c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
-    return key;
-}
-
 bool write_response(io::Sink& out, WebResponse& r) {
     std::string head = "Status: " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
@@ -87,6 +80,12 @@ bool fail(io::Sink& out, int status, std::string_view msg) {
 }
 
 }  // namespace
+
+std::string header_var(std::string_view name) {
+    std::string key = "HTTP_";
+    for (char c : name) key += c == '-' ? '_' : (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c;
+    return key;
+}
 
 int64_t parse_content_length(const char* value) {
     if (!value || !*value) return -1;

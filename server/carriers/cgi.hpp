@@ -66,6 +66,10 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts);
 // a request can be served (no root configured, bad options). Returns 0.
 int cgi_fail(int status, const std::string& message);
 
+// The meta-variable that carries a request header: "If-None-Match" ->
+// HTTP_IF_NONE_MATCH (RFC 3875's rule for HTTP_* variables).
+std::string header_var(std::string_view name);
+
 // The body length CONTENT_LENGTH announces: -1 when absent or empty (read to
 // EOF), -2 when malformed or overflowing, else the value. (For unit tests.)
 int64_t parse_content_length(const char* value);

@@ -78,7 +78,7 @@ public:
         if (name == "CONTENT_LENGTH") return head_.has_length ? std::to_string(head_.content_length) : std::string();
         if (name.substr(0, 5) == "HTTP_")
             for (const auto& [k, v] : head_.headers)
-                if (is_var(k, name.substr(5))) return std::string(v);
+                if (header_var(k) == name) return std::string(v);
         return {};
     }
     bool has(std::string_view name) const override {
@@ -149,15 +149,6 @@ public:
     }
 
 private:
-    // Whether header `name` is the one CGI calls HTTP_<var> (RFC 3875 4.1.18).
-    static bool is_var(std::string_view name, std::string_view var) {
-        if (name.size() != var.size()) return false;
-        for (size_t i = 0; i < name.size(); ++i) {
-            char c = name[i] == '-' ? '_' : (name[i] >= 'a' && name[i] <= 'z') ? static_cast<char>(name[i] - 32) : name[i];
-            if (c != var[i]) return false;
-        }
-        return true;
-    }
     ssize_t fail(int e) {
         errno = e;
         return -1;
