@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install dependencies, then build and
-# run the unit and integration tests twice — a normal build (GCC) and an
-# AddressSanitizer + UndefinedBehaviorSanitizer build (clang), which also
-# builds the libFuzzer targets and runs each for a few seconds
-# (docs/fuzzing.md).
-#   scripts/test.sh            both builds
-#   SOUK_BUILDS=normal scripts/test.sh   just one (normal or asan)
+# run the tests three times:
+#   normal  GCC; every unit and integration test;
+#   asan    clang, AddressSanitizer + UndefinedBehaviorSanitizer; every test,
+#           and the libFuzzer targets, each run for a few seconds
+#           (docs/fuzzing.md);
+#   tsan    GCC, ThreadSanitizer; soukd, souk and the unit tests only, and
+#           the tests where threads meet (tests/CMakeLists.txt says which).
+#   scripts/test.sh            all three builds
+#   SOUK_BUILDS=normal scripts/test.sh   some of them (normal, asan, tsan)
 #   scripts/test.sh --configure asan     only configure build/asan (scripts/fuzz uses it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +22,7 @@ configure() {
     normal) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_WERROR=ON) ;;
     asan)   flags=(-DCMAKE_BUILD_TYPE=Debug -DSOUK_SANITIZE=ON -DSOUK_WERROR=ON -DSOUK_FUZZ=ON
                    -DCMAKE_CXX_COMPILER=clang++) ;;
+    tsan)   flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_TSAN=ON -DSOUK_WERROR=ON) ;;
     *) echo "unknown build $1" >&2; exit 2 ;;
   esac
   if [ "$1" = asan ] && [ -f "build/$1/CMakeCache.txt" ] &&
@@ -33,14 +37,17 @@ if [ "${1:-}" = --configure ]; then
   exit 0
 fi
 
-builds=${SOUK_BUILDS:-"normal asan"}
+builds=${SOUK_BUILDS:-"normal asan tsan"}
 jobs=$(nproc)
 for b in $builds; do
   echo "=== build: $b ==="
   configure "$b"
-  ninja -C "build/$b"
+  targets=()
+  [ "$b" = tsan ] && targets=(souk_unit soukd souk)  # what its tests run
+  ninja -C "build/$b" "${targets[@]}"
   echo "=== tests: $b ==="
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  TSAN_OPTIONS=halt_on_error=1:abort_on_error=1:second_deadlock_stack=1 \
     ctest --test-dir "build/$b" --output-on-failure -j "$jobs" --timeout 900
 done
 echo "=== all tests passed ($builds) ==="

@@ -129,22 +129,35 @@ namespace souk::server {
     X(temp_sweep_interval, "temp-sweep-interval", Seconds, 3600, 1, 86400 * 365,                             \
       "sweep the tree for dead writers' temporary files this often (daemon: at start-up too; --inet/CGI: at start if due)")
 
+// Read a parameter that SIGHUP may change (one of SOUK_RELOADABLE_PARAMS
+// below) in another thread: a relaxed atomic load.
+inline double live(const double& field) {
+    return std::atomic_ref<double>(const_cast<double&>(field)).load(std::memory_order_relaxed);
+}
+
 struct Params {
 #define SOUK_X(field, opt, kind, def, lo, hi, help) double field = static_cast<double>(def);
     SOUK_PARAMS(SOUK_X)
 #undef SOUK_X
+
+    Params() = default;
+    // A copy (a worker's context, taken while a SIGHUP may store into the
+    // original) reads every field with live(): a relaxed load, the same
+    // instruction as a plain one here, and no data race.
+    Params(const Params& o) { *this = o; }
+    Params& operator=(const Params& o) {
+#define SOUK_X(field, opt, kind, def, lo, hi, help) field = live(o.field);
+        SOUK_PARAMS(SOUK_X)
+#undef SOUK_X
+        return *this;
+    }
 };
 
 // The parameters SIGHUP may change while soukd runs
 // (docs/configuration.md#signals); the rest take a restart. Each is read
-// where it is used with live(), never cached.
+// where it is used with live() on the server's own context, never cached
+// and never from a copy.
 #define SOUK_RELOADABLE_PARAMS(X) X(max_connections) X(fd_reserve) X(accept_backoff) X(min_stream_rate)
-
-// Read a parameter that SIGHUP may change (one of SOUK_RELOADABLE_PARAMS)
-// in another thread: a relaxed atomic load.
-inline double live(const double& field) {
-    return std::atomic_ref<double>(const_cast<double&>(field)).load(std::memory_order_relaxed);
-}
 
 // --max-connections as a carrier applies it: 0 means this process's
 // descriptor limit (RLIMIT_NOFILE's soft limit) less --fd-reserve, at
