@@ -135,9 +135,10 @@ class TestScaleOut(unittest.TestCase):
         loser = results[1 - winner]
         lost_on_lock = LOCK_ERROR in loser.stderr
         self.assertTrue(lost_on_lock or DIVERGED_ERROR in loser.stderr, detail)
-        print('\nscale-out: client %d won; client %d lost on %s (push times %.1f s, %.1f s)'
+        print('\nscale-out: client %d won; client %d lost on %s (push times %.1f s, %.1f s): %s'
               % (winner + 1, 2 - winner, 'the lock' if lost_on_lock else 'divergence',
-                 pushes[0].ended - pushes[0].started, pushes[1].ended - pushes[1].started))
+                 pushes[0].ended - pushes[0].started, pushes[1].ended - pushes[1].started,
+                 loser.stderr.decode(errors='replace').strip().splitlines()[-1]))
 
         # The served branch: clean, the winner's history, no lock left.
         env.ok(self, ['check', self.trunk])
