@@ -99,6 +99,8 @@ const char kUsage[] =
     "                          port. With --http, bzr:// TCP runs only when --listen,\n"
     "                          --port or --port-file is also given (one process)\n"
     "  --http-port-file FILE   write the bound HTTP port to FILE once listening\n"
+    "                          (under systemd, a passed socket named bzr or http is\n"
+    "                          served instead of binding: docs/install.md#systemd)\n"
     "  --fastcgi unix:/PATH    serve FastCGI (RESPONDER) for nginx fastcgi_pass or\n"
     "  --fastcgi ADDR:PORT     Apache mod_proxy_fcgi: the same requests as CGI, from a\n"
     "                          persistent process. The path is REQUEST_URI minus\n"
