@@ -48,6 +48,12 @@ def access_lines(text):
     return [f for f in fields if len(f) == 11 and f[1] == 'http']
 
 
+def error_line(stderr):
+    """brz's one-line error (its stderr also has -Dhpss lines)."""
+    lines = [ln for ln in stderr.decode(errors='replace').splitlines() if ln.startswith('brz: ERROR')]
+    return lines[0] if lines else '(no brz: ERROR line)'
+
+
 class Timed(threading.Thread):
     """One brz command in a thread: its result and when it ran."""
 
@@ -138,7 +144,7 @@ class TestScaleOut(unittest.TestCase):
         print('\nscale-out: client %d won; client %d lost on %s (push times %.1f s, %.1f s): %s'
               % (winner + 1, 2 - winner, 'the lock' if lost_on_lock else 'divergence',
                  pushes[0].ended - pushes[0].started, pushes[1].ended - pushes[1].started,
-                 loser.stderr.decode(errors='replace').strip().splitlines()[-1]))
+                 error_line(loser.stderr)))
 
         # The served branch: clean, the winner's history, no lock left.
         env.ok(self, ['check', self.trunk])
