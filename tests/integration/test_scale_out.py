@@ -13,14 +13,12 @@ the old or the new tip, nothing between. Both backends served requests
 (each one's access log)."""
 
 import os
-import subprocess
 import threading
 import time
 import unittest
 
-import harness
 import http_harness as hh
-from harness import BrzEnv, HarnessError, make_tempdir, remove_tree, require_server
+from harness import BrzEnv, make_tempdir, remove_tree, require_server
 
 SITE = os.path.join(hh.DEBIAN_DEPLOY, 'nginx', 'sites-available', 'souk-upstream')
 BACKENDS = ('127.0.0.1:8081', '127.0.0.1:8082')   # what the shipped file says
