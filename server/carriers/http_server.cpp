@@ -434,7 +434,7 @@ std::string parse_http_address(const std::string& text, HttpOptions& out) {
 int serve_http(const ServerContext& ctx, const HttpOptions& opts, const std::atomic<bool>* stop) {
     std::string err;
     // A deep backlog: connections wait in the kernel, not in a thread.
-    io::Fd listener = io::listen_tcp(opts.address, opts.port, 1024, &err);
+    io::Fd listener = opts.passed_fd >= 0 ? io::Fd(opts.passed_fd) : io::listen_tcp(opts.address, opts.port, 1024, &err);
     if (!listener) {
         std::fprintf(stderr, "soukd: cannot listen for HTTP: %s\n", err.c_str());
         return 1;
@@ -444,8 +444,9 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const std::ato
         std::fprintf(stderr, "soukd: cannot write --http-port-file %s\n", opts.port_file.c_str());
         return 1;
     }
-    SOUK_LOG(Info, "serving %s on http://%s:%u/ (%s)", ctx.root_realpath.c_str(), opts.address.c_str(), port,
-             ctx.allow_writes ? "read-write" : "read-only");
+    SOUK_LOG(Info, "serving %s on http://%s:%u/ (%s%s)", ctx.root_realpath.c_str(),
+             opts.passed_fd >= 0 ? "*" : opts.address.c_str(), port, ctx.allow_writes ? "read-write" : "read-only",
+             opts.passed_fd >= 0 ? ", socket from systemd" : "");
     if (opts.on_listening) opts.on_listening();
     const HttpProtocol http(opts.web);
     WaiterConfig cfg = waiter_config(ctx.params);

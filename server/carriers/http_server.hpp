@@ -19,6 +19,7 @@ struct HttpOptions {
     std::string address = "127.0.0.1";
     uint16_t port = 8080;       // 0 picks a free port
     std::string port_file;      // if set, the bound port is written here once listening
+    int passed_fd = -1;         // a listening socket from systemd (activation.hpp): served instead of binding; serve_http owns it
     std::function<void()> on_listening;  // called once listening (systemd readiness)
     WebOptions web;
 };

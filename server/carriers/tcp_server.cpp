@@ -91,23 +91,6 @@ public:
 
 }  // namespace
 
-std::string adopt_passed_socket(TcpOptions& opts) {
-    std::vector<io::PassedSocket> passed = io::take_passed_sockets();
-    for (const io::PassedSocket& p : passed) {
-        if (p.name == "http")
-            return "systemd passed a socket named http, but soukd's HTTP server binds its own (--http): "
-                   "only bzr:// can be socket-activated";
-        if (!io::is_listening_stream(p.fd.get()))
-            return "systemd passed descriptor " + std::to_string(p.fd.get()) +
-                   ", which is not a listening stream socket (Accept=yes units run soukd serve --inet)";
-    }
-    if (passed.size() > 1)
-        return "systemd passed " + std::to_string(passed.size()) +
-               " sockets; soukd serves bzr:// on one (one ListenStream=: [::]:4155 takes IPv4 too)";
-    if (passed.size() == 1) opts.passed_fd = passed[0].fd.release();
-    return "";
-}
-
 int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const std::atomic<bool>* stop) {
     std::string err;
     // A deep backlog: connections wait in the kernel, not in a thread.

@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "server/carriers/activation.hpp"
 #include "server/carriers/cgi.hpp"
 #include "server/carriers/fastcgi.hpp"
 #include "server/verbs/dispatch.hpp"
@@ -98,6 +99,8 @@ const char kUsage[] =
     "                          port. With --http, bzr:// TCP runs only when --listen,\n"
     "                          --port or --port-file is also given (one process)\n"
     "  --http-port-file FILE   write the bound HTTP port to FILE once listening\n"
+    "                          (under systemd, a passed socket named bzr or http is\n"
+    "                          served instead of binding: docs/install.md#systemd)\n"
     "  --fastcgi unix:/PATH    serve FastCGI (RESPONDER) for nginx fastcgi_pass or\n"
     "  --fastcgi ADDR:PORT     Apache mod_proxy_fcgi: the same requests as CGI, from a\n"
     "                          persistent process. The path is REQUEST_URI minus\n"
@@ -424,7 +427,7 @@ int main(int argc, char** argv) {
     const std::string& directory = opts.directory;
     TcpOptions& tcp = opts.tcp;
     HttpOptions& http = opts.http;
-    const bool want_http = opts.want_http;
+    bool want_http = opts.want_http;  // these two also follow the sockets systemd passes, below
     bool tcp_explicit = opts.tcp_explicit;
     FastcgiOptions& fastcgi = opts.fastcgi;
     const bool want_fastcgi = opts.want_fastcgi;
@@ -483,11 +486,16 @@ int main(int argc, char** argv) {
         SessionEnd end = serve_stream(ctx, stdio, origin);
         return (end == SessionEnd::Eof || end == SessionEnd::IdleTimeout) ? 0 : 1;
     }
-    // systemd (docs/install.md#systemd): bzr:// on the socket it passed, and
-    // READY=1 once every carrier listens.
-    if (std::string refused = adopt_passed_socket(tcp); !refused.empty()) return fail(refused);
+    // systemd (docs/install.md#systemd): each carrier on the socket it
+    // passed (a passed socket asks for its carrier), and READY=1 once every
+    // carrier listens.
+    if (std::string refused = want_fastcgi ? adopt_passed_sockets(nullptr, nullptr) : adopt_passed_sockets(&tcp, &http);
+        !refused.empty())
+        return fail(refused);
     if (tcp.passed_fd >= 0) tcp_explicit = true;
-    std::atomic<int> not_listening{want_http && tcp_explicit ? 2 : 1};
+    if (http.passed_fd >= 0) want_http = true;
+    const bool want_tcp = !want_fastcgi && (!want_http || tcp_explicit);
+    std::atomic<int> not_listening{want_fastcgi ? 1 : int(want_tcp) + int(want_http)};
     tcp.on_listening = http.on_listening = fastcgi.on_listening = [&not_listening] {
         if (--not_listening == 0) souk::io::notify_service_manager("READY=1");
     };
@@ -511,7 +519,7 @@ int main(int argc, char** argv) {
         fastcgi.web = http.web;
         carriers.push_back(carrier([&] { return serve_fastcgi(ctx, fastcgi, &g_stop); }, tcp_rc));
     } else {
-        if (!want_http || tcp_explicit) carriers.push_back(carrier([&] { return serve_tcp(ctx, tcp, &g_stop); }, tcp_rc));
+        if (want_tcp) carriers.push_back(carrier([&] { return serve_tcp(ctx, tcp, &g_stop); }, tcp_rc));
         if (want_http) carriers.push_back(carrier([&] { return serve_http(ctx, http, &g_stop); }, http_rc));
     }
     bool stopping = false;

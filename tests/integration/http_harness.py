@@ -947,12 +947,19 @@ class SoukdFastcgi:
 class DebianNginx:
     """The real nginx in a copy of Debian's /etc/nginx, with the shipped
     site file (scripts/deploy/debian/nginx/sites-available/souk) linked
-    into sites-enabled as an admin would. Only paths and the port change."""
+    into sites-enabled as an admin would. Only paths and the port change.
+    Another shipped site: `site` (its path) and `replacements(port)`, the
+    (old, new) literals to replace in it."""
 
-    def __init__(self, root, socket_path):
+    def __init__(self, root, socket_path, site=NGINX_SITE, replacements=None):
         require(NGINX)
         self.root = root
         self.socket = socket_path
+        self.site = site
+        self.replacements = replacements or (lambda port: [
+            ('listen 80;', 'listen 127.0.0.1:%d;' % port),
+            ('unix:' + DEPLOY_SOCKET + ';', 'unix:' + socket_path + ';'),
+            ('root ' + DEPLOY_ROOT + ';', 'root ' + root + ';')])
         self.tmp = None
         self.proc = None
 
@@ -964,6 +971,7 @@ class DebianNginx:
         for n in os.listdir(os.path.join(etc, 'sites-enabled')):
             os.unlink(os.path.join(etc, 'sites-enabled', n))   # the stock default site listens on :80
         make_world_readable(self.root)
+        make_world_readable(t)  # the workers (www-data) buffer large bodies under t/body
         self.error_log = os.path.join(t, 'error.log')
         conf_path = os.path.join(etc, 'nginx.conf')
         with open(conf_path) as f:
@@ -979,19 +987,18 @@ class DebianNginx:
         ], '/etc/nginx/nginx.conf')
         with open(conf_path, 'w') as f:
             f.write(main)
-        with open(NGINX_SITE) as f:
+        with open(self.site) as f:
             site = f.read()
+        name = os.path.basename(self.site)
 
         def spawn(ports):
             (self.port,) = ports
-            text = substitute(site, [('listen 80;', 'listen 127.0.0.1:%d;' % self.port),
-                                     ('unix:' + DEPLOY_SOCKET + ';', 'unix:' + self.socket + ';'),
-                                     ('root ' + DEPLOY_ROOT + ';', 'root ' + self.root + ';')], NGINX_SITE)
-            with open(os.path.join(etc, 'sites-available', 'souk'), 'w') as f:
+            text = substitute(site, self.replacements(self.port), self.site)
+            with open(os.path.join(etc, 'sites-available', name), 'w') as f:
                 f.write(text)
-            link = os.path.join(etc, 'sites-enabled', 'souk')
+            link = os.path.join(etc, 'sites-enabled', name)
             if not os.path.lexists(link):
-                os.symlink('../sites-available/souk', link)
+                os.symlink('../sites-available/' + name, link)
             with open(os.path.join(t, 'nginx.out'), 'wb') as log:
                 self.proc = subprocess.Popen([NGINX, '-p', t, '-c', conf_path, '-g', 'daemon off;'],
                                              stdin=subprocess.DEVNULL, stdout=log, stderr=log, cwd=t,

@@ -10,7 +10,7 @@ import subprocess
 from harness import HarnessError, soukd_path
 
 CMD_TIMEOUT = 300
-UNITS = ('soukd.service', 'soukd.socket', 'soukd-inet.socket', 'soukd-inet@.service')
+UNITS = ('soukd.service', 'soukd.socket', 'soukd-http.socket', 'soukd-inet.socket', 'soukd-inet@.service')
 
 # A tiny libsouk program: connect to URL, print the file PATH, then the
 # names in the URL's directory (sorted); an error prints its kind and exits 1.
