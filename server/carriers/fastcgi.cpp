@@ -32,7 +32,7 @@ fcgi::PairLimits pair_limits(const Params& p) {
     return fcgi::PairLimits{static_cast<size_t>(p.fastcgi_max_params_bytes), static_cast<size_t>(p.fastcgi_max_params)};
 }
 
-bool send(ConnIo& io, std::string_view bytes, io::Deadline deadline) {
+bool send_bytes(ConnIo& io, std::string_view bytes, io::Deadline deadline) {
     if (io.stream().write_all(bytes, deadline) != 0) return false;
     count(counters().bytes_out, bytes.size());
     return true;
@@ -109,7 +109,7 @@ bool answer_management(const ServerContext& ctx, ConnIo& io, const fcgi::Record&
     } else {
         fcgi::append_unknown_type(out, rec.type);
     }
-    return send(io, out, io::after_seconds(ctx.params.write_timeout));
+    return send_bytes(io, out, io::after_seconds(ctx.params.write_timeout));
 }
 
 // STDOUT records for one request, gathered into writes of kOutFlush.
@@ -137,7 +137,7 @@ public:
 private:
     bool flush() {
         if (buf_.empty()) return true;
-        bool ok = send(io_, buf_, deadline_);
+        bool ok = send_bytes(io_, buf_, deadline_);
         buf_.clear();
         return ok;
     }
@@ -194,7 +194,7 @@ public:
                 if (rec.type == fcgi::BeginRequest) {
                     std::string out;
                     fcgi::append_end_request(out, rec.request_id, 0, fcgi::CantMpxConn);
-                    if (!send(io_, out, io::after_seconds(ctx_.params.write_timeout))) {
+                    if (!send_bytes(io_, out, io::after_seconds(ctx_.params.write_timeout))) {
                         broken_ = true;
                         return -1;
                     }
@@ -310,7 +310,7 @@ public:
                     io.count_request();
                     continue;
                 }
-                if (!send(io, out, io::after_seconds(p.write_timeout))) return SessionEnd::WriteFailed;
+                if (!send_bytes(io, out, io::after_seconds(p.write_timeout))) return SessionEnd::WriteFailed;
                 if (!active && !(flags & fcgi::kKeepConn)) return SessionEnd::Eof;
                 done = !active;
             } else if (!active || rec.request_id != id) {
@@ -318,7 +318,7 @@ public:
             } else if (rec.type == fcgi::AbortRequest) {
                 std::string out;
                 fcgi::append_end_request(out, id, 1, fcgi::RequestComplete);
-                if (!send(io, out, io::after_seconds(p.write_timeout))) return SessionEnd::WriteFailed;
+                if (!send_bytes(io, out, io::after_seconds(p.write_timeout))) return SessionEnd::WriteFailed;
                 active = false;
                 done = ended = true;
             } else if (rec.type == fcgi::Params) {

@@ -25,7 +25,6 @@ import os
 import select
 import signal
 import socket
-import threading
 import time
 import unittest
 
@@ -118,43 +117,22 @@ class TestTricklersAndIdle(FastcgiBase):
             s.sendall(get_request())
             self.assertEqual(hh.fcgi_response(s, 1)[1], (0, 0))
         tricklers = [self.connect() for _ in range(TRICKLERS)]
-        sent = [0] * TRICKLERS
-        stop = threading.Event()
-        errors = []
-
-        def trickle():
-            # A byte per trickler per round, a round per 0.25 s; never the
-            # last byte (the requests stay half-arrived until the end).
-            try:
-                for _ in range(200):  # bounded: 200 rounds, 50 s at most
-                    if stop.is_set():
-                        return
-                    for i, c in enumerate(tricklers):
-                        if sent[i] < len(request) - 1:
-                            c.sendall(request[sent[i]:sent[i] + 1])
-                            sent[i] += 1
-                    stop.wait(0.25)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-
-        t = threading.Thread(target=trickle, daemon=True)
-        t.start()
+        trickler = harness.Trickler(tricklers, request)
+        trickler.start()
         try:
-            self.assertTrue(wait_until(lambda: min(sent) >= 3 or errors, timeout=20), 'the tricklers did not trickle')
-            c = wait_until(lambda: (lambda s: s if s['tcp_conns_arriving'] >= TRICKLERS else None)(
-                soukd_counters(self.root)), timeout=20, interval=0.1)
+            self.assertTrue(wait_until(lambda: min(trickler.sent) >= 3 or trickler.errors, timeout=20),
+                            'the tricklers did not trickle')
+            c = harness.arriving_in_waiter(self.root, TRICKLERS)
             self.assertTrue(c, 'the tricklers are not all waiting in the waiter: %r' % soukd_counters(self.root))
             self.assertEqual(c['pool_req_live'], 0, 'a half-arrived request holds a handler')
             latencies = [self.timed_get() for _ in range(20)]  # bounded: 20 requests of at most 10 s each
             self.assertLess(max(latencies), BOUND, 'latencies under attack: %r' % latencies)
-            self.assertFalse(errors, errors)
+            self.assertFalse(trickler.errors, trickler.errors)
         finally:
-            stop.set()
-            t.join(10)
-        self.assertFalse(t.is_alive())
+            self.assertTrue(trickler.finish())
         # The half-arrived requests were kept: finished now, each is answered.
         for i, c in enumerate(tricklers):  # bounded: TRICKLERS
-            c.sendall(request[sent[i]:])
+            c.sendall(trickler.rest(i))
         for c in tricklers:  # bounded: TRICKLERS, 10 s each at most
             out, end = hh.fcgi_response(c, 1)
             self.assertEqual(end, (0, 0))
