@@ -269,7 +269,11 @@ public:
         fcgi::ParamsBlock params(pair_limits(p));
         bool active = false, keep = false;
         uint16_t id = 0;
-        io::Deadline deadline{};  // the open request's: from its BEGIN_REQUEST
+        // Reads of the open request end at its deadline (from its
+        // BEGIN_REQUEST); between requests reads happen only in a stream
+        // slot, for the next request read with the last one, and end at a
+        // deadline set after each answer, never restarted by a record.
+        io::Deadline deadline = io::after_seconds(p.request_timeout);
         GatewayOptions gw;
         gw.path_from_uri = true;
         gw.body_timeout = p.request_timeout;
@@ -277,10 +281,7 @@ public:
         for (;;) {  // one record per pass; bounded by the web server's records and the deadlines
             fcgi::Record rec;
             SessionEnd why = SessionEnd::ReadFailed;
-            // Between requests a read happens only in a stream slot, for
-            // the start of the next request read with the last one.
-            const Records::Got got =
-                records.next(rec, active, active ? deadline : io::after_seconds(p.request_timeout), &why);
+            const Records::Got got = records.next(rec, active, deadline, &why);
             if (got == Records::Got::Parked) return SessionEnd::Parked;
             if (got == Records::Got::Eof) return SessionEnd::Eof;
             if (got == Records::Got::Failed) return why;
@@ -314,7 +315,11 @@ public:
                 if (!active && !(flags & fcgi::kKeepConn)) return SessionEnd::Eof;
                 done = !active;
             } else if (!active || rec.request_id != id) {
-                done = !active;  // a record of no open request: skipped
+                if (!active) {  // a record of no open request: skipped
+                    io.request_done(records.nothing_pending());
+                    if (io.draining()) return SessionEnd::Parked;
+                }
+                continue;
             } else if (rec.type == fcgi::AbortRequest) {
                 std::string out;
                 fcgi::append_end_request(out, id, 1, fcgi::RequestComplete);
@@ -355,6 +360,7 @@ public:
             if (ended && !keep) return SessionEnd::Eof;
             io.request_done(records.nothing_pending());
             if (io.draining()) return SessionEnd::Parked;  // this reply was the last (the waiter closes it)
+            deadline = io::after_seconds(p.request_timeout);
         }
     }
 
