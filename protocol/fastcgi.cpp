@@ -107,6 +107,39 @@ void ParamsBlock::reset() {
     done_ = false;
 }
 
+Arrival measure_request(std::string_view in, ParamsBlock& params) {
+    Record rec;
+    size_t pos = 0, used = 0;
+    for (;;) {  // bounded: each pass takes a record of `in`; records of no open request lead
+        const Parse p = parse_record(in.substr(pos), rec, used);
+        if (p == Parse::Bad) return {Arrival::Whole, in.size()};
+        if (p == Parse::NeedMore) return pos ? Arrival{Arrival::Whole, pos} : Arrival{};
+        if (rec.request_id == 0 || rec.type == BeginRequest) break;
+        pos += used;
+    }
+    if (pos > 0) return {Arrival::Whole, pos};
+    pos = used;
+    uint16_t role = 0;
+    uint8_t flags = 0;
+    if (rec.request_id == 0 || !parse_begin(rec.content, role, flags) || role != Responder) return {Arrival::Whole, pos};
+    const uint16_t id = rec.request_id;
+    params.reset();
+    for (;;) {  // bounded: each pass takes a record of `in`
+        const Parse p = parse_record(in.substr(pos), rec, used);
+        if (p == Parse::Bad) return {Arrival::Whole, in.size()};
+        if (p == Parse::NeedMore) return {};
+        pos += used;
+        if (rec.request_id == 0 || rec.type == BeginRequest) return {Arrival::Stream, pos};
+        if (rec.request_id != id) continue;  // another request's: skipped
+        if (rec.type == AbortRequest) return {Arrival::Whole, pos};
+        if (rec.type == Params && !params.done()) {
+            if (!(rec.content.empty() ? params.finish() : params.add(rec.content)).empty()) return {Arrival::Whole, pos};
+        } else if (rec.type == Stdin && params.done() && rec.content.empty()) {
+            return {Arrival::Whole, pos};
+        }
+    }
+}
+
 void append_header(std::string& out, uint8_t type, uint16_t request_id, uint16_t content_length,
                    uint8_t padding_length) {
     const char h[kHeaderSize] = {static_cast<char>(kVersion),

@@ -99,6 +99,25 @@ private:
     bool done_ = false;
 };
 
+// How much of the bytes that have arrived on a responder's connection
+// (looked at, not read) it can act on now (docs/protocol/fastcgi.md#connections-and-workers):
+//  * Whole, `bytes` long: a management record; records of no open request
+//    (skipped, together); a BEGIN_REQUEST refused (bad body, another role);
+//    a request from BEGIN_REQUEST to its empty STDIN record, or to its
+//    ABORT_REQUEST, or to the PARAMS record that makes its block too large
+//    or undecodable (answered 431); bytes that are not FastCGI (all of `in`).
+//  * Stream: an open request followed by a record to answer at once (a
+//    management record, another BEGIN_REQUEST): the responder serves it
+//    while the request goes on arriving.
+//  * Partial: none of these yet.
+// `params` is scratch with the PARAMS limits (reused: after its first use
+// a look allocates nothing unless the block is bad).
+struct Arrival {
+    enum Kind : uint8_t { Partial, Whole, Stream } kind = Partial;
+    size_t bytes = 0;
+};
+Arrival measure_request(std::string_view in, ParamsBlock& params);
+
 // Encoders. Each appends to `out`.
 void append_header(std::string& out, uint8_t type, uint16_t request_id, uint16_t content_length,
                    uint8_t padding_length);

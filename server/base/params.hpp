@@ -29,7 +29,7 @@ namespace souk::server {
     X(max_readv_ranges, "max-readv-ranges", Count, 4096, 1, 1 << 24, "most ranges in one readv")           \
     X(max_readv_bytes, "max-readv-bytes", Bytes, 1ull << 30, 1, 1ull << 40, "most bytes one readv returns") \
     X(max_connections, "max-connections", Count, 0, 0, 1 << 24,                                             \
-      "open TCP connections at most (0: the descriptor limit minus --fd-reserve; at the cap a new one may take an idle one's slot: --idle-reclaim-age; FastCGI: connections waiting for a worker at most)") \
+      "open connections at most (0: the descriptor limit minus --fd-reserve; at the cap a new one may take an idle one's slot: --idle-reclaim-age)") \
     X(fd_reserve, "fd-reserve", Count, 256, 0, 1 << 20,                                                     \
       "descriptors kept back from the limit (RLIMIT_NOFILE, raised to its hard limit at start) for files, pipes and logs; a larger --max-connections is lowered to fit") \
     X(accept_backoff, "accept-backoff", Seconds, 0.1, 0.001, 60,                                            \
@@ -39,7 +39,7 @@ namespace souk::server {
     X(request_timeout, "request-timeout", Seconds, 60, 0.01, 86400,                                         \
       "deadline from a request's first byte to its last, never restarted by a byte (no slowloris)")        \
     X(idle_reclaim_age, "idle-reclaim-age", Seconds, 1, 0, 86400 * 30,                                      \
-      "TCP at --max-connections: a new client takes the slot of the connection idle longest if it has been idle this long (else it is refused); FastCGI with every worker busy: the same, for a waiting connection") \
+      "at --max-connections: a new client takes the slot of the connection idle longest if it has been idle this long (else it is refused)") \
     X(write_timeout, "write-timeout", Seconds, 300, 0.01, 86400, "deadline for sending one response")    \
     X(shutdown_grace, "shutdown-grace", Seconds, 5, 0, 3600,                                                \
       "SIGTERM/SIGINT: requests being served may finish this long, then they are cut (new connections are refused at once)") \
@@ -61,7 +61,7 @@ namespace souk::server {
     X(cgi_read_timeout, "cgi-read-timeout", Seconds, 30, 0.01, 3600,                                        \
       "CGI: deadline for reading the whole request body from stdin")                                        \
     X(fastcgi_workers, "fastcgi-workers", Count, 16, 1, 4096,                                               \
-      "FastCGI: worker threads, each serving one web-server connection at a time (keep the web server's pooled connections below this)") \
+      "FastCGI carrier: worker threads (requests served at once; idle connections and requests still arriving hold none)") \
     X(fastcgi_max_params_bytes, "fastcgi-max-params-bytes", Bytes, 64 * 1024, 1024, 16 * 1024 * 1024,       \
       "FastCGI: largest PARAMS block of one request (the CGI variables; 431 beyond)")                       \
     X(fastcgi_max_params, "fastcgi-max-params", Count, 512, 8, 1 << 20,                                     \

@@ -1,20 +1,12 @@
 #include "server/carriers/fastcgi.hpp"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <mutex>
-#include <thread>
-#include <vector>
+#include <string>
 
 #include "protocol/fastcgi.hpp"
 #include "server/base/counters.hpp"
@@ -30,7 +22,7 @@ namespace souk::server {
 namespace fcgi = proto::fcgi;
 namespace {
 
-constexpr size_t kReadChunk = 64 * 1024;
+constexpr size_t kReadStep = 64 * 1024;  // bytes asked of the socket per read
 // STDOUT content per record: a multiple of 8, so no padding is needed.
 constexpr size_t kOutRecord = 65528;
 // Bytes of STDOUT records gathered before a write to the socket.
@@ -40,68 +32,75 @@ fcgi::PairLimits pair_limits(const Params& p) {
     return fcgi::PairLimits{static_cast<size_t>(p.fastcgi_max_params_bytes), static_cast<size_t>(p.fastcgi_max_params)};
 }
 
-// One web-server connection: records in (buffered), bytes out.
-class Conn {
-public:
-    explicit Conn(io::Fd fd) : s_(std::move(fd)) {}
+bool send_bytes(ConnIo& io, std::string_view bytes, io::Deadline deadline) {
+    if (io.stream().write_all(bytes, deadline) != 0) return false;
+    count(counters().bytes_out, bytes.size());
+    return true;
+}
 
-    // The next record; its content stays valid until the next call.
-    // 1: a record. 0: the web server closed the connection between records.
-    // -1: errno ETIMEDOUT, EPROTO (not FastCGI), ECONNRESET (closed
-    // inside a record), or a read error.
-    int next(fcgi::Record& rec, io::Deadline deadline) {
-        pos_ += consumed_;
-        consumed_ = 0;
-        for (;;) {  // bounded: each pass returns or reads >= 1 byte into a buffer of at most two records
-            size_t used = 0;
-            fcgi::Parse p = fcgi::parse_record(std::string_view(in_).substr(pos_), rec, used);
-            if (p == fcgi::Parse::Ok) {
-                consumed_ = used;
-                return 1;
-            }
+// The records of a connection on a worker, read through its ConnIo: a
+// request the waiter saw whole is read without waiting; a record of a
+// request that has not arrived whole streams in (ConnIo::must_stream).
+class Records {
+public:
+    enum class Got : uint8_t {
+        Record,  // `rec` is set; its content stays valid until the next call
+        Parked,  // between requests, and the next one has not arrived whole
+        Eof,     // the web server closed the connection between records
+        Failed,  // *why: not FastCGI, closed inside a record, a read error or timeout
+    };
+    Records(ConnIo& io, InBuffer& in) : io_(io), in_(in) {}
+
+    // `open`: a request is open (its records must come).
+    Got next(fcgi::Record& rec, bool open, io::Deadline deadline, SessionEnd* why) {
+        in_.consume(used_);
+        used_ = 0;
+        for (;;) {  // bounded: each pass takes a record, or reads >= 1 byte, or ends
+            const fcgi::Parse p = fcgi::parse_record(in_.pending(), rec, used_);
+            if (p == fcgi::Parse::Ok) return Got::Record;
             if (p == fcgi::Parse::Bad) {
-                errno = EPROTO;
-                return -1;
+                count(counters().protocol_errors);
+                *why = SessionEnd::ProtocolError;
+                return Got::Failed;
             }
-            if (pos_ > 0) {
-                in_.erase(0, pos_);
-                pos_ = 0;
+            if (io_.between()) {
+                if (open || !in_.pending().empty()) {
+                    io_.must_stream();
+                } else {
+                    const ConnIo::Next n = io_.next();
+                    if (n == ConnIo::Next::Park) return Got::Parked;
+                    if (n == ConnIo::Next::Eof) return Got::Eof;
+                }
             }
-            const size_t old = in_.size();
-            in_.resize(old + kReadChunk);
-            ssize_t n = s_.read_some(in_.data() + old, kReadChunk, deadline);
-            in_.resize(old + static_cast<size_t>(std::max<ssize_t>(n, 0)));
-            if (n > 0) {
-                count(counters().bytes_in, static_cast<uint64_t>(n));
+            const ssize_t got = in_.fill(io_, kReadStep, deadline, why);
+            if (got > 0) {
+                count(counters().bytes_in, static_cast<uint64_t>(got));
                 continue;
             }
-            if (n == 0 && in_.empty()) return 0;
-            if (n == 0) errno = ECONNRESET;
-            return -1;
+            if (got == 0 && !open && in_.pending().empty()) return Got::Eof;
+            if (got == 0) {
+                if (open) count(counters().truncated_requests);
+                *why = SessionEnd::Truncated;
+            }
+            return Got::Failed;
         }
     }
-
-    bool send(std::string_view bytes, io::Deadline deadline) {
-        if (s_.write_all(bytes, deadline) != 0) return false;
-        count(counters().bytes_out, bytes.size());
-        return true;
-    }
-
-    int fd() const { return s_.in_fd(); }
+    // No bytes beyond the current record have been read.
+    bool nothing_pending() const { return in_.pending().size() == used_; }
 
 private:
-    io::Stream s_;
-    std::string in_;
-    size_t pos_ = 0, consumed_ = 0;
+    ConnIo& io_;
+    InBuffer& in_;
+    size_t used_ = 0;  // the current record's bytes, consumed at the next call
 };
 
 // A management record (request id 0, docs/protocol/fastcgi.md#management-records).
 // false: the connection must close.
-bool answer_management(const ServerContext& ctx, Conn& conn, const fcgi::Record& rec) {
+bool answer_management(const ServerContext& ctx, ConnIo& io, const fcgi::Record& rec) {
     std::string out;
     if (rec.type == fcgi::GetValues) {
-        const uint64_t workers = static_cast<uint64_t>(ctx.params.fastcgi_workers);
-        std::string why = fcgi::answer_get_values(rec.content, pair_limits(ctx.params), workers, workers, out);
+        std::string why = fcgi::answer_get_values(rec.content, pair_limits(ctx.params), connection_cap(ctx.params),
+                                                  static_cast<uint64_t>(ctx.params.fastcgi_workers), out);
         if (!why.empty()) {
             SOUK_LOG(Info, "fastcgi: bad GET_VALUES: %s", why.c_str());
             count(counters().protocol_errors);
@@ -110,13 +109,13 @@ bool answer_management(const ServerContext& ctx, Conn& conn, const fcgi::Record&
     } else {
         fcgi::append_unknown_type(out, rec.type);
     }
-    return conn.send(out, io::after_seconds(ctx.params.write_timeout));
+    return send_bytes(io, out, io::after_seconds(ctx.params.write_timeout));
 }
 
 // STDOUT records for one request, gathered into writes of kOutFlush.
 class StdoutSink final : public io::Sink {
 public:
-    StdoutSink(Conn& conn, uint16_t id, io::Deadline deadline) : conn_(conn), id_(id), deadline_(deadline) {}
+    StdoutSink(ConnIo& io, uint16_t id, io::Deadline deadline) : io_(io), id_(id), deadline_(deadline) {}
     bool write(std::string_view data) override {
         while (!data.empty()) {  // bounded: each pass takes up to kOutRecord bytes
             std::string_view part = data.substr(0, kOutRecord);
@@ -138,11 +137,11 @@ public:
 private:
     bool flush() {
         if (buf_.empty()) return true;
-        bool ok = conn_.send(buf_, deadline_);
+        bool ok = send_bytes(io_, buf_, deadline_);
         buf_.clear();
         return ok;
     }
-    Conn& conn_;
+    ConnIo& io_;
     uint16_t id_;
     io::Deadline deadline_;
     std::string buf_;
@@ -152,8 +151,8 @@ private:
 // records as the body, read from the connection as serve_gateway asks.
 class FcgiRequest final : public GatewayRequest {
 public:
-    FcgiRequest(const ServerContext& ctx, Conn& conn, const fcgi::ParamsBlock& params, uint16_t id)
-        : ctx_(ctx), conn_(conn), params_(params), id_(id) {}
+    FcgiRequest(const ServerContext& ctx, ConnIo& io, Records& records, const fcgi::ParamsBlock& params, uint16_t id)
+        : ctx_(ctx), io_(io), records_(records), params_(params), id_(id) {}
 
     std::string var(std::string_view name) const override { return std::string(params_.get(name)); }
     bool has(std::string_view name) const override { return params_.has(name); }
@@ -173,16 +172,17 @@ public:
             }
             if (stdin_done_) return 0;
             fcgi::Record rec;
-            int r = conn_.next(rec, deadline);
-            if (r <= 0) {
-                if (r == 0) errno = ECONNRESET;
-                // A stalled body (ETIMEDOUT) leaves the records in step:
-                // it is answered 408 and the connection may go on.
-                broken_ = errno != ETIMEDOUT;
+            SessionEnd why = SessionEnd::ReadFailed;
+            if (records_.next(rec, true, deadline, &why) != Records::Got::Record) {
+                // A stalled body (the request's deadline) leaves the
+                // records in step: it is answered 408 and the connection
+                // may go on.
+                broken_ = why != SessionEnd::RequestTimeout;
+                errno = broken_ ? ECONNRESET : ETIMEDOUT;
                 return -1;
             }
             if (rec.request_id == 0) {
-                if (!answer_management(ctx_, conn_, rec)) {
+                if (!answer_management(ctx_, io_, rec)) {
                     broken_ = true;
                     errno = ECONNRESET;
                     return -1;
@@ -194,7 +194,7 @@ public:
                 if (rec.type == fcgi::BeginRequest) {
                     std::string out;
                     fcgi::append_end_request(out, rec.request_id, 0, fcgi::CantMpxConn);
-                    if (!conn_.send(out, io::after_seconds(ctx_.params.write_timeout))) {
+                    if (!send_bytes(io_, out, io::after_seconds(ctx_.params.write_timeout))) {
                         broken_ = true;
                         return -1;
                     }
@@ -219,48 +219,12 @@ public:
 
 private:
     const ServerContext& ctx_;
-    Conn& conn_;
+    ConnIo& io_;
+    Records& records_;
     const fcgi::ParamsBlock& params_;
     uint16_t id_;
-    std::string_view pending_;  // the rest of the last STDIN record (in conn_'s buffer)
+    std::string_view pending_;  // the rest of the last STDIN record (in the connection's buffer)
     bool stdin_done_ = false, aborted_ = false, broken_ = false;
-};
-
-// The connections being served (for a stop and for reclaiming idle ones)
-// and the queue of accepted ones waiting for a worker.
-struct Shared {
-    struct Live {
-        int fd;
-        bool idle;  // between requests
-        std::chrono::steady_clock::time_point idle_since;
-    };
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<io::Fd> queue;
-    std::vector<Live> live;
-    bool stopping = false;
-
-    void set_idle(int fd, bool idle) {
-        for (auto& l : live)
-            if (l.fd == fd) {
-                l.idle = idle;
-                l.idle_since = std::chrono::steady_clock::now();
-            }
-    }
-    // Every worker busy and a connection waiting: end the connection idle
-    // longest if it has idled `min_age` seconds (its worker then takes the
-    // next from the queue). Called under `mu`.
-    void reclaim_idle(size_t workers, double min_age) {
-        if (queue.empty() || live.size() < workers) return;
-        Live* oldest = nullptr;
-        for (auto& l : live)
-            if (l.idle && (!oldest || l.idle_since < oldest->idle_since)) oldest = &l;
-        if (!oldest || std::chrono::steady_clock::now() - oldest->idle_since < std::chrono::duration<double>(min_age))
-            return;
-        ::shutdown(oldest->fd, SHUT_RDWR);
-        oldest->idle = false;  // ending: never chosen twice
-        count(counters().idle_reclaimed);
-    }
 };
 
 void log_params_ignored(const fcgi::ParamsBlock& params) {
@@ -274,130 +238,135 @@ void log_params_ignored(const fcgi::ParamsBlock& params) {
     }
 }
 
-// Serve one web-server connection until it closes, misbehaves, idles past
-// --idle-timeout, or the server stops.
-void serve_connection(const ServerContext& ctx, const FastcgiOptions& opts, Shared& sh, io::Fd fd) {
-    Conn conn(std::move(fd));
-    fcgi::ParamsBlock params(pair_limits(ctx.params));
-    bool active = false, keep = false;
-    uint16_t id = 0;
-    io::Deadline deadline = io::after_seconds(ctx.params.idle_timeout);
-    GatewayOptions gw;
-    gw.path_from_uri = true;
-    gw.body_timeout = ctx.params.request_timeout;
-    gw.carrier = "fastcgi";
-    for (;;) {  // bounded: each pass consumes one record or returns; the deadlines end a silent peer
-        fcgi::Record rec;
-        int r = conn.next(rec, deadline);
-        if (r == 0) return;
-        if (r < 0) {
-            if (errno == ETIMEDOUT) count(counters().idle_timeouts);
-            else if (errno == EPROTO) count(counters().protocol_errors);
-            else if (active) count(counters().truncated_requests);
-            SOUK_LOG(Debug, "fastcgi: connection closed: %s", std::strerror(errno));
-            return;
+// FastCGI on the waiter (docs/protocol/fastcgi.md#connections-and-workers):
+// a request has arrived whole from its BEGIN_REQUEST to its empty STDIN
+// record (fcgi::measure_request); each is answered by the gateway
+// (handle_web, SmartExchange), so FastCGI answers exactly what CGI and
+// soukd's HTTP server answer.
+class FastcgiProtocol final : public WaiterProtocol {
+    class Framing final : public Measure {
+    public:
+        explicit Framing(const Params& p) : params_(pair_limits(p)) {}
+        Look look(std::string_view in) override {
+            const fcgi::Arrival a = fcgi::measure_request(in, params_);
+            if (a.kind == fcgi::Arrival::Whole) return {Look::Whole, a.bytes};
+            return {a.kind == fcgi::Arrival::Stream ? Look::Stream : Look::Partial, 0};
         }
-        if (rec.request_id == 0) {
-            if (!answer_management(ctx, conn, rec)) return;
-            continue;
-        }
-        if (rec.type == fcgi::BeginRequest) {
-            uint16_t role = 0;
-            uint8_t flags = 0;
-            std::string out;
-            if (!fcgi::parse_begin(rec.content, role, flags)) {
-                count(counters().protocol_errors);
-                return;
-            }
-            if (active) {
-                fcgi::append_end_request(out, rec.request_id, 0, fcgi::CantMpxConn);
-            } else if (role != fcgi::Responder) {
-                fcgi::append_end_request(out, rec.request_id, 0, fcgi::UnknownRole);
-            } else {
-                active = true;
-                id = rec.request_id;
-                keep = (flags & fcgi::kKeepConn) != 0;
-                params.reset();
-                deadline = io::after_seconds(ctx.params.request_timeout);
-                std::lock_guard<std::mutex> lock(sh.mu);
-                sh.set_idle(conn.fd(), false);
-                continue;
-            }
-            if (!conn.send(out, io::after_seconds(ctx.params.write_timeout))) return;
-            if (!(flags & fcgi::kKeepConn) && !active) return;
-            continue;
-        }
-        if (!active || rec.request_id != id) continue;  // records of a finished request: skipped
-        bool answer = false;
-        if (rec.type == fcgi::AbortRequest) {
-            std::string out;
-            fcgi::append_end_request(out, id, 1, fcgi::RequestComplete);
-            if (!conn.send(out, io::after_seconds(ctx.params.write_timeout))) return;
-        } else if (rec.type == fcgi::Params) {
-            std::string why = rec.content.empty() ? params.finish() : params.add(rec.content);
-            if (!why.empty()) {
-                // Answered as HTTP, so the web server shows the client why.
-                SOUK_LOG(Info, "fastcgi: request %u: %s", id, why.c_str());
-                count(counters().protocol_errors);
-                StdoutSink out(conn, id, io::after_seconds(ctx.params.write_timeout));
-                std::string text = "Status: 431 Request Header Fields Too Large\r\nContent-Type: text/plain; "
-                                   "charset=utf-8\r\n\r\nrequest parameters too large or malformed\n";
-                if (!out.write(text) || !out.end(0)) return;
-                return;  // the rest of the PARAMS stream cannot be trusted
-            }
-            if (!rec.content.empty()) continue;
-            answer = true;
-        } else {
-            continue;  // STDIN before the PARAMS end, DATA: ignored
-        }
-        if (answer) {
-            log_params_ignored(params);
-            FcgiRequest req(ctx, conn, params, id);
-            StdoutSink out(conn, id, io::after_seconds(ctx.params.write_timeout));
-            bool ok = serve_gateway(ctx, opts.web, gw, req, out);
-            if (req.broken()) return;
-            if (!ok && !req.aborted()) {
-                // Part of a response went out: only closing tells the web
-                // server it is incomplete.
-                count(counters().write_failures);
-                return;
-            }
-            if (!out.end(req.aborted() ? 1 : 0)) {
-                count(counters().write_failures);
-                return;
-            }
-        }
-        active = false;
-        {
-            std::lock_guard<std::mutex> lock(sh.mu);
-            sh.set_idle(conn.fd(), true);
-            // Connections waiting for a worker go first: a kept-alive one
-            // must not hold its worker while another waits.
-            if (sh.stopping || !sh.queue.empty()) return;
-        }
-        if (!keep) return;
-        deadline = io::after_seconds(ctx.params.idle_timeout);
-    }
-}
 
-void worker(const ServerContext& ctx, const FastcgiOptions& opts, Shared& sh) {
-    for (;;) {  // bounded: ends when the server stops and the queue is empty
-        io::Fd fd;
-        {
-            std::unique_lock<std::mutex> lock(sh.mu);
-            sh.cv.wait(lock, [&] { return sh.stopping || !sh.queue.empty(); });
-            if (sh.stopping) return;  // queued connections are closed by serve_fastcgi
-            fd = std::move(sh.queue.front());
-            sh.queue.pop_front();
-            sh.live.push_back({fd.get(), true, std::chrono::steady_clock::now()});
+    private:
+        fcgi::ParamsBlock params_;  // scratch
+    };
+
+public:
+    explicit FastcgiProtocol(const WebOptions& web) : web_(web) {}
+    std::unique_ptr<Measure> measure(const Params& p) const override { return std::make_unique<Framing>(p); }
+
+    SessionEnd serve(const ServerContext& wctx, ConnIo& io) const override {
+        thread_local InBuffer in;
+        in.clear();
+        const Params& p = wctx.params;
+        Records records(io, in);
+        fcgi::ParamsBlock params(pair_limits(p));
+        bool active = false, keep = false;
+        uint16_t id = 0;
+        // Reads of the open request end at its deadline (from its
+        // BEGIN_REQUEST); between requests reads happen only in a stream
+        // slot, for the next request read with the last one, and end at a
+        // deadline set after each answer, never restarted by a record.
+        io::Deadline deadline = io::after_seconds(p.request_timeout);
+        GatewayOptions gw;
+        gw.path_from_uri = true;
+        gw.body_timeout = p.request_timeout;
+        gw.carrier = "fastcgi";
+        for (;;) {  // one record per pass; bounded by the web server's records and the deadlines
+            fcgi::Record rec;
+            SessionEnd why = SessionEnd::ReadFailed;
+            const Records::Got got = records.next(rec, active, deadline, &why);
+            if (got == Records::Got::Parked) return SessionEnd::Parked;
+            if (got == Records::Got::Eof) return SessionEnd::Eof;
+            if (got == Records::Got::Failed) return why;
+            bool done = false;   // an exchange is over: the connection may park or close
+            bool ended = false;  // a request was answered (END_REQUEST)
+            if (rec.request_id == 0) {
+                if (!answer_management(wctx, io, rec)) return SessionEnd::ProtocolError;
+                done = !active;
+            } else if (rec.type == fcgi::BeginRequest) {
+                uint16_t role = 0;
+                uint8_t flags = 0;
+                if (!fcgi::parse_begin(rec.content, role, flags)) {
+                    count(counters().protocol_errors);
+                    return SessionEnd::ProtocolError;
+                }
+                std::string out;
+                if (active) {
+                    fcgi::append_end_request(out, rec.request_id, 0, fcgi::CantMpxConn);
+                } else if (role != fcgi::Responder) {
+                    fcgi::append_end_request(out, rec.request_id, 0, fcgi::UnknownRole);
+                } else {
+                    active = true;
+                    id = rec.request_id;
+                    keep = (flags & fcgi::kKeepConn) != 0;
+                    params.reset();
+                    deadline = io::after_seconds(p.request_timeout);
+                    io.count_request();
+                    continue;
+                }
+                if (!send_bytes(io, out, io::after_seconds(p.write_timeout))) return SessionEnd::WriteFailed;
+                if (!active && !(flags & fcgi::kKeepConn)) return SessionEnd::Eof;
+                done = !active;
+            } else if (!active || rec.request_id != id) {
+                if (!active) {  // a record of no open request: skipped
+                    io.request_done(records.nothing_pending());
+                    if (io.draining()) return SessionEnd::Parked;
+                }
+                continue;
+            } else if (rec.type == fcgi::AbortRequest) {
+                std::string out;
+                fcgi::append_end_request(out, id, 1, fcgi::RequestComplete);
+                if (!send_bytes(io, out, io::after_seconds(p.write_timeout))) return SessionEnd::WriteFailed;
+                active = false;
+                done = ended = true;
+            } else if (rec.type == fcgi::Params) {
+                std::string bad = rec.content.empty() ? params.finish() : params.add(rec.content);
+                if (!bad.empty()) {
+                    // Answered as HTTP, so the web server shows the client why.
+                    SOUK_LOG(Info, "fastcgi: %s: request %u: %s", io.peer(), id, bad.c_str());
+                    count(counters().protocol_errors);
+                    StdoutSink out(io, id, io::after_seconds(p.write_timeout));
+                    (void)(out.write("Status: 431 Request Header Fields Too Large\r\nContent-Type: text/plain; "
+                                     "charset=utf-8\r\n\r\nrequest parameters too large or malformed\n") &&
+                           out.end(0));
+                    return SessionEnd::ProtocolError;  // the rest of the PARAMS stream cannot be trusted
+                }
+                if (!rec.content.empty()) continue;
+                log_params_ignored(params);
+                FcgiRequest req(wctx, io, records, params, id);
+                StdoutSink out(io, id, io::after_seconds(p.write_timeout));
+                const bool ok = serve_gateway(wctx, web_, gw, req, out);
+                if (req.broken()) return SessionEnd::ReadFailed;
+                if (!(ok || req.aborted()) || !out.end(req.aborted() ? 1 : 0)) {
+                    // Part of a response went out: only closing tells the
+                    // web server it is incomplete.
+                    count(counters().write_failures);
+                    return SessionEnd::WriteFailed;
+                }
+                active = false;
+                done = ended = true;
+            }
+            // Anything else of the open request (STDIN before the PARAMS
+            // end, DATA): skipped.
+            if (!done) continue;
+            // Without FCGI_KEEP_CONN the connection closes after the request.
+            if (ended && !keep) return SessionEnd::Eof;
+            io.request_done(records.nothing_pending());
+            if (io.draining()) return SessionEnd::Parked;  // this reply was the last (the waiter closes it)
+            deadline = io::after_seconds(p.request_timeout);
         }
-        const int raw = fd.get();
-        serve_connection(ctx, opts, sh, std::move(fd));  // closes it
-        std::lock_guard<std::mutex> lock(sh.mu);
-        sh.live.erase(std::remove_if(sh.live.begin(), sh.live.end(), [raw](const auto& l) { return l.fd == raw; }),
-                      sh.live.end());
     }
-}
+
+private:
+    const WebOptions web_;
+};
 
 }  // namespace
 
@@ -425,6 +394,7 @@ std::string parse_socket_mode(const std::string& text, unsigned& mode) {
 int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const std::atomic<bool>* stop) {
     std::string err;
     uint64_t ino = 0;
+    // A deep backlog: connections wait in the kernel, not in a thread.
     io::Fd listener = opts.unix_path.empty()
                           ? io::listen_tcp(opts.address, opts.port, 1024, &err)
                           : io::listen_unix(opts.unix_path, opts.socket_mode, 1024, &ino, &err);
@@ -432,76 +402,18 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const st
         std::fprintf(stderr, "soukd: --fastcgi: %s\n", err.c_str());
         return 1;
     }
-    int wake[2];
-    if (::pipe2(wake, O_CLOEXEC) != 0) {
-        std::fprintf(stderr, "soukd: --fastcgi: pipe: %s\n", std::strerror(errno));
-        return 1;
-    }
-    io::Fd wake_r(wake[0]), wake_w(wake[1]);
     const std::string where = opts.unix_path.empty() ? opts.address + ":" + std::to_string(opts.port)
                                                      : "unix:" + opts.unix_path;
     SOUK_LOG(Info, "serving %s over FastCGI on %s (%s)", ctx.root_realpath.c_str(), where.c_str(),
              ctx.allow_writes ? "read-write" : "read-only");
-
-    Shared sh;
-    std::vector<std::thread> workers;
-    const size_t nworkers = static_cast<size_t>(ctx.params.fastcgi_workers);
-    for (size_t i = 0; i < nworkers; ++i) workers.emplace_back(worker, std::cref(ctx), std::cref(opts), std::ref(sh));
-
-    const size_t max_queue = connection_cap(ctx.params);
-    std::thread acceptor([&] {
-        for (;;) {  // bounded: ends when the wake pipe is written (stop)
-            int timeout = -1;
-            {
-                // While connections wait, look again for an idle one to end.
-                std::lock_guard<std::mutex> lock(sh.mu);
-                sh.reclaim_idle(nworkers, ctx.params.idle_reclaim_age);
-                if (!sh.queue.empty()) timeout = static_cast<int>(ctx.params.idle_reclaim_age * 1000) + 10;
-            }
-            struct pollfd p[2] = {{listener.get(), POLLIN, 0}, {wake_r.get(), POLLIN, 0}};
-            int r = ::poll(p, 2, timeout);
-            if (r == 0) continue;
-            if (r < 0 && errno == EINTR) continue;
-            if (r < 0 || p[1].revents) return;
-            io::Fd c(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-            if (!c) {
-                if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
-                count(counters().accept_failures);
-                SOUK_LOG(Warn, "fastcgi: accept: %s (pausing %.3fs)", std::strerror(errno), ctx.params.accept_backoff);
-                struct pollfd w = {wake_r.get(), POLLIN, 0};
-                if (::poll(&w, 1, static_cast<int>(ctx.params.accept_backoff * 1000)) > 0) return;
-                continue;
-            }
-            count(counters().connections_accepted);
-            std::lock_guard<std::mutex> lock(sh.mu);
-            if (sh.queue.size() >= max_queue) {
-                count(counters().connections_refused);
-                continue;  // closed: the web server reports a bad gateway
-            }
-            sh.queue.push_back(std::move(c));
-            sh.cv.notify_one();
-            sh.reclaim_idle(nworkers, ctx.params.idle_reclaim_age);
-        }
-    });
-
     if (opts.on_listening) opts.on_listening();
-    while (!*stop) sleep_until_woken(1000);  // bounded: until *stop
-    io::notify_service_manager("STOPPING=1");
-    char one = 1;
-    (void)!::write(wake_w.get(), &one, 1);
-    acceptor.join();
-    {
-        std::lock_guard<std::mutex> lock(sh.mu);
-        sh.stopping = true;
-        sh.queue.clear();
-        // Idle connections end now; busy ones after their request.
-        for (const auto& l : sh.live)
-            if (l.idle) ::shutdown(l.fd, SHUT_RD);
-        sh.cv.notify_all();
-    }
-    for (auto& t : workers) t.join();
+    const FastcgiProtocol fastcgi(opts.web);
+    WaiterConfig cfg = waiter_config(ctx.params);
+    cfg.workers = static_cast<size_t>(ctx.params.fastcgi_workers);
+    int rc = run_waiter(ctx, std::move(listener), fastcgi, cfg, stop);
+    if (*stop) io::notify_service_manager("STOPPING=1");
     if (!opts.unix_path.empty()) io::remove_unix_socket(opts.unix_path, ino);
-    return 0;
+    return rc;
 }
 
 }  // namespace souk::server

@@ -7,14 +7,11 @@
 //  * Listens on a unix socket (`unix:/run/souk/fcgi.sock`, created with
 //    --fastcgi-socket-mode, a stale file replaced, removed at exit) or TCP
 //    (`ADDR:PORT`).
-//  * A fixed pool of --fastcgi-workers threads; each serves one web-server
-//    connection at a time, request after request while the web server sets
-//    FCGI_KEEP_CONN (closed after --idle-timeout between requests).
-//    Accepted connections wait for a worker in a queue capped by
-//    --max-connections (beyond it they are closed and counted). While one
-//    waits, a worker closes its connection after the current request, and
-//    a connection idle --idle-reclaim-age is closed at once, so kept-alive
-//    connections never starve new ones.
+//  * On the waiter of waiter.hpp, as bzr:// and HTTP: idle and
+//    half-arrived requests hold no thread; a request goes to one of at
+//    most --fastcgi-workers workers once it has arrived whole
+//    (fcgi::measure_request), or streams if larger than --arrival-bytes.
+//    Kept-alive connections (FCGI_KEEP_CONN) park between requests.
 //  * One request at a time per connection (FCGI_MPXS_CONNS=0): a second
 //    BEGIN_REQUEST gets END_REQUEST with CANT_MPX_CONN; roles other than
 //    RESPONDER get UNKNOWN_ROLE.

@@ -24,36 +24,6 @@ namespace http1 = proto::http1;
 
 constexpr size_t kReadStep = 64 * 1024;  // bytes asked of the socket per read
 
-// A worker's bytes read from its connection and not used yet: the head
-// being read, body bytes that came with it, the start of the next
-// pipelined request. Kept per thread (its capacity is reused).
-class InBuffer {
-public:
-    std::string_view pending() const { return std::string_view(buf_.data() + begin_, end_ - begin_); }
-    void consume(size_t n) {
-        begin_ += n;
-        if (begin_ == end_) begin_ = end_ = 0;
-    }
-    void clear() { begin_ = end_ = 0; }
-    // Read up to `n` more bytes after the pending ones. As ConnIo::read.
-    ssize_t fill(ConnIo& io, size_t n, io::Deadline deadline, SessionEnd* why) {
-        if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
-        if (begin_ > 0 && end_ + n > buf_.size()) {  // move the pending bytes to the front
-            std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-            end_ -= begin_;
-            begin_ = 0;
-        }
-        if (buf_.size() < end_ + n) buf_.resize(end_ + n);
-        ssize_t got = io.read(buf_.data() + end_, n, deadline, why);
-        if (got > 0) end_ += static_cast<size_t>(got);
-        return got;
-    }
-
-private:
-    std::string buf_;
-    size_t begin_ = 0, end_ = 0;
-};
-
 // One request as the gateway (cgi.hpp) sees it: the head's fields as
 // CGI meta-variables, and the body, decoded from its framing, read from
 // what came with the head and then from the connection.

@@ -917,6 +917,19 @@ void Waiter::shutdown_all() {
 
 }  // namespace
 
+ssize_t InBuffer::fill(ConnIo& io, size_t n, io::Deadline deadline, SessionEnd* why) {
+    if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
+    if (begin_ > 0 && end_ + n > buf_.size()) {  // move the pending bytes to the front
+        std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+        end_ -= begin_;
+        begin_ = 0;
+    }
+    if (buf_.size() < end_ + n) buf_.resize(end_ + n);
+    ssize_t got = io.read(buf_.data() + end_, n, deadline, why);
+    if (got > 0) end_ += static_cast<size_t>(got);
+    return got;
+}
+
 void wake_waiters() {
     const uint64_t one = 1;
     int fd = g_stop_wake.load(std::memory_order_acquire);  // never made here: a signal handler may call this

@@ -1,4 +1,4 @@
-// The connection machinery of the bzr:// and HTTP carriers
+// The connection machinery of the bzr://, HTTP and FastCGI carriers
 // (docs/request-lifecycle.md; Varnish's waiter): an acceptor, an epoll waiter that parks idle connections with
 // no thread and no workspace — only a session record from the "sess" pool
 // (under 256 bytes) plus the kernel's socket — and a bounded pool of
@@ -72,8 +72,28 @@ public:
     virtual const char* peer() const = 0;
 };
 
+// A worker's bytes read from its connection and not used yet (HTTP: the
+// head being read, body bytes that came with it, the start of the next
+// pipelined request; FastCGI: records). Kept per thread by the protocols
+// (its capacity is reused).
+class InBuffer {
+public:
+    std::string_view pending() const { return std::string_view(buf_.data() + begin_, end_ - begin_); }
+    void consume(size_t n) {
+        begin_ += n;
+        if (begin_ == end_) begin_ = end_ = 0;
+    }
+    void clear() { begin_ = end_ = 0; }
+    // Read up to `n` more bytes after the pending ones. As ConnIo::read.
+    ssize_t fill(ConnIo& io, size_t n, io::Deadline deadline, SessionEnd* why);
+
+private:
+    std::string buf_;
+    size_t begin_ = 0, end_ = 0;
+};
+
 // What a protocol on the waiter provides (bzr:// in tcp_server.cpp, HTTP
-// in http_server.cpp).
+// in http_server.cpp, FastCGI in fastcgi.cpp).
 class WaiterProtocol {
 public:
     virtual ~WaiterProtocol() = default;

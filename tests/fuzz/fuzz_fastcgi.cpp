@@ -1,6 +1,7 @@
 // The FastCGI record codec (protocol/fastcgi.hpp): records out of any
-// bytes, PARAMS blocks split anywhere across records, name-value pairs and
-// the GET_VALUES answer. Every view lies inside the input, what is decoded
+// bytes, PARAMS blocks split anywhere across records, name-value pairs,
+// the GET_VALUES answer and the waiter's measure of a request
+// (measure_request). Every view lies inside the input, what is decoded
 // re-encodes to something that decodes to the same, and the answer to a
 // management query is one well-formed record.
 #include <set>
@@ -106,6 +107,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 }
             }
         }
+    }
+    // The waiter's measure (measure_request): never past the input; a
+    // request whole in these bytes is whole, the same length, in its own.
+    ParamsBlock scratch(PairLimits{4096, 64});
+    const Arrival a = measure_request(buf, scratch);
+    FUZZ_CHECK(a.bytes <= buf.size());
+    if (a.kind == Arrival::Whole) {
+        FUZZ_CHECK(a.bytes > 0);
+        const Arrival b = measure_request(buf.substr(0, a.bytes), scratch);
+        FUZZ_CHECK(b.kind == Arrival::Whole && b.bytes == a.bytes);
     }
     // The pair decoder straight on the input: views inside it, and what it
     // decodes re-encodes to the same pairs.

@@ -258,6 +258,53 @@ def wait_until(predicate, timeout, interval=0.02):
 # ---------------------------------------------------------------------------
 # bencode (docs/protocol/framing.md#bencode)
 
+class Trickler(threading.Thread):
+    """Sends the next byte of `request` on each of `conns` (anything with
+    send()) once per round, a round per `interval` seconds, never the last
+    byte, so the requests stay half-arrived; at most `rounds` rounds.
+    `sent[i]`: bytes sent on conns[i]; `errors`: what a send raised.
+    finish() stops it and says whether the thread ended."""
+
+    def __init__(self, conns, request, interval=0.25, rounds=200):
+        super().__init__(daemon=True)
+        self.conns = conns
+        self.request = request
+        self.interval = interval
+        self.rounds = rounds
+        self.sent = [0] * len(conns)
+        self.errors = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        try:
+            for _ in range(self.rounds):  # bounded: rounds
+                if self.stopping.is_set():
+                    return
+                for i, c in enumerate(self.conns):
+                    if self.sent[i] < len(self.request) - 1:
+                        c.send(self.request[self.sent[i]:self.sent[i] + 1])
+                        self.sent[i] += 1
+                self.stopping.wait(self.interval)
+        except BaseException as e:  # noqa: BLE001 - reported by the test
+            self.errors.append(e)
+
+    def finish(self, timeout=10):
+        self.stopping.set()
+        self.join(timeout)
+        return not self.is_alive()
+
+    def rest(self, i):
+        """What conns[i] has not been sent of the request."""
+        return self.request[self.sent[i]:]
+
+
+def arriving_in_waiter(root, n, timeout=20):
+    """soukd's counters once at least `n` connections have a request
+    arriving in the waiter (tcp_conns_arriving), or None after `timeout`."""
+    return wait_until(lambda: (lambda s: s if s['tcp_conns_arriving'] >= n else None)(soukd_counters(root)),
+                      timeout=timeout, interval=0.1)
+
+
 def bencode(x):
     if isinstance(x, bool):
         raise TypeError('bool is not bencodable')

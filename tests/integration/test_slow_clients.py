@@ -20,7 +20,6 @@ Every loop is bounded in count and in time.
 """
 import os
 import subprocess
-import threading
 import time
 import unittest
 
@@ -87,32 +86,13 @@ class TestTricklersAndIdle(SlowClientsBase):
         self.assertGreater(len(request), 40)
         idle = self.open_conns(IDLE)
         tricklers = self.open_conns(TRICKLERS)
-        sent = [0] * TRICKLERS
-        stop = threading.Event()
-        errors = []
-
-        def trickle():
-            # One byte per trickler per round, a round per 0.25 s; never
-            # the last byte (the requests stay half-arrived until the end).
-            try:
-                for _ in range(200):  # bounded: 200 rounds, 50 s at most
-                    if stop.is_set():
-                        return
-                    for i, c in enumerate(tricklers):
-                        if sent[i] < len(request) - 1:
-                            c.send(request[sent[i]:sent[i] + 1])
-                            sent[i] += 1
-                    stop.wait(0.25)
-            except BaseException as e:  # noqa: BLE001 - reported below
-                errors.append(e)
-
-        t = threading.Thread(target=trickle, daemon=True)
-        t.start()
+        trickler = harness.Trickler(tricklers, request)
+        trickler.start()
         try:
             # The tricklers are a few bytes in, and none holds a handler.
-            self.assertTrue(wait_until(lambda: min(sent) >= 3 or errors, timeout=20), 'the tricklers did not trickle')
-            c = wait_until(lambda: (lambda s: s if s['tcp_conns_arriving'] >= TRICKLERS else None)(
-                soukd_counters(self.root)), timeout=20, interval=0.1)
+            self.assertTrue(wait_until(lambda: min(trickler.sent) >= 3 or trickler.errors, timeout=20),
+                            'the tricklers did not trickle')
+            c = harness.arriving_in_waiter(self.root, TRICKLERS)
             self.assertTrue(c, 'the tricklers are not all waiting in the waiter: %r' % soukd_counters(self.root))
             self.assertEqual(c['pool_req_live'], 0, 'a half-arrived request holds a handler')
             # Normal requests: 20 over the raw protocol, each within the bound.
@@ -132,15 +112,13 @@ class TestTricklersAndIdle(SlowClientsBase):
                 self.assertEqual(out.returncode, 0, out.stderr)
                 self.assertEqual(out.stdout, DATA)
                 self.assertLess(secs, BOUND, 'souk get took %.2fs under attack' % secs)
-            self.assertFalse(errors, errors)
+            self.assertFalse(trickler.errors, trickler.errors)
         finally:
-            stop.set()
-            t.join(10)
-        self.assertFalse(t.is_alive())
+            self.assertTrue(trickler.finish())
         # The half-arrived requests were kept, not dropped: finished now,
         # each is answered.
         for i, c in enumerate(tricklers):  # bounded: TRICKLERS
-            c.send(request[sent[i]:])
+            c.send(trickler.rest(i))
         for c in tricklers:  # bounded: TRICKLERS, 10 s each at most
             r = read_v3_response(c, timeout=10)
             self.assertTrue(r.success, r)

@@ -250,3 +250,78 @@ TEST_CASE("fastcgi: randomized decode never crashes (bounded)") {
     }
     CHECK(ok > 0);
 }
+
+TEST_CASE("fastcgi: measure_request: whole at the empty STDIN, partial before, at every cut") {
+    std::string params, req;
+    append_pair(params, "REQUEST_METHOD", "POST");
+    append_pair(params, "REQUEST_URI", "/.bzr/smart");
+    append_begin_request(req, 7, Responder, kKeepConn);
+    append_records(req, Params, 7, params);
+    append_records(req, Params, 7, {});
+    append_records(req, Stdin, 7, "body bytes");
+    append_records(req, Stdin, 7, {});
+    const size_t whole = req.size();
+    std::string next;
+    append_begin_request(next, 8, Responder, 0);  // the next request, started
+    ParamsBlock scratch(PairLimits{});
+    for (size_t cut = 0; cut < whole; ++cut) {
+        Arrival a = measure_request(std::string_view(req).substr(0, cut), scratch);
+        CHECK(a.kind == Arrival::Partial);
+    }
+    Arrival a = measure_request(req, scratch);
+    CHECK((a.kind == Arrival::Whole && a.bytes == whole));
+    a = measure_request(req + next, scratch);  // what follows is not this request's
+    CHECK((a.kind == Arrival::Whole && a.bytes == whole));
+}
+
+TEST_CASE("fastcgi: measure_request: what a responder answers before a request is whole") {
+    ParamsBlock scratch(PairLimits{64, 8});
+    auto measure = [&scratch](const std::string& in) { return measure_request(in, scratch); };
+    std::string query;
+    append_pair(query, "FCGI_MPXS_CONNS", "");
+    std::string mgmt;
+    append_records(mgmt, GetValues, 0, query);
+    Arrival a = measure(mgmt + "\x01");  // a management record: at once
+    CHECK((a.kind == Arrival::Whole && a.bytes == mgmt.size()));
+
+    std::string stray;  // records of no open request (a finished one's STDIN): skipped together
+    append_records(stray, Stdin, 3, "late");
+    append_records(stray, Stdin, 3, {});
+    std::string begin;
+    append_begin_request(begin, 1, Responder, kKeepConn);
+    a = measure(stray + begin);
+    CHECK((a.kind == Arrival::Whole && a.bytes == stray.size()));
+
+    std::string role;  // a role souk refuses: answered at once
+    append_begin_request(role, 2, Authorizer, kKeepConn);
+    a = measure(role + begin);
+    CHECK((a.kind == Arrival::Whole && a.bytes == role.size()));
+
+    std::string abort = begin;  // an abort ends the request
+    append_records(abort, Params, 1, {});
+    append_records(abort, Stdin, 1, "part");
+    append_header(abort, AbortRequest, 1, 0, 0);
+    a = measure(abort);
+    CHECK((a.kind == Arrival::Whole && a.bytes == abort.size()));
+
+    std::string big = begin;  // a PARAMS block over its limit: answered 431 at that record
+    append_records(big, Params, 1, std::string(65, 'x'));
+    a = measure(big + "\x01\x05");
+    CHECK((a.kind == Arrival::Whole && a.bytes == big.size()));
+
+    std::string bad = begin;  // an undecodable PARAMS block: answered at its end
+    append_records(bad, Params, 1, "\xff\xff");
+    append_records(bad, Params, 1, {});
+    a = measure(bad);
+    CHECK((a.kind == Arrival::Whole && a.bytes == bad.size()));
+
+    std::string mpx = begin;  // another BEGIN_REQUEST (or a management record) while one is open: stream
+    append_begin_request(mpx, 2, Responder, kKeepConn);
+    CHECK(measure(mpx).kind == Arrival::Stream);
+    CHECK(measure(begin + mgmt).kind == Arrival::Stream);
+
+    const std::string http = "GET / HTTP/1.1\r\n\r\n";  // not FastCGI: all of it, the responder closes
+    a = measure(http);
+    CHECK((a.kind == Arrival::Whole && a.bytes == http.size()));
+    CHECK(measure({}).kind == Arrival::Partial);
+}
