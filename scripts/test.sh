@@ -22,7 +22,9 @@ configure() {
     normal) flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_WERROR=ON) ;;
     asan)   flags=(-DCMAKE_BUILD_TYPE=Debug -DSOUK_SANITIZE=ON -DSOUK_WERROR=ON -DSOUK_FUZZ=ON
                    -DCMAKE_CXX_COMPILER=clang++) ;;
-    tsan)   flags=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSOUK_TSAN=ON -DSOUK_WERROR=ON) ;;
+    # -O1 with line tables only: reports keep file:line, and it compiles in
+    # 60% of RelWithDebInfo's time (the test command's budget); no NDEBUG.
+    tsan)   flags=(-DCMAKE_BUILD_TYPE=None "-DCMAKE_CXX_FLAGS=-O1 -g1" -DSOUK_TSAN=ON -DSOUK_WERROR=ON) ;;
     *) echo "unknown build $1" >&2; exit 2 ;;
   esac
   if [ "$1" = asan ] && [ -f "build/$1/CMakeCache.txt" ] &&

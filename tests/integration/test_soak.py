@@ -4,9 +4,9 @@ no error, every append offset unique and the shared file exactly the
 appended records, every put file one whole version, soukd's private RSS,
 threads and descriptors flat, nothing left behind.
 
-40 s of clients (about 50 s in all); the sanitizer build (SOUK_SANITIZED=1)
-runs 20 s, to keep the whole test command within its time, with a larger
-memory bound (below). A second test
+A minute of clients (about 70 s in all); the sanitizer builds
+(SOUK_SANITIZED=1 for ASan, =thread for TSan) run 20 s, to keep the whole
+test command within its time, with a larger memory bound (below). A second test
 feeds the soak's own checks damaged data, so a check that could never
 fail would show here.
 """
@@ -24,7 +24,7 @@ import harness
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOAK = os.path.join(os.path.dirname(os.path.dirname(HERE)), 'scripts', 'soak')
 SANITIZED = bool(os.environ.get('SOUK_SANITIZED'))
-SECONDS = 20 if SANITIZED else 40
+SECONDS = 20 if SANITIZED else 60
 CLIENTS = 16
 # Under ASan, freed memory sits in its quarantine (capped at 16 MiB by the
 # soak) before reuse, and the quarantine fills during the whole run: a
