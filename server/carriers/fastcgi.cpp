@@ -405,7 +405,7 @@ int serve_fastcgi(const ServerContext& ctx, const FastcgiOptions& opts, const st
     const std::string where = opts.unix_path.empty() ? opts.address + ":" + std::to_string(opts.port)
                                                      : "unix:" + opts.unix_path;
     SOUK_LOG(Info, "serving %s over FastCGI on %s (%s)", ctx.root_realpath.c_str(), where.c_str(),
-             ctx.allow_writes ? "read-write" : "read-only");
+             ctx.rules()->allow_writes ? "read-write" : "read-only");
     if (opts.on_listening) opts.on_listening();
     const FastcgiProtocol fastcgi(opts.web);
     WaiterConfig cfg = waiter_config(ctx.params);

@@ -415,7 +415,7 @@ int serve_http(const ServerContext& ctx, const HttpOptions& opts, const std::ato
         return 1;
     }
     SOUK_LOG(Info, "serving %s on http://%s:%u/ (%s%s)", ctx.root_realpath.c_str(),
-             opts.passed_fd >= 0 ? "*" : opts.address.c_str(), port, ctx.allow_writes ? "read-write" : "read-only",
+             opts.passed_fd >= 0 ? "*" : opts.address.c_str(), port, ctx.rules()->allow_writes ? "read-write" : "read-only",
              opts.passed_fd >= 0 ? ", socket from systemd" : "");
     if (opts.on_listening) opts.on_listening();
     const HttpProtocol http(opts.web);

@@ -105,7 +105,7 @@ int serve_tcp(const ServerContext& ctx, const TcpOptions& opts, const std::atomi
         return 1;
     }
     SOUK_LOG(Info, "serving %s on bzr://%s:%u/ (%s%s)", ctx.root_realpath.c_str(),
-             opts.passed_fd >= 0 ? "*" : opts.address.c_str(), port, ctx.allow_writes ? "read-write" : "read-only",
+             opts.passed_fd >= 0 ? "*" : opts.address.c_str(), port, ctx.rules()->allow_writes ? "read-write" : "read-only",
              opts.passed_fd >= 0 ? ", socket from systemd" : "");
     if (opts.on_listening) opts.on_listening();
     // Acceptor, epoll waiter and worker pool (server/carriers/waiter.hpp).

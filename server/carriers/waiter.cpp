@@ -26,6 +26,7 @@
 
 #include "server/base/counters.hpp"
 #include "server/base/log.hpp"
+#include "server/request/access.hpp"
 #include "server/request/handler.hpp"
 #include "transport/sink.hpp"
 #include "transport/stream.hpp"
@@ -666,9 +667,8 @@ void Waiter::park(Conn* c) {
 void Waiter::worker_main() {
     // A store chain per worker (the readahead layer keeps per-connection
     // state and a thread): bounded by --workers, not by connections.
-    std::unique_ptr<Store> own = ctx_.store ? ctx_.store->for_connection() : nullptr;
-    ServerContext wctx = ctx_;
-    if (own) wctx.store = own.get();
+    std::vector<std::unique_ptr<Store>> own;  // one per root
+    const ServerContext wctx = connection_context(ctx_, own);
     ArrivalScanner scanner(proto_, ctx_.params, arrival_bytes_);
     for (;;) {  // until shutdown
         Conn* c;

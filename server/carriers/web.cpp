@@ -121,9 +121,12 @@ bool none_match_hits(std::string_view list, const std::string& etag, const std::
     return hit;
 }
 
-void serve_file(const ServerContext& ctx, const WebRequest& req, std::string_view path, WebResponse& out) {
-    auto rel = resolve_path(path, false, PathContext{ctx.root_realpath, {}});
+void serve_file(const ServerContext& server, const WebRequest& req, std::string_view path, WebResponse& out) {
+    auto rel = resolve_path(path, false, PathContext{server.root_realpath, {}, {}});
     if (!rel) return text(out, 404, "not found");
+    // The root it lies under (docs/configuration.md#roots); none: missing.
+    const ServerContext& ctx = select_root(server, *rel);
+    if (!strip_mount(ctx.mount, *rel)) return text(out, 404, "not found");
     if (!exported(ctx, *rel)) {  // invisible: the answer a missing file gets (docs/access-control.md)
         SOUK_LOG(Info, "%s /%s hidden: not exported", printable(req.method).c_str(), printable(*rel).c_str());
         return text(out, 404, "not found");
@@ -475,7 +478,7 @@ void handle_web(const ServerContext& ctx, const WebOptions& opts, const WebReque
         // Relative client paths start at the URL's directory; the jail
         // stays the served root (docs/protocol/http.md).
         auto base = resolve_path(path.substr(0, path.size() - kSmartSuffix.size()), false,
-                                 PathContext{ctx.root_realpath, {}});
+                                 PathContext{ctx.root_realpath, {}, {}});
         if (!base) return text(out, 404, "not found: the path is outside the served root");
         out.smart = true;
         out.smart_base = std::move(*base);

@@ -191,8 +191,8 @@ std::string check_options(souk::server::ServeOptions& o, bool cgi) {
     if (!o.user.empty() && !o.inet)
         return "--user names the user of an --inet session (an SSH forced command's); the web carriers take "
                "REMOTE_USER from the web server, and bzr:// and soukd's own HTTP have no users";
-    if (o.directory.empty()) {
-        if (cgi) return "no root: set SOUK_ROOT or pass --directory=DIR";
+    if (o.directory.empty() && o.sections.empty()) {
+        if (cgi) return "no root: set SOUK_ROOT, pass --directory=DIR or a --config with [root /PREFIX] sections";
         // As `brz serve`: the current directory.
         char cwd[4096];
         if (!::getcwd(cwd, sizeof cwd)) return "no --directory given and the current directory is unreadable";
@@ -236,9 +236,11 @@ void fit_connections_to_fd_limit(souk::server::Params& p) {
              rl.rlim_cur != was ? " (raised to the hard limit)" : "", p.max_connections);
 }
 
-// "name = value" and "# name (unset)" lines of render_options.
+// "name = value" and "# name (unset)" lines of render_options; a
+// section's names are "[root /P] name".
 std::map<std::string, std::string> settings_map(const std::string& text) {
     std::map<std::string, std::string> out;
+    std::string section;  // "" or "[root /P] "
     size_t at = 0;
     while (at < text.size()) {  // bounded: each pass consumes a line
         size_t end = text.find('\n', at);
@@ -246,22 +248,54 @@ std::map<std::string, std::string> settings_map(const std::string& text) {
         const std::string line = text.substr(at, end - at);
         at = end + 1;
         const std::string unset = " (unset)";
-        if (line.rfind("# ", 0) == 0 && line.size() > unset.size() &&
-            line.compare(line.size() - unset.size(), unset.size(), unset) == 0)
-            out[line.substr(2, line.size() - 2 - unset.size())] = "";
+        if (!line.empty() && line[0] == '[')
+            section = line + " ";
+        else if (line.rfind("# ", 0) == 0 && line.size() > unset.size() &&
+                 line.compare(line.size() - unset.size(), unset.size(), unset) == 0)
+            out[section + line.substr(2, line.size() - 2 - unset.size())] = "";
         else if (size_t eq = line.find(" = "); eq != std::string::npos && line[0] != '#') {
-            std::string& v = out[line.substr(0, eq)];  // rules (read-only, writers) repeat: one value, every line
+            std::string& v = out[section + line.substr(0, eq)];  // rules (read-only, writers) repeat: one value, every line
             v += (v.empty() ? "" : " ") + line.substr(eq + 3);
         }
     }
     return out;
 }
 
+// One served root of this process: its store chain, its context (a copy
+// is in ServerContext::roots) and, once it may write, its sweeper.
+struct ServedRoot {
+    souk::server::RootOptions opts;
+    std::unique_ptr<souk::server::StoreChain> store;
+    std::unique_ptr<souk::server::TempSweeper> sweeper;  // stopped before the store goes
+};
+
+// What a root that may write needs (docs/store-chain.md#temporary-files):
+// repairs of what killed writers left, and a sweeper in a daemon. A
+// read-only root changes nothing on disk, it only hides the torn tail of
+// an unfinished append. Called at start and when a reload makes it writable.
+void prepare_writes(ServedRoot& r, const souk::server::Params& p, bool one_shot) {
+    r.store->fs().set_repair(r.opts.allow_writes);
+    if (!r.opts.allow_writes || r.sweeper) return;
+    if (one_shot)  // one request or one connection: sweep only when no process has for a while
+        r.store->fs().sweep_if_due(p.temp_sweep_interval, p.temp_stale, false, r.store->sweep_clock());
+    else
+        r.sweeper = std::make_unique<souk::server::TempSweeper>(r.store->fs(), r.store->sweep_clock(),
+                                                                p.temp_sweep_interval, p.temp_stale);
+}
+
+// The name of a setting in settings_map without its section.
+std::string_view setting_name(std::string_view key) {
+    if (!key.empty() && key[0] == '[') key.remove_prefix(std::min(key.size(), key.find("] ") + 2));
+    return key;
+}
+
 // SIGHUP: re-read the config file and apply what can change while
-// running (SOUK_RELOADABLE_PARAMS); a bad file changes nothing. Then
+// running (SOUK_RELOADABLE_PARAMS, and every root's access rules, published
+// whole for the requests that start after it); a bad file changes nothing.
+// Roots added or removed, and a root's directory, take a restart. Then
 // reopen the logs. Runs on the signal watcher's thread.
 void reload(const souk::server::CommandLine& cl, souk::server::ServeOptions& running,
-            souk::server::ServerContext& ctx) {
+            souk::server::ServerContext& ctx, std::vector<ServedRoot>& served) {
     using namespace souk::server;
     if (cl.config.empty()) {
         SOUK_LOG(Info, "SIGHUP: no --config to re-read; logs reopened");
@@ -269,8 +303,10 @@ void reload(const souk::server::CommandLine& cl, souk::server::ServeOptions& run
         return;
     }
     ServeOptions fresh;
+    std::vector<RootOptions> fresh_roots;
     std::string why = load_options(cl, fresh);
     if (why.empty()) why = check_options(fresh, false);
+    if (why.empty()) why = resolve_roots(fresh, fresh_roots);
     if (!why.empty()) {
         SOUK_LOG(Error, "SIGHUP: %s; config refused, the running settings stay", why.c_str());
         log::reopen_logs();
@@ -280,21 +316,59 @@ void reload(const souk::server::CommandLine& cl, souk::server::ServeOptions& run
     const auto before = settings_map(render_options(running));
     const auto after = settings_map(render_options(fresh));
     size_t restart = 0;
+    std::vector<std::string> changed_rules;
     for (const auto& [name, value] : after) {  // bounded: the options
         auto it = before.find(name);
         const std::string old = it == before.end() ? "" : it->second;
         if (old == value || is_reloadable(name)) continue;
+        if (is_access_key(setting_name(name))) {
+            // A new root's rules come with it, at the restart.
+            if (it != before.end() || name[0] != '[') changed_rules.push_back(name);
+            continue;
+        }
         ++restart;
         SOUK_LOG(Warn, "SIGHUP: %s changed (%s -> %s) but takes a restart; still %s", name.c_str(),
                  old.empty() ? "unset" : old.c_str(), value.empty() ? "unset" : value.c_str(),
                  old.empty() ? "unset" : old.c_str());
     }
+    for (const auto& [name, value] : before)  // bounded: the options
+        if (name[0] == '[' && setting_name(name) == "directory" && !after.count(name)) {
+            ++restart;
+            SOUK_LOG(Warn, "SIGHUP: %s removed but takes a restart; still served", name.c_str());
+        }
+    // Every running root takes the rules of the fresh root at its prefix
+    // (a root that is gone keeps its rules until the restart).
+    std::vector<RootRules> rules;
+    for (auto& r : served) {  // bounded: the roots
+        for (const auto& f : fresh_roots)  // bounded: the roots
+            if (f.prefix == r.opts.prefix) {
+                r.opts.allow_writes = f.allow_writes;
+                r.opts.access = f.access;
+            }
+        rules.push_back({r.opts.allow_writes, r.opts.access});
+        prepare_writes(r, ctx.params, false);
+    }
+    ctx.live->publish(std::move(rules));
+    // What the next reload compares with: the rules now in force.
+    running.allow_writes = fresh.allow_writes;
+    running.access = fresh.access;
+    for (auto& sec : running.sections)  // bounded: the sections
+        for (const auto& f : fresh.sections)  // bounded: the sections
+            if (f.prefix == sec.prefix) {
+                std::vector<OptionWord> words;
+                for (const auto& w : sec.words)  // bounded: the section's lines
+                    if (w.name == "directory") words.push_back(w);
+                for (const auto& w : f.words)  // bounded: the section's lines
+                    if (w.name != "directory") words.push_back(w);
+                sec.words = std::move(words);
+            }
     const std::vector<std::string> changed = apply_reloadable(ctx.params, fresh.params);
     apply_reloadable(running.params, fresh.params);
     std::string names;
     for (const auto& n : changed) names += " " + n;  // bounded: the reloadable parameters
+    for (const auto& n : changed_rules) names += " " + n;  // bounded: the settings
     SOUK_LOG(Info, "SIGHUP: %s re-read: %zu changes applied%s%s; %zu need a restart", cl.config.c_str(),
-             changed.size(), changed.empty() ? "" : ":", names.c_str(), restart);
+             changed.size() + changed_rules.size(), names.empty() ? "" : ":", names.c_str(), restart);
     log::reopen_logs();
 }
 
@@ -315,9 +389,14 @@ int check_config_main(int argc, char** argv) {
     ServeOptions o;
     std::string why = load_options(cl, o);
     if (why.empty()) why = check_options(o, false);
-    struct stat st{};
-    if (why.empty() && (::stat(o.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
-        why = "directory " + o.directory + ": not a directory";
+    std::vector<RootOptions> roots;
+    if (why.empty()) why = resolve_roots(o, roots);
+    for (const auto& r : roots) {  // bounded: the roots
+        struct stat st{};
+        if (why.empty() && (::stat(r.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)))
+            why = (r.from_section ? "[root " + format_rule_prefix(r.prefix) + "] " : std::string()) + "directory " +
+                  r.directory + ": not a directory";
+    }
     if (!why.empty()) {
         std::fprintf(stderr, "soukd check-config: %s\n", why.c_str());
         return 1;
@@ -421,16 +500,19 @@ int main(int argc, char** argv) {
         ::sigaction(SIGHUP, &sa, nullptr);
     }
     ctx.params = opts.params;
-    ctx.allow_writes = opts.allow_writes;
-    ctx.access = opts.access;
     const bool inet = opts.inet;
-    const std::string& directory = opts.directory;
     TcpOptions& tcp = opts.tcp;
     HttpOptions& http = opts.http;
     bool want_http = opts.want_http;  // these two also follow the sockets systemd passes, below
     bool tcp_explicit = opts.tcp_explicit;
     FastcgiOptions& fastcgi = opts.fastcgi;
     const bool want_fastcgi = opts.want_fastcgi;
+    std::vector<ServedRoot> served;
+    {
+        std::vector<RootOptions> roots;
+        if (std::string err = resolve_roots(opts, roots); !err.empty()) return fail(err);
+        for (auto& r : roots) served.push_back({std::move(r), nullptr, nullptr});  // bounded: the roots
+    }
     {
         // --inet: stderr reaches the SSH user's terminal; keep it quiet.
         const char* quiet_default = inet ? "syslog" : "stderr";
@@ -443,29 +525,55 @@ int main(int argc, char** argv) {
             return fail("--access-log: " + err);
     }
 
-    StoreChain store(ctx.params, directory, cgi ? ChainMode::Cgi : ChainMode::Daemon);  // stats -> cache -> readahead -> fs
-    if (!store.valid()) {
-        if (cgi) return fail("cannot serve " + store.error());
-        std::fprintf(stderr, "soukd: cannot serve %s\n", store.error().c_str());
-        return 1;
+    // Each root's store chain (stats -> cache -> readahead -> fs) and context
+    // (docs/configuration.md#roots); the rules of all are published together.
+    std::vector<RootRules> rules;
+    for (const auto& r : served) rules.push_back({r.opts.allow_writes, r.opts.access});  // bounded: the roots
+    auto live = std::make_shared<LiveRules>(std::move(rules));
+    std::vector<ServerContext> root_ctxs;
+    for (size_t i = 0; i < served.size(); ++i) {  // bounded: the roots
+        ServedRoot& r = served[i];
+        r.store = make_store_chain(ctx.params, r.opts.directory, cgi ? ChainMode::Cgi : ChainMode::Daemon);
+        const std::string shown =
+            r.opts.from_section ? "[root " + format_rule_prefix(r.opts.prefix) + "] " : std::string();
+        if (!r.store->valid()) {
+            if (cgi) return fail("cannot serve " + shown + r.store->error());
+            std::fprintf(stderr, "soukd: cannot serve %s%s\n", shown.c_str(), r.store->error().c_str());
+            return 1;
+        }
+        ServerContext rc;
+        rc.params = ctx.params;
+        rc.configured = {r.opts.allow_writes, r.opts.access};
+        rc.live = live;
+        rc.root_index = i;
+        rc.store = r.store.get();
+        rc.root_realpath = r.store->root_realpath();
+        rc.mount = r.opts.prefix;
+        make_unexported_view(rc);  // after the store and root: the view copies them
+        if (!r.opts.allow_writes && (r.opts.access.allow_anonymous_writes || r.opts.access.restricts_writes()))
+            SOUK_LOG(Warn, "%s--allow-anonymous-writes, --read-only and --writers have no effect without --allow-writes "
+                           "(this root is written by nobody)", shown.c_str());
+        prepare_writes(r, ctx.params, cgi || inet);
+        if (!opts.sections.empty())
+            SOUK_LOG(Info, "root %s: %s (%s)", format_rule_prefix(r.opts.prefix).c_str(), rc.root_realpath.c_str(),
+                     r.opts.allow_writes ? "read-write" : "read-only");
+        root_ctxs.push_back(std::move(rc));
     }
-    ctx.store = &store;
-    ctx.root_realpath = store.root_realpath();
-    if (!ctx.access.export_all) make_unexported_view(ctx);  // after the store and root: the view copies them
-    if (!ctx.allow_writes && (ctx.access.allow_anonymous_writes || ctx.access.restricts_writes()))
-        SOUK_LOG(Warn, "--allow-anonymous-writes, --read-only and --writers have no effect without --allow-writes "
-                       "(this server writes nothing)");
-    // What killed writers left (docs/store-chain.md#temporary-files): a
-    // read-only server changes nothing on disk, it only hides the torn tail
-    // of an unfinished append.
-    store.fs().set_repair(ctx.allow_writes);
-    std::unique_ptr<souk::server::TempSweeper> sweeper;  // stopped before the store goes
-    if (ctx.allow_writes) {
-        if (cgi || inet)  // one request or one connection: sweep only when no process has for a while
-            store.fs().sweep_if_due(ctx.params.temp_sweep_interval, ctx.params.temp_stale, false, store.sweep_clock());
-        else
-            sweeper = std::make_unique<souk::server::TempSweeper>(store.fs(), store.sweep_clock(),
-                                                                  ctx.params.temp_sweep_interval, ctx.params.temp_stale);
+    if (opts.sections.empty()) {
+        ctx = std::move(root_ctxs[0]);  // the one root (-d / directory), at "/"
+    } else {
+        // A server of several roots: the pipeline picks one per request,
+        // by the longest prefix.
+        ctx.live = live;
+        ctx.configured = root_ctxs[0].configured;
+        ctx.root_realpath = root_ctxs[0].root_realpath;  // for the logs and --stats-path
+        ctx.nowhere = make_nowhere(ctx.params);
+        std::stable_sort(root_ctxs.begin(), root_ctxs.end(),
+                         [](const ServerContext& a, const ServerContext& b) { return a.mount.size() > b.mount.size(); });
+        ctx.roots = std::move(root_ctxs);
+        // The process's counters go to the first root's segment (each
+        // chain pointed them at its own): docs/metrics.md#several-roots.
+        if (shm::Segment* seg = served[0].store->segment()) set_counters(&seg->counters());
     }
 
     if (!cgi && !inet) {
@@ -542,7 +650,7 @@ int main(int argc, char** argv) {
         (void)!::read(g_signal_fd, &drained, sizeof drained);
         if (g_reload) {
             g_reload = 0;
-            if (!stopping) reload(cl, opts, ctx);
+            if (!stopping) reload(cl, opts, ctx, served);
         }
         if (g_stop && !stopping) {
             stopping = true;

@@ -254,21 +254,66 @@ std::string split_command_line(int argc, char** argv, int first, CommandLine& ou
     return {};
 }
 
-std::string read_config_file(const std::string& path, std::vector<OptionWord>& out) {
+bool is_access_key(std::string_view name) {
+    return name == "allow-writes" || name == "allow-anonymous-writes" || name == "export-all" || name == "read-only" ||
+           name == "writers";
+}
+
+bool is_root_key(std::string_view name) { return name == "directory" || is_access_key(name); }
+
+namespace {
+
+// "[root /PREFIX]" -> the prefix; "" or why.
+std::string parse_section_header(const std::string& text, std::string& prefix) {
+    if (text.back() != ']') return "expected `[root /PREFIX]`, got `" + text + "`";
+    const std::string inner = trim(std::string_view(text).substr(1, text.size() - 2));
+    if (inner.rfind("root", 0) != 0 || inner.size() < 5 || (inner[4] != ' ' && inner[4] != '\t'))
+        return "expected `[root /PREFIX]`, got `" + text + "` (the only section is [root /PREFIX])";
+    const std::string url = trim(std::string_view(inner).substr(5));
+    if (url.empty() || url[0] != '/') return "[root " + url + "]: the prefix must start with '/'";
+    if (url.find_first_of(" \t") != std::string::npos) return "[root " + url + "]: a prefix has no spaces";
+    if (std::string why = parse_rule_prefix(url, prefix); !why.empty()) return "[root " + url + "]: " + why;
+    return {};
+}
+
+// The end of section `sec` (at the next header or the end of the file).
+std::string close_section(const RootSection& sec) {
+    for (const auto& w : sec.words)  // bounded: the section's lines
+        if (w.name == "directory") return {};
+    return sec.where + "[root " + format_rule_prefix(sec.prefix) + "] has no `directory = DIR`";
+}
+
+}  // namespace
+
+std::string read_config_file(const std::string& path, std::vector<OptionWord>& out,
+                             std::vector<RootSection>& sections) {
     std::ifstream in(path);
     if (!in) return path + ": cannot open the config file";
     std::string line;
     size_t n = 0;
-    std::vector<std::pair<std::string, size_t>> seen;
+    std::vector<std::pair<std::string, size_t>> seen;  // this part's names (the globals, or the section's)
+    RootSection* sec = nullptr;
     while (std::getline(in, line)) {  // bounded: the file
         ++n;
         if (n > 100000) return path + ": more than 100000 lines";
         const std::string where = path + ":" + std::to_string(n) + ": ";
         std::string text = trim(line);
         if (text.empty() || text[0] == '#') continue;
-        // A later step adds sections ("[root /prefix]"): refused for now,
-        // so a file written for them fails instead of being misread.
-        if (text[0] == '[') return where + "sections ([...]) are not supported yet";
+        if (text[0] == '[') {
+            if (sec)
+                if (std::string why = close_section(*sec); !why.empty()) return why;
+            RootSection next;
+            if (std::string why = parse_section_header(text, next.prefix); !why.empty()) return where + why;
+            for (const auto& other : sections)  // bounded: the sections
+                if (other.prefix == next.prefix)
+                    return where + "[root " + format_rule_prefix(next.prefix) + "] is already a section (" +
+                           other.where.substr(0, other.where.size() - 2) + ")";
+            next.where = where;
+            sections.push_back(std::move(next));
+            sec = &sections.back();
+            seen.clear();
+            continue;
+        }
         const size_t eq = text.find('=');
         if (eq == std::string::npos) return where + "expected `name = value`, got `" + text + "`";
         std::string name = trim(std::string_view(text).substr(0, eq));
@@ -277,12 +322,17 @@ std::string read_config_file(const std::string& path, std::vector<OptionWord>& o
         const OptionInfo* info = find_option(name);
         if (!info && !is_param(name)) return where + "unknown option " + name;
         if (info && info->where == Where::CommandLine) return where + name + " can only be given on the command line";
+        if (sec && !is_root_key(name))
+            return where + name + " cannot be set in a [root] section (only directory, allow-writes, "
+                               "allow-anonymous-writes, export-all, read-only, writers; put it before the first section)";
         for (const auto& [prev, at] : seen)  // bounded: the options seen
             if (prev == name && !(info && info->repeats))
                 return where + name + " is already set on line " + std::to_string(at);
         seen.emplace_back(name, n);
-        out.push_back({name, value, where});
+        (sec ? sec->words : out).push_back({name, value, where});
     }
+    if (sec)
+        if (std::string why = close_section(*sec); !why.empty()) return why;
     return {};
 }
 
@@ -298,13 +348,57 @@ std::string load_options(const CommandLine& cl, ServeOptions& out) {
     ServeOptions o = out;
     if (!cl.config.empty()) {
         std::vector<OptionWord> file;
-        if (std::string why = read_config_file(cl.config, file); !why.empty()) return why;
+        o.sections.clear();
+        if (std::string why = read_config_file(cl.config, file, o.sections); !why.empty()) return why;
         if (std::string why = apply_options(o, file); !why.empty()) return why;
     }
     if (std::string why = apply_options(o, cl.words); !why.empty()) return why;
+    std::vector<RootOptions> roots;  // the sections' values are checked here
+    if (std::string why = resolve_roots(o, roots); !why.empty()) return why;
     out = std::move(o);
     return {};
 }
+
+std::string resolve_roots(const ServeOptions& o, std::vector<RootOptions>& out) {
+    out.clear();
+    if (!o.directory.empty() || o.sections.empty()) out.push_back({"", o.directory, o.allow_writes, o.access, false});
+    for (const auto& sec : o.sections) {  // bounded: the sections
+        if (sec.prefix.empty() && !o.directory.empty())
+            return sec.where + "[root /] and the global `directory` (or -d) both serve /: keep one";
+        // The global rules, then the section's (its rule lines replace the
+        // global lines of the same name).
+        ServeOptions r;
+        r.allow_writes = o.allow_writes;
+        r.access = o.access;
+        for (const auto& w : sec.words) {  // bounded: the section's lines
+            if (w.name == "read-only") r.access.read_only.clear();
+            if (w.name == "writers") r.access.writers.clear();
+        }
+        if (std::string why = apply_options(r, sec.words); !why.empty()) return why;
+        out.push_back({sec.prefix, r.directory, r.allow_writes, std::move(r.access), true});
+    }
+    return {};
+}
+
+namespace {
+
+// A root's access settings, one line each (render_options).
+void render_rules(std::string& s, bool allow_writes, const AccessRules& a) {
+    auto line = [&s](const char* name, const std::string& v) {
+        if (v.empty()) s += std::string("# ") + name + " (unset)\n";
+        else s += std::string(name) + " = " + v + "\n";
+    };
+    auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
+    line("allow-writes", flag(allow_writes));
+    line("allow-anonymous-writes", flag(a.allow_anonymous_writes));
+    line("export-all", flag(a.export_all));
+    if (a.read_only.empty()) line("read-only", "");
+    for (const auto& p : a.read_only) line("read-only", format_rule_prefix(p));  // bounded: the rules
+    if (a.writers.empty()) line("writers", "");
+    for (const auto& r : a.writers) line("writers", format_writers_rule(r));  // bounded: the rules
+}
+
+}  // namespace
 
 std::string render_options(const ServeOptions& o) {
     std::string s;
@@ -314,13 +408,7 @@ std::string render_options(const ServeOptions& o) {
     };
     auto flag = [](bool b) { return std::string(b ? "true" : "false"); };
     line("directory", o.directory);
-    line("allow-writes", flag(o.allow_writes));
-    line("allow-anonymous-writes", flag(o.access.allow_anonymous_writes));
-    line("export-all", flag(o.access.export_all));
-    if (o.access.read_only.empty()) line("read-only", "");
-    for (const auto& p : o.access.read_only) line("read-only", format_rule_prefix(p));  // bounded: the rules
-    if (o.access.writers.empty()) line("writers", "");
-    for (const auto& r : o.access.writers) line("writers", format_writers_rule(r));  // bounded: the rules
+    render_rules(s, o.allow_writes, o.access);
     line("user", o.user);
     line("inet", flag(o.inet));
     if (o.want_http && !o.tcp_explicit) {
@@ -349,7 +437,17 @@ std::string render_options(const ServeOptions& o) {
     line("access-log", o.access_dest);
     if (o.verbosity == 0) line("quiet", "true");
     else line("verbose", std::to_string(std::max(0, o.verbosity - 2)));
-    return s + params_settings(o.params);
+    s += params_settings(o.params);
+    // The sections last: every line after a header is the section's.
+    std::vector<RootOptions> roots;
+    if (!resolve_roots(o, roots).empty()) return s;  // load_options has checked them
+    for (const auto& r : roots) {  // bounded: the roots
+        if (!r.from_section) continue;
+        s += "\n[root " + format_rule_prefix(r.prefix) + "]\n";
+        s += "directory = " + r.directory + "\n";
+        render_rules(s, r.allow_writes, r.access);
+    }
+    return s;
 }
 
 }  // namespace souk::server

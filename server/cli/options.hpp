@@ -22,6 +22,23 @@
 
 namespace souk::server {
 
+// One option as written: its long name and its value (none for a flag
+// given without one), with where it came from for error messages
+// ("FILE:LINE: " or "").
+struct OptionWord {
+    std::string name;
+    std::optional<std::string> value;
+    std::string where;
+};
+
+// A `[root /PREFIX]` section of a config file (docs/configuration.md#roots):
+// a served root at a URL prefix, with its own directory and access rules.
+struct RootSection {
+    std::string prefix;             // parse_rule_prefix's form: "" for "/", "pub/x" for "/pub/x"
+    std::string where;              // "FILE:LINE: " of its header
+    std::vector<OptionWord> words;  // its settings, in order
+};
+
 // Everything an option can set.
 struct ServeOptions {
     Params params;
@@ -39,15 +56,16 @@ struct ServeOptions {
     std::string log_dest;     // --log (--log-file): "" = the default for the carrier
     std::string access_dest;  // --access-log
     int verbosity = 2;  // a log::Level: 0 errors only (-q), 2 default, 3 and 4 (-v, -v -v)
+    std::vector<RootSection> sections;  // the config file's [root /PREFIX] sections, in order
 };
 
-// One option as written: its long name and its value (none for a flag
-// given without one), with where it came from for error messages
-// ("FILE:LINE: " or "").
-struct OptionWord {
-    std::string name;
-    std::optional<std::string> value;
-    std::string where;
+// One served root with its effective settings (resolve_roots).
+struct RootOptions {
+    std::string prefix;  // as RootSection::prefix
+    std::string directory;
+    bool allow_writes = false;
+    AccessRules access;
+    bool from_section = false;  // false: the global `directory` (the root at "/")
 };
 
 // What a command line holds besides its options.
@@ -67,8 +85,24 @@ std::string split_command_line(int argc, char** argv, int first, CommandLine& ou
 // lines ignored, names the long options (without "--"). Unknown names,
 // options that cannot be in a file (config, help), duplicates and lines
 // without '=' are errors "FILE:LINE: why". Values are checked by
-// apply_options.
-std::string read_config_file(const std::string& path, std::vector<OptionWord>& out);
+// apply_options. A line `[root /PREFIX]` starts a section: the lines up to
+// the next one go to `sections` (only is_root_key names; `directory`
+// required; each prefix once); the lines before the first go to `out`.
+std::string read_config_file(const std::string& path, std::vector<OptionWord>& out,
+                             std::vector<RootSection>& sections);
+
+// The settings a [root] section may have: directory and the access rules
+// (allow-writes, allow-anonymous-writes, export-all, read-only, writers).
+bool is_root_key(std::string_view name);
+// The settings a reload applies to running roots (the access rules).
+bool is_access_key(std::string_view name);
+
+// The served roots: the global `directory` as the root at "/" (also when
+// there is no section, then possibly empty: the current directory), then
+// each section, whose access rules start from the global ones (a
+// section's read-only or writers lines replace the global lines of that
+// name). Returns "" or the first error ("FILE:LINE: ...").
+std::string resolve_roots(const ServeOptions& opts, std::vector<RootOptions>& out);
 
 // Apply `words` in order to `opts`. Returns "" or the first error, with
 // its word's `where` ("soukd.conf:7: --port=x: expected 0 to 65535").
@@ -79,7 +113,9 @@ std::string apply_options(ServeOptions& opts, const std::vector<OptionWord>& wor
 std::string load_options(const CommandLine& cl, ServeOptions& out);
 
 // The effective settings, one `name = value` line each (config-file
-// syntax; options left unset are shown as comments).
+// syntax; options left unset are shown as comments), then each section
+// with every access setting spelled out: reading the text back gives the
+// same settings.
 std::string render_options(const ServeOptions& opts);
 
 // The long options that are not parameters, for --help's table.

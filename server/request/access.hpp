@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "protocol/value.hpp"
 #include "protocol/verbs.hpp"
@@ -42,11 +43,36 @@ AccessCheck check_access(const ServerContext& ctx, const proto::VerbInfo& verb, 
 
 // Whether a write with no user may pass on `carrier` (before path rules):
 // --allow-anonymous-writes, or a carrier of `brz serve`'s (bzr://, --inet).
-bool anonymous_writes_allowed(const ServerContext& ctx, std::string_view carrier);
+bool anonymous_writes_allowed(const AccessRules& rules, std::string_view carrier);
 
-// Whether root-relative `path` is served: export-all, or a directory from
-// the root down to `path` (inclusive) holds kExportMarker.
+// Whether root-relative `path` is served under `rules`: export-all, or a
+// directory from the root down to `path` (inclusive) holds kExportMarker.
+bool exported(const ServerContext& ctx, const AccessRules& rules, std::string_view path);
+// The same under the rules in force now.
 bool exported(const ServerContext& ctx, std::string_view path);
+
+// The root a request is served by (docs/configuration.md#roots). `server`
+// is a carrier's context: with no `roots` it is the one root. Otherwise
+// the root whose mount is the longest whole-component prefix of the
+// namespace path `path` ("pub/x" is under "pub", not under "pu"), or
+// server.nowhere when none is. Never nullptr.
+const ServerContext& select_root(const ServerContext& server, std::string_view path);
+// The root a request is served by from its arguments: its first path
+// argument resolved in the namespace (relative ones from `base`); a verb
+// without a path, or a path that does not resolve (the verb refuses it),
+// gets the root with the shortest mount ("/" where there is one).
+const ServerContext& select_root(const ServerContext& server, const proto::VerbInfo& verb,
+                                 std::span<const proto::Value> args, std::string_view base);
+
+// A connection's (or a worker's) copy of `shared`: each root's store is the
+// root chain's for_connection() (its own readahead), kept alive in
+// `owned`; a store without one is shared.
+ServerContext connection_context(const ServerContext& shared, std::vector<std::unique_ptr<Store>>& owned);
+
+// The context of a server of several roots that answers paths under no
+// root: `params` over a store where nothing exists, writable, so that
+// every verb, reading or writing, answers as for a missing path.
+std::shared_ptr<const ServerContext> make_nowhere(const Params& params);
 
 // The context an unexported path is served with: `ctx` over a store in
 // which nothing exists (every call fails with ENOENT), so a verb answers

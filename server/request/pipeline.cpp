@@ -10,6 +10,7 @@
 #include "server/base/strings.hpp"
 #include "server/request/access.hpp"
 #include "server/request/reply.hpp"
+#include "server/store/paths.hpp"
 
 namespace souk::server {
 namespace {
@@ -156,26 +157,30 @@ void Pipeline::on_args(const proto::Event& ev) {
                                : proto::v12_unknown_verb_args(name));
         return;
     }
-    // Access control (docs/access-control.md), before any body byte is read.
-    serving_ = &ctx_;
+    // The root it is for (docs/configuration.md#roots), then access
+    // control (docs/access-control.md), before any body byte is read.
+    const ServerContext& root = select_root(ctx_, *h.verb, args, base_);
+    serving_ = &root;
     const std::string_view user = origin_.user ? origin_.user : "";
-    AccessCheck access = check_access(ctx_, *h.verb, args, base_, user, origin_.carrier ? origin_.carrier : "");
+    AccessCheck access = check_access(root, *h.verb, args, base_, user, origin_.carrier ? origin_.carrier : "");
     if (access.verdict != AccessCheck::Verdict::Allow) {
         const bool hide = access.verdict == AccessCheck::Verdict::Hide;
         // Who, what and why: "PEER: [user USER ]VERB [PATH] refused: WHY".
         std::string what = user.empty() ? std::string() : "user " + printable(user) + " ";
         what += h.verb->name;
         // The path as the root sees it (relative client paths start at the
-        // URL's directory over HTTP), else as the client sent it.
+        // URL's directory over HTTP; a root's mount is part of it), else as
+        // the client sent it.
         if (const std::string* p = path_arg(*h.verb, args))
-            what += " " + (access.decided ? "/" + printable(access.path) : printable(*p));
+            what += " " + (access.decided ? "/" + printable(join(root.mount, access.path)) : printable(*p));
         if (hide) SOUK_LOG(Info, "%s: %s hidden: %s", peer_, what.c_str(), access.why.c_str());
         else SOUK_LOG(Warn, "%s: %s refused: %s", peer_, what.c_str(), access.why.c_str());
         if (!hide) return prepare(std::move(access.error));
         // Served as if nothing existed there: the reply a missing path gets.
         access_note_ = "Unexported";
-        serving_ = ctx_.unexported.get();
+        serving_ = root.unexported.get();
         if (!serving_) {
+            serving_ = &root;
             const std::string* p = path_arg(*h.verb, args);
             return prepare(proto::error_args(proto::Err::NoSuchFile, p ? *p : std::string()));
         }
@@ -220,7 +225,7 @@ void Pipeline::truncated() {
     h_.release();  // an unfinished upload is discarded with the handler
 }
 
-uint64_t Pipeline::settle_reply(uint64_t limit) { return settle_generated(ctx_, h_->reply, limit); }
+uint64_t Pipeline::settle_reply(uint64_t limit) { return settle_generated(*serving_, h_->reply, limit); }
 
 bool Pipeline::write_reply(io::Sink& out) {
     Handler& h = *h_;
@@ -256,7 +261,7 @@ bool Pipeline::write_reply(io::Sink& out) {
              proto::to_display(h.reply.args).c_str());
     const std::string& path = h.argc > 1 && args[1].is_bytes() ? args[1].bytes : kNoPath;
     const uint64_t before = out.written();
-    bool ok = server::write_reply(ctx_, out, h.version, h.reply, h.out, path) && out.finish();
+    bool ok = server::write_reply(*serving_, out, h.version, h.reply, h.out, path) && out.finish();
     count(c.bytes_out, out.written() - before);
     if (!ok) count(c.write_failures);
     const uint64_t us = static_cast<uint64_t>(

@@ -76,7 +76,8 @@ private:
     void prepare(proto::Args error);
 
     const ServerContext& ctx_;
-    // The context the current request is dispatched in: ctx_, or its
+    // The context the current request is dispatched in: its root's
+    // (select_root: ctx_ itself when it is the one root), or the root's
     // unexported view for a path that is not exported (server/request/access.hpp).
     const ServerContext* serving_;
     // The access log's RESULT for a request access control answered as

@@ -355,7 +355,7 @@ int FsStore::settle_slow(const std::string& path, int dirfd, std::string_view le
         // (or, without repairs, hide its tail).
         if (::fstat(fd, &st) == 0) {
             io::Fd wfd;
-            if (repair_) {
+            if (repair()) {
                 wfd.reset(::openat(dirfd, leaf.data(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
                 struct stat wst;
                 if (wfd && (::fstat(wfd.get(), &wst) != 0 || wst.st_ino != st.st_ino || wst.st_dev != st.st_dev))
@@ -763,7 +763,7 @@ int FsStore::rmdir(const std::string& path) {
     if (leaf == ".") return EBUSY;
     if (::unlinkat(dir.get(), leaf.data(), AT_REMOVEDIR) == 0) return 0;
     int e = errno;
-    if ((e != ENOTEMPTY && e != EEXIST) || !repair_) return e;
+    if ((e != ENOTEMPTY && e != EEXIST) || !repair()) return e;
     // Empty but for the temporary files of dead writers (a put killed in
     // flight): remove them and try again. Clients cannot see them, so the
     // directory is empty to them; a live writer's file keeps it.
@@ -956,7 +956,7 @@ bool FsStore::sweep_dir(int dirfd, double min_age, bool require_empty, SweepCoun
 
 FsStore::SweepCounts FsStore::sweep(double min_age) {
     SweepCounts c;
-    if (!repair_ || !valid()) return c;
+    if (!repair() || !valid()) return c;
     count(counters().store_sweeps);
     std::vector<std::string> todo{""};
     std::set<std::pair<dev_t, ino_t>> seen;
@@ -981,7 +981,7 @@ FsStore::SweepCounts FsStore::sweep(double min_age) {
 
 bool FsStore::sweep_if_due(double interval, double min_age, bool force, std::atomic<int64_t>* clock,
                            SweepCounts* out) {
-    if (!repair_ || !valid()) return false;
+    if (!repair() || !valid()) return false;
     if (clock) {
         timespec now{};
         ::clock_gettime(CLOCK_REALTIME, &now);

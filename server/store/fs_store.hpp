@@ -58,9 +58,10 @@ public:
     // Whether this process may change the disk to repair what a killed
     // writer left (roll back a torn append, remove dead temporary files).
     // Off (a read-only server): readers still see an unfinished append's
-    // old length, and nothing is written. Set before serving.
-    void set_repair(bool on) { repair_ = on; }
-    bool repair() const { return repair_; }
+    // old length, and nothing is written. Set before serving, and turned
+    // on by a reload that makes the root writable (any thread may read it).
+    void set_repair(bool on) { repair_.store(on, std::memory_order_relaxed); }
+    bool repair() const { return repair_.load(std::memory_order_relaxed); }
 
     struct SweepCounts {
         uint64_t dirs = 0;         // directories visited
@@ -122,7 +123,7 @@ private:
     io::Fd root_;
     std::string root_path_;
     std::string error_;
-    bool repair_ = true;
+    std::atomic<bool> repair_{true};
 };
 
 // A daemon's sweeper: a thread that sweeps at once (a restart after a crash

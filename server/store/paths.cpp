@@ -112,7 +112,33 @@ std::string join(std::string_view dir, std::string_view name) {
     return out;
 }
 
+bool strip_mount(std::string_view mount, std::string& path) {
+    if (mount.empty()) return true;
+    if (path.size() < mount.size() || std::string_view(path).substr(0, mount.size()) != mount) return false;
+    if (path.size() == mount.size()) {
+        path.clear();
+        return true;
+    }
+    if (path[mount.size()] != '/') return false;
+    path.erase(0, mount.size() + 1);
+    return true;
+}
+
+namespace {
+
+constexpr const char* kOutsideMount = "path is outside the served root";
+
+}  // namespace
+
 Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx) {
+    std::string out;
+    if (const char* why = resolve_path_into(client, vfs, ctx, out)) return make_error(why);
+    return out;
+}
+
+// resolve_path without the mount (the namespace path), '~' expanded
+// against ctx.root_realpath.
+static Result<std::string> resolve_general(std::string_view client, bool vfs, const PathContext& ctx) {
     std::string raw = vfs ? percent_decode(client) : std::string(client);
     if (raw.find('\0') != std::string::npos) return make_error("path contains a NUL byte");
     std::vector<std::string> given;
@@ -150,7 +176,8 @@ Result<std::string> resolve_path(std::string_view client, bool vfs, const PathCo
     return out;
 }
 
-const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out) {
+// resolve_path_into before the mount is stripped.
+static const char* resolve_namespace(std::string_view client, bool vfs, const PathContext& ctx, std::string& out) {
     // Segments are appended to `out` as they are decoded; "." and empty
     // segments are dropped and ".." removes the last one. A leading '~'
     // segment (home expansion, rare) takes the general path.
@@ -222,13 +249,22 @@ const char* resolve_path_into(std::string_view client, bool vfs, const PathConte
     if (!out.empty() && out.back() == '/') out.pop_back();
     return nullptr;
 general:
-    auto r = resolve_path(client, vfs, ctx);
+    auto r = resolve_general(client, vfs, ctx);
     if (!r) {
         // The general path's messages are static text; map them back.
         return r.error() == "path contains a NUL byte" ? "path contains a NUL byte" : "path is outside the served root";
     }
     out = std::move(r).value();
     return nullptr;
+}
+
+const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out) {
+    if (ctx.mount.empty()) return resolve_namespace(client, vfs, ctx, out);
+    // Under a mount: no '~' expansion (a home directory names a place in
+    // the root at "/", docs/protocol/paths.md#home-directories).
+    const PathContext ns{{}, ctx.base, {}};
+    if (const char* why = resolve_namespace(client, vfs, ns, out)) return why;
+    return strip_mount(ctx.mount, out) ? nullptr : kOutsideMount;
 }
 
 std::string non_ascii_url_error(std::string_view client) {

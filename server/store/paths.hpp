@@ -18,12 +18,18 @@ struct PathContext {
     // HTTP: the directory the request was posted to, relative to the root
     // ("" elsewhere); relative client paths start there.
     std::string_view base;
+    // The root's URL prefix in a server of several roots ("" for "/",
+    // else "pub/x"; docs/configuration.md#roots): a client path resolves
+    // in the server's namespace, must lie at or below it, and loses it.
+    // No '~' expansion under a non-empty mount.
+    std::string_view mount;
 };
 
 // Map a client path to a root-relative path: "" for the root itself,
 // otherwise "a/b/c" (no leading or trailing '/', no '.' or '..').
 // VFS paths are percent-decoded once; higher-level verb paths are taken
-// literally. Fails for NUL bytes and for paths that climb above the root.
+// literally. Fails for NUL bytes, for paths that climb above the root and
+// for paths outside ctx.mount.
 Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx);
 // The same, into `out` (reusing its capacity: no allocation on the request
 // hot path). Returns nullptr, or why the path is refused.
@@ -49,6 +55,10 @@ inline constexpr std::string_view kTempPrefix = ".souk-tmp.";
 // Whether any component of `path` ("a/b/c", a leading '/' allowed) begins
 // with kTempPrefix. No allocation (the hot verbs call it).
 bool in_temp_namespace(std::string_view path);
+
+// Strip `mount` ("" or "a/b") from the namespace path `path` in place:
+// false when `path` is not `mount` or below it (whole components).
+bool strip_mount(std::string_view mount, std::string& path);
 
 // Join a root-relative directory and a child name.
 std::string join(std::string_view dir, std::string_view name);

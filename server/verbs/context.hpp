@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string_view>
 #include <string>
 #include <utility>
@@ -16,17 +17,71 @@
 
 namespace souk::server {
 
-// What every request of one server shares; read-only after start-up.
+// One root's access rules (docs/access-control.md): --allow-writes and
+// the AccessRules. Immutable once published.
+struct RootRules {
+    bool allow_writes = false;  // --allow-writes: this root may be written at all
+    AccessRules access;         // who may write where, what is exported
+};
+
+// The rules of every root of a server as SIGHUP publishes them
+// (docs/configuration.md#signals): an immutable snapshot swapped whole
+// under a mutex, so a request on any thread reads one consistent set and
+// a reload never changes what a request already holds.
+class LiveRules {
+public:
+    explicit LiveRules(std::vector<RootRules> roots) { publish(std::move(roots)); }
+    // The rules now in force, one per root (ServerContext::root_index).
+    std::shared_ptr<const std::vector<RootRules>> load() const {
+        std::lock_guard<std::mutex> lock(mu_);
+        return now_;
+    }
+    // Replace them for requests that start from now on.
+    void publish(std::vector<RootRules> roots) {
+        auto next = std::make_shared<const std::vector<RootRules>>(std::move(roots));
+        std::lock_guard<std::mutex> lock(mu_);
+        now_.swap(next);
+    }
+
+private:
+    mutable std::mutex mu_;
+    std::shared_ptr<const std::vector<RootRules>> now_;
+};
+
+// What the requests of one served root share (docs/configuration.md#roots);
+// read-only after start-up (SIGHUP changes only what `live` holds). A
+// server of several roots is a context whose `roots` holds one context per
+// root; the request pipeline picks one per request (select_root,
+// server/request/access.hpp).
 struct ServerContext {
     Params params;
-    bool allow_writes = false;  // --allow-writes: this server may write at all
-    AccessRules access;         // who may write where, what is exported (docs/access-control.md)
+    // This root's rules while `live` is unset (tests, tools); use rules().
+    RootRules configured;
+    // The rules SIGHUP publishes, or nullptr; this root's are at root_index.
+    std::shared_ptr<LiveRules> live;
+    size_t root_index = 0;
     Store* store = nullptr;
     std::string root_realpath;
+    // The URL prefix this root is served at, as parse_rule_prefix gives it:
+    // "" for "/", "pub/x" for "/pub/x". Client paths must lie at or below
+    // it; the rest of the path is root-relative (PathContext::mount).
+    std::string mount;
     // What an unexported path is served with: this context over a store
-    // where nothing exists (make_unexported_view, server/request/access.hpp);
-    // nullptr while export-all is on.
+    // where nothing exists (make_unexported_view, server/request/access.hpp).
     std::shared_ptr<const ServerContext> unexported;
+    // A server of several roots: each root's context, longest mount first
+    // (empty: this context is the one root). `nowhere` then serves a path
+    // under no root, as a path where nothing exists.
+    std::vector<ServerContext> roots;
+    std::shared_ptr<const ServerContext> nowhere;
+
+    // This root's rules in force now (one snapshot: read once per decision).
+    std::shared_ptr<const RootRules> rules() const {
+        if (!live) return std::shared_ptr<const RootRules>(std::shared_ptr<const RootRules>(), &configured);
+        auto all = live->load();
+        const RootRules* mine = &(*all)[root_index];
+        return std::shared_ptr<const RootRules>(std::move(all), mine);
+    }
 };
 
 // A piece of a generated reply body: bytes, or a range of an open file

@@ -69,7 +69,7 @@ void dispatch(const ServerContext& ctx, const proto::VerbInfo& verb, std::span<c
             return;
         }
     }
-    Call call{ctx, args, body, PathContext{ctx.root_realpath, base}, out, scratch, sink};
+    Call call{ctx, args, body, PathContext{ctx.root_realpath, base, ctx.mount}, out, scratch, sink};
     kHandlers[static_cast<size_t>(verb.id)](call);
 }
 

@@ -17,7 +17,7 @@ namespace souk::server {
 // ------------------------------------------------------------ misc ----
 
 void verb_hello(Call& c) { c.ok({Value("ok"), Value("2")}); }
-void verb_is_readonly(Call& c) { c.ok({Value(c.ctx.allow_writes ? "no" : "yes")}); }
+void verb_is_readonly(Call& c) { c.ok({Value(c.ctx.rules()->allow_writes ? "no" : "yes")}); }
 
 // ------------------------------------------------------------- VFS ----
 

@@ -38,7 +38,7 @@ void check_absolute(std::string_view p) {
 }
 
 void server_side(std::string_view client, bool vfs, std::string_view root, std::string_view base) {
-    const server::PathContext ctx{root, base};
+    const server::PathContext ctx{root, base, {}};
     auto general = server::resolve_path(client, vfs, ctx);
     std::string fast = "left over";
     const char* why = server::resolve_path_into(client, vfs, ctx, fast);
@@ -49,10 +49,10 @@ void server_side(std::string_view client, bool vfs, std::string_view root, std::
     // A resolved path is its own resolution (literally, from the root),
     // unless its first segment asks for a home directory again.
     if (fast.empty() || fast[0] != '~') {
-        auto again = server::resolve_path(fast, false, server::PathContext{root, ""});
+        auto again = server::resolve_path(fast, false, server::PathContext{root, "", {}});
         FUZZ_CHECK(again.ok() && *again == fast);
         // Escaped for the wire, it decodes back to the same path.
-        auto escaped = server::resolve_path(server::percent_encode(fast, true), true, server::PathContext{root, ""});
+        auto escaped = server::resolve_path(server::percent_encode(fast, true), true, server::PathContext{root, "", {}});
         FUZZ_CHECK(escaped.ok() && *escaped == fast);
     }
     bool temp = false;
@@ -110,7 +110,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // HTTP's base is itself a resolved path.
     std::string base;
     if (mode & 2) {
-        auto r = server::resolve_path(base_raw, false, server::PathContext{root, ""});
+        auto r = server::resolve_path(base_raw, false, server::PathContext{root, "", {}});
         if (r) base = *r;
     }
     server_side(a, mode & 4, root, base);

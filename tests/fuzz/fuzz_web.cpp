@@ -77,7 +77,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (out.status == 206) FUZZ_CHECK(out.find_header("Content-Range") || out.find_header("Content-Type"));
     if ((out.status == 200 || out.status == 206) && !out.smart && opts.stats_path.empty()) {
         // Whatever was served is not in the temporary namespace.
-        auto rel = resolve_path(path, false, PathContext{tree.ctx.root_realpath, ""});
+        auto rel = resolve_path(path, false, PathContext{tree.ctx.root_realpath, "", {}});
         if (rel) FUZZ_CHECK(!in_temp_namespace(*rel));
     }
     if (!out.smart) return 0;

@@ -33,7 +33,7 @@ struct Root {
         store = std::make_unique<FsStore>(root.string());
         ctx.store = store.get();
         ctx.root_realpath = store->root_realpath();
-        ctx.allow_writes = true;
+        ctx.configured.allow_writes = true;
         write("pub/.bzr/souk-export-ok", "");
         write("pub/proj/.bzr/branch-format", "Bazaar-NG meta directory, format 1\n");
         write("secret/proj/.bzr/branch-format", "Bazaar-NG meta directory, format 1\n");
@@ -153,8 +153,8 @@ TEST_CASE("access options: command line and config file, rules repeat") {
 
 TEST_CASE("access control in the pipeline: anonymous, read-only and writers refused before the body") {
     Root r;
-    r.ctx.access.writers.push_back({"pub", {"alice"}});
-    r.ctx.access.read_only.push_back("pub/frozen");
+    r.ctx.configured.access.writers.push_back({"pub", {"alice"}});
+    r.ctx.configured.access.read_only.push_back("pub/frozen");
     Args put = {Value("put"), Value("pub/new.txt"), Value("")};
     Args got = r.serve(put, "", "body");
     CHECK(first(got) == "PermissionDenied");
@@ -168,14 +168,14 @@ TEST_CASE("access control in the pipeline: anonymous, read-only and writers refu
     CHECK(first(r.serve({Value("mkdir"), Value("pub/frozen"), Value("")}, "alice")) == "PermissionDenied");
     CHECK_FALSE(fs::exists(r.root / "pub/frozen"));
     // rename checks both paths: into a read-only prefix is refused.
-    r.ctx.access.read_only.push_back("pub/proj");
+    r.ctx.configured.access.read_only.push_back("pub/proj");
     CHECK(first(r.serve({Value("rename"), Value("pub/new.txt"), Value("pub/proj/x")}, "alice")) ==
           "PermissionDenied");
     CHECK(fs::exists(r.root / "pub/new.txt"));
     // Reads are never refused by write rules.
     CHECK(first(r.serve({Value("get"), Value("pub/proj/file")}, "")) == "ok");
     // --allow-writes off wins over everything: ReadOnlyError, as before.
-    r.ctx.allow_writes = false;
+    r.ctx.configured.allow_writes = false;
     CHECK(first(r.serve(put, "alice", "body")) == "ReadOnlyError");
 }
 
@@ -189,18 +189,18 @@ TEST_CASE("access control: anonymous writes pass on brz serve's carriers, and ne
     CHECK(fs::exists(r.root / "anon-dir"));
     const Args mkdir2 = {Value("mkdir"), Value("anon-dir2"), Value("")};
     CHECK(first(souk::test::serve_v3(r.ctx, mkdir2, {}, nullptr, "", "inet")) == "ok");
-    r.ctx.access.read_only.push_back("frozen");  // path rules still hold there
+    r.ctx.configured.access.read_only.push_back("frozen");  // path rules still hold there
     CHECK(first(souk::test::serve_v3(r.ctx, {Value("mkdir"), Value("frozen"), Value("")}, {}, nullptr, "", "tcp")) ==
           "PermissionDenied");
-    r.ctx.access.allow_anonymous_writes = true;
+    r.ctx.configured.access.allow_anonymous_writes = true;
     const Args mkdir3 = {Value("mkdir"), Value("anon-dir3"), Value("")};
     CHECK(first(souk::test::serve_v3(r.ctx, mkdir3, {}, nullptr, "", "http")) == "ok");
 }
 
 TEST_CASE("access control: an unexported path answers exactly as a missing one") {
     Root r;
-    r.ctx.access.allow_anonymous_writes = true;
-    r.ctx.access.export_all = false;
+    r.ctx.configured.access.allow_anonymous_writes = true;
+    r.ctx.configured.access.export_all = false;
     make_unexported_view(r.ctx);
     CHECK(exported(r.ctx, "pub"));
     CHECK(exported(r.ctx, "pub/proj/file"));

@@ -29,8 +29,8 @@ struct Fixture {
         root = tmpl;
         store = new FsStore(root.string());  // NOLINT: owned below
         ctx.store = store;
-        ctx.allow_writes = writable;
-        ctx.access.allow_anonymous_writes = true;  // the test origin has no user
+        ctx.configured.allow_writes = writable;
+        ctx.configured.access.allow_anonymous_writes = true;  // the test origin has no user
         ctx.root_realpath = store->root_realpath();
         write("data.txt", "0123456789abcdefghijklmnopqrstuvwxyz");
     }

@@ -171,7 +171,7 @@ TEST_CASE("hot path: resolve_path_into agrees with resolve_path") {
     std::string out;
     for (const char* root : {"/srv", "/"}) {
         for (const char* base : {"", "repo/trunk"}) {
-            server::PathContext ctx{root, base};
+            server::PathContext ctx{root, base, {}};
             for (bool vfs : {true, false}) {
                 for (const auto& p : paths) {
                     CAPTURE(p);

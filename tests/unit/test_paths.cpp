@@ -9,12 +9,12 @@ using souk::server::PathContext;
 using souk::server::resolve_path;
 
 namespace {
-std::string ok(std::string_view p, bool vfs, const PathContext& ctx = {"/srv", ""}) {
+std::string ok(std::string_view p, bool vfs, const PathContext& ctx = {"/srv", "", {}}) {
     auto r = resolve_path(p, vfs, ctx);
     REQUIRE_MESSAGE(r.ok(), r.error());
     return r.value();
 }
-bool refused(std::string_view p, bool vfs, const PathContext& ctx = {"/srv", ""}) {
+bool refused(std::string_view p, bool vfs, const PathContext& ctx = {"/srv", "", {}}) {
     return !resolve_path(p, vfs, ctx).ok();
 }
 }  // namespace
@@ -49,7 +49,7 @@ TEST_CASE("paths: nothing climbs above the root") {
 }
 
 TEST_CASE("paths: relative paths start at the HTTP base, absolute ones at the root") {
-    PathContext ctx{"/srv", "repo/trunk"};
+    PathContext ctx{"/srv", "repo/trunk", {}};
     CHECK(ok(".bzr/branch-format", true, ctx) == "repo/trunk/.bzr/branch-format");
     CHECK(ok("../", false, ctx) == "repo");
     CHECK(ok("../../", false, ctx) == "");
@@ -68,21 +68,21 @@ TEST_CASE("paths: ~ expands only to a home inside the root") {
     // (Strings are built with append: GCC 12 -O2 warns falsely on operator+ here.)
     std::string want = home == "/" ? std::string() : home.substr(1);
     want.append(want.empty() ? "branch" : "/branch");
-    CHECK(ok("~/branch/", false, PathContext{"/", ""}) == want);
+    CHECK(ok("~/branch/", false, PathContext{"/", "", {}}) == want);
     std::string want_x = want;
     want_x.append("/x");
-    CHECK(ok("/~/branch/x", true, PathContext{"/", ""}) == want_x);
+    CHECK(ok("/~/branch/x", true, PathContext{"/", "", {}}) == want_x);
     // Relative to a root that contains the home.
     if (home != "/") {
         size_t slash = home.rfind('/');
         std::string parent = home.substr(0, slash == 0 ? 1 : slash);
         std::string leaf = home.substr(slash + 1);
         leaf.append("/b");
-        CHECK(ok("~/b", false, PathContext{parent, ""}) == leaf);
+        CHECK(ok("~/b", false, PathContext{parent, "", {}}) == leaf);
     }
     // A root that does not contain the home keeps '~' literally.
-    CHECK(ok("~/branch/", false, PathContext{"/nonexistent-root-for-test", ""}) == "~/branch");
-    CHECK(ok("/~nosuchuser-souk/x", true, PathContext{"/", ""}) == "~nosuchuser-souk/x");
+    CHECK(ok("~/branch/", false, PathContext{"/nonexistent-root-for-test", "", {}}) == "~/branch");
+    CHECK(ok("/~nosuchuser-souk/x", true, PathContext{"/", "", {}}) == "~nosuchuser-souk/x");
 }
 
 TEST_CASE("paths: percent encoding of listed names") {

@@ -87,8 +87,8 @@ struct Server {
         store = std::make_unique<FaultyStore>(root);
         ctx.store = store.get();
         ctx.root_realpath = store->root_realpath();
-        ctx.allow_writes = true;
-        ctx.access.allow_anonymous_writes = true;  // bzr:// has no users
+        ctx.configured.allow_writes = true;
+        ctx.configured.access.allow_anonymous_writes = true;  // bzr:// has no users
         ctx.params.idle_timeout = 30;
         if (tune) tune(ctx.params);
     }
