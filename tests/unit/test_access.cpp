@@ -228,3 +228,74 @@ TEST_CASE("access control: an unexported path answers exactly as a missing one")
     r.write("secret/.bzr/souk-export-ok", "");
     CHECK(first(r.serve({Value("BzrDir.open_2.1"), Value("secret/proj")})) == "yes");
 }
+
+TEST_CASE("roots: the longest whole-component prefix picks the root, paths stay inside it, and none answers as missing") {
+    Root a, b;  // served at /pub and /pub/deep; nothing at "/"
+    ServerContext server;
+    auto live = std::make_shared<LiveRules>(std::vector<RootRules>{{true, {}}, {false, {}}});
+    a.ctx.live = live;
+    a.ctx.root_index = 0;
+    a.ctx.mount = "pub";
+    b.ctx.live = live;
+    b.ctx.root_index = 1;
+    b.ctx.mount = "pub/deep";
+    server.live = live;
+    server.roots = {b.ctx, a.ctx};  // longest mount first
+    server.nowhere = make_nowhere(server.params);
+    CHECK(&select_root(server, "pub") == &server.roots[1]);
+    CHECK(&select_root(server, "pub/x/y") == &server.roots[1]);
+    CHECK(&select_root(server, "pub/deep") == &server.roots[0]);
+    CHECK(&select_root(server, "pub/deeper") == &server.roots[1]);  // whole components only
+    CHECK(&select_root(server, "public") == server.nowhere.get());
+    CHECK(&select_root(server, "") == server.nowhere.get());
+    // A single root's context is its own server.
+    CHECK(&select_root(a.ctx, "anything") == &a.ctx);
+
+    auto serve = [&](Args args) { return souk::test::serve_v3(server, args, {}, nullptr, "", "tcp"); };
+    // Each root serves its own directory, under its prefix.
+    CHECK(first(serve({Value("BzrDir.open_2.1"), Value("pub/pub/proj")})) == "yes");
+    Args got;
+    std::string body;
+    got = souk::test::serve_v3(server, {Value("get"), Value("/pub/pub/proj/file")}, {}, &body, "", "tcp");
+    CHECK(first(got) == "ok");
+    CHECK(body == "public bytes");
+    CHECK(first(serve({Value("BzrDir.open_2.1"), Value("pub/deep/pub/proj")})) == "yes");
+    // Under no root: what a missing path gets, reading or writing.
+    CHECK(first(serve({Value("BzrDir.open_2.1"), Value("public/proj")})) == "no");
+    CHECK(first(serve({Value("get"), Value("/elsewhere/file")})) == "NoSuchFile");
+    CHECK(first(serve({Value("mkdir"), Value("/elsewhere"), Value("")})) == "NoSuchFile");
+    // Confined: ".." cannot climb out of a root into another or above it.
+    CHECK(first(serve({Value("get"), Value("/pub/deep/../pub/proj/file")})) == "ok");  // the namespace's /pub/pub/...
+    got = serve({Value("rename"), Value("/pub/pub/proj/file"), Value("/pub/deep/stolen")});
+    CHECK(first(got) != "ok");
+    CHECK(fs::exists(a.root / "pub/proj/file"));
+    CHECK_FALSE(fs::exists(b.root / "stolen"));
+    // Per-root rules: /pub writes, /pub/deep is read-only.
+    CHECK(first(serve({Value("mkdir"), Value("/pub/made"), Value("")})) == "ok");
+    CHECK(fs::exists(a.root / "made"));
+    CHECK(first(serve({Value("mkdir"), Value("/pub/deep/made"), Value("")})) == "ReadOnlyError");
+    CHECK(first(serve({Value("Transport.is_readonly")})) == "no");  // no path: the shortest prefix's root (/pub)
+
+    // A reload publishes new rules: the next request sees them.
+    live->publish({{false, {}}, {true, {}}});
+    CHECK(first(serve({Value("mkdir"), Value("/pub/deep/made"), Value("")})) == "ok");
+    CHECK(fs::exists(b.root / "made"));
+    CHECK(first(serve({Value("mkdir"), Value("/pub/made2"), Value("")})) == "ReadOnlyError");
+}
+
+TEST_CASE("roots: a path resolves under its root's mount or not at all") {
+    const PathContext pc{"/srv", "", "pub/x"};
+    std::string rel;
+    CHECK(resolve_path_into("/pub/x/a/b", true, pc, rel) == nullptr);
+    CHECK(rel == "a/b");
+    CHECK(resolve_path_into("pub/x", false, pc, rel) == nullptr);
+    CHECK(rel == "");
+    CHECK(resolve_path_into("pub/xy/a", false, pc, rel) != nullptr);
+    CHECK(resolve_path_into("pub/x/../y", false, pc, rel) != nullptr);
+    CHECK(resolve_path_into("/pub/x/%2e%2e/a", true, pc, rel) != nullptr);
+    CHECK(resolve_path_into("~/pub/x/a", false, pc, rel) != nullptr);  // no home expansion under a mount
+    const PathContext http{"/srv", "pub/x/trunk", "pub/x"};  // relative paths start at the URL's directory
+    CHECK(resolve_path_into(".bzr/smart", false, http, rel) == nullptr);
+    CHECK(rel == "trunk/.bzr/smart");
+    CHECK(resolve_path_into("../../../etc", false, http, rel) != nullptr);
+}

@@ -129,11 +129,90 @@ TEST_CASE("options: config file errors say FILE:LINE") {
     CHECK(error("allow-writes = yes\n") == "1: --allow-writes=yes: expected true or false");
     CHECK(error("--port = 1\n").rfind("1: write the name without \"--\"", 0) == 0);
     CHECK(error("config = /x\n") == "1: config can only be given on the command line");
-    CHECK(error("[root /prefix]\n") == "1: sections ([...]) are not supported yet");
+    CHECK(error("[root /prefix]\n") == "1: [root /prefix] has no `directory = DIR`");
+    CHECK(error("[root /a]\ndirectory = /x\n[root /a/]\ndirectory = /y\n").rfind("3: [root /a] is already a section (",
+                                                                                  0) == 0);
+    CHECK(error("[root /a]\ndirectory = /x\nport = 1\n").rfind("3: port cannot be set in a [root] section", 0) == 0);
+    CHECK(error("[root /a]\ndirectory = /x\ndirectory = /y\n") == "3: directory is already set on line 2");
+    CHECK(error("[root /a]\ndirectory = /x\nfrob = 1\n") == "3: unknown option frob");
+    CHECK(error("[root a]\ndirectory = /x\n") == "1: [root a]: the prefix must start with '/'");
+    CHECK(error("[root /a/../b]\ndirectory = /x\n").find("'.' and '..'") != std::string::npos);
+    CHECK(error("[server]\n").rfind("1: expected `[root /PREFIX]`", 0) == 0);
+    CHECK(error("[root /a\n").rfind("1: expected `[root /PREFIX]`", 0) == 0);
+    CHECK(error("[root /a]\ndirectory = /x\nallow-writes = maybe\n") == "3: --allow-writes=maybe: expected true or false");
+    CHECK(error("directory = /x\n[root /]\ndirectory = /y\n").rfind("2: [root /] and the global `directory`", 0) == 0);
     CHECK(error("port = \n") == "1: --port=: expected a port 0 to 65535, or ADDR:PORT");
 
     CommandLine missing;
     missing.config = "/nonexistent/soukd.conf";
     ServeOptions o;
     CHECK(load_options(missing, o) == "/nonexistent/soukd.conf: cannot open the config file");
+}
+
+TEST_CASE("options: [root /PREFIX] sections give roots with the global rules as defaults") {
+    TempFile f(
+        "allow-writes = true\n"
+        "read-only = /frozen\n"
+        "export-all = false\n"
+        "\n"
+        "[root /pub]\n"
+        "directory = /srv/pub\n"
+        "writers = /=alice\n"
+        "[root /mirror/ro/]\n"
+        "directory = /srv/ro\n"
+        "allow-writes = false\n"
+        "read-only = /a\n"
+        "read-only = /b\n");
+    CommandLine cl;
+    cl.config = f.path;
+    cl.words = {{"allow-anonymous-writes", std::nullopt, ""}};  // a global: every root inherits it
+    ServeOptions o;
+    REQUIRE(load_options(cl, o) == "");
+    CHECK(o.directory.empty());  // no global root: nothing is served at "/"
+    REQUIRE(o.sections.size() == 2);
+    std::vector<RootOptions> roots;
+    REQUIRE(resolve_roots(o, roots) == "");
+    REQUIRE(roots.size() == 2);
+    CHECK(roots[0].prefix == "pub");
+    CHECK(roots[0].directory == "/srv/pub");
+    CHECK(roots[0].allow_writes);
+    CHECK(roots[0].access.allow_anonymous_writes);
+    CHECK_FALSE(roots[0].access.export_all);
+    CHECK(roots[0].access.read_only == std::vector<std::string>{"frozen"});  // inherited
+    REQUIRE(roots[0].access.writers.size() == 1);
+    CHECK(roots[0].access.writers[0].users == std::vector<std::string>{"alice"});
+    CHECK(roots[1].prefix == "mirror/ro");
+    CHECK_FALSE(roots[1].allow_writes);
+    CHECK(roots[1].access.read_only == std::vector<std::string>{"a", "b"});  // its own lines replace the global ones
+    CHECK(roots[1].access.writers.empty());
+
+    // check-config's text reads back as the same settings, sections and all.
+    const std::string text = render_options(o);
+    CHECK(text.find("\n[root /mirror/ro]\ndirectory = /srv/ro\nallow-writes = false\n") != std::string::npos);
+    TempFile again(text);
+    CommandLine cl2;
+    cl2.config = again.path;
+    ServeOptions o2;
+    REQUIRE(load_options(cl2, o2) == "");
+    CHECK(render_options(o2) == text);
+
+    // The single-root form is one root at "/" with the global rules.
+    ServeOptions one;
+    REQUIRE(load({"-d", "/srv/bzr", "--allow-writes"}, one) == "");
+    REQUIRE(resolve_roots(one, roots) == "");
+    REQUIRE(roots.size() == 1);
+    CHECK(roots[0].prefix == "");
+    CHECK(roots[0].directory == "/srv/bzr");
+    CHECK(roots[0].allow_writes);
+    CHECK_FALSE(roots[0].from_section);
+    // -d next to sections is the root at "/".
+    CommandLine cl3;
+    cl3.config = f.path;
+    cl3.words = {{"directory", std::string("/srv/top"), ""}};
+    ServeOptions o3;
+    REQUIRE(load_options(cl3, o3) == "");
+    REQUIRE(resolve_roots(o3, roots) == "");
+    REQUIRE(roots.size() == 3);
+    CHECK(roots[0].prefix == "");
+    CHECK(roots[0].directory == "/srv/top");
 }
