@@ -910,6 +910,7 @@ class Server:
     limits: {'request-timeout': 1, 'max-readv-ranges': 10, ...} -> soukd
     options `--request-timeout 1 ...` (ignored for brz serve, which has none
     of them except the idle timeout, mapped to --client-timeout).
+    root None (soukd only): no --directory, the config's [root] sections serve.
     """
 
     def __init__(self, root, allow_writes=False, limits=None, kind=None, max_fds=None,
@@ -937,7 +938,9 @@ class Server:
                     listen = ['--http', '127.0.0.1:0', '--http-port-file', port_file]
                 else:
                     listen = ['--listen', '127.0.0.1', '--port', '0', '--port-file', port_file]
-                cmd = [self.program or soukd_path(), 'serve'] + listen + ['--directory=' + self.root]
+                cmd = [self.program or soukd_path(), 'serve'] + listen
+                if self.root is not None:  # None: the roots come from limits['config']
+                    cmd.append('--directory=' + self.root)
                 if self.allow_writes:
                     cmd += SOUKD_WRITES
                 for k, v in sorted(self.limits.items()):
