@@ -595,7 +595,9 @@ class InetConn(Conn):
         super().__init__()
         self.kind = kind or server_kind()
         if self.kind == 'soukd':
-            cmd = [soukd_path(), 'serve', '--inet', '--directory=' + root]
+            cmd = [soukd_path(), 'serve', '--inet']
+            if root is not None:  # None: the roots come from a --config in extra_args
+                cmd.append('--directory=' + root)
             if allow_writes:
                 cmd += SOUKD_WRITES
             cmd += list(extra_args)

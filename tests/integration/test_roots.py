@@ -11,7 +11,9 @@ nothing at "/": /pub (writable) and /ro (read-only, no --allow-writes).
 * SIGHUP with /ro flipped to writable lets the next push through, without
   dropping the connection a client holds open; a broken file on SIGHUP
   is refused with FILE:LINE and the rules in force stay;
-* the same roots over soukd's own HTTP (bzr+http:// and plain GETs).
+* the same roots over soukd's own HTTP (bzr+http:// and plain GETs),
+  `--inet` (the smart requests as bzr+ssh sends them) and CGI (the roots
+  from `SOUK_OPTIONS="--config FILE"`).
 """
 
 import os
@@ -21,6 +23,7 @@ import urllib.error
 import urllib.request
 
 import harness
+import http_harness as hh
 from harness import BrzEnv, make_tempdir, remove_tree
 
 TMP = ENV = SRC = None
@@ -193,6 +196,29 @@ class Roots(unittest.TestCase):
             with self.assertRaises(urllib.error.HTTPError) as e:
                 urllib.request.urlopen(base + path, timeout=10)
             self.assertEqual(e.exception.code, 404, path)
+
+    def test_inet_and_cgi_serve_the_same_roots(self):
+        ENV.ok(self, ['push', '-q', '-d', SRC, os.path.join(self.pub, 'trunk')], hpss=False)
+        with harness.InetConn(None, extra_args=['--config', self.conf]) as c:
+            self.assertEqual(harness.call(c, b'BzrDir.open_2.1', b'pub/trunk/').args[:1], (b'yes',))
+            self.assertEqual(harness.call(c, b'BzrDir.open_2.1', b'public/trunk/').args, (b'no',))
+            self.assertEqual(harness.call(c, b'BzrDir.open_2.1', b'ro/trunk/').args, (b'no',))
+            r = harness.call(c, b'mkdir', b'/ro/new', b'')
+            self.assertEqual(r.args[:1], (b'ReadOnlyError',))
+            r = harness.call(c, b'mkdir', b'/pub/new', b'')
+            self.assertTrue(r.success, r)
+            r = harness.call(c, b'get', b'/pub/trunk/.bzr/branch-format')
+            self.assertTrue(r.success, r)
+            self.assertTrue(r.body.startswith(b'Bazaar-NG meta directory'))
+        self.assertFalse(os.path.exists(os.path.join(self.ro, 'new')))
+        self.assertTrue(os.path.isdir(os.path.join(self.pub, 'new')))
+        env = hh.cgi_env(SOUK_OPTIONS='--config ' + self.conf)
+        for path, status in (('/pub/trunk/.bzr/branch-format', 200), ('/public/trunk/.bzr/branch-format', 404),
+                             ('/ro/trunk/.bzr/branch-format', 404)):
+            env.update(REQUEST_METHOD='GET', PATH_INFO=path)
+            answer, rc, err, _ = hh.run_cgi(env)
+            self.assertEqual(rc, 0, err)
+            self.assertEqual(answer.status, status, (path, err))
 
 
 if __name__ == '__main__':
