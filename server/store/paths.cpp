@@ -130,14 +130,9 @@ constexpr const char* kOutsideMount = "path is outside the served root";
 
 }  // namespace
 
-Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx) {
-    std::string out;
-    if (const char* why = resolve_path_into(client, vfs, ctx, out)) return make_error(why);
-    return out;
-}
-
 // resolve_path without the mount (the namespace path), '~' expanded
-// against ctx.root_realpath.
+// against ctx.root_realpath: the general algorithm, which the fast one
+// (resolve_namespace) must agree with (tests/fuzz/fuzz_paths.cpp).
 static Result<std::string> resolve_general(std::string_view client, bool vfs, const PathContext& ctx) {
     std::string raw = vfs ? percent_decode(client) : std::string(client);
     if (raw.find('\0') != std::string::npos) return make_error("path contains a NUL byte");
@@ -256,6 +251,15 @@ general:
     }
     out = std::move(r).value();
     return nullptr;
+}
+
+Result<std::string> resolve_path(std::string_view client, bool vfs, const PathContext& ctx) {
+    if (ctx.mount.empty()) return resolve_general(client, vfs, ctx);
+    auto r = resolve_general(client, vfs, PathContext{{}, ctx.base, {}});  // no '~' under a mount
+    if (!r) return r;
+    std::string out = std::move(r).value();
+    if (!strip_mount(ctx.mount, out)) return make_error(kOutsideMount);
+    return out;
 }
 
 const char* resolve_path_into(std::string_view client, bool vfs, const PathContext& ctx, std::string& out) {

@@ -59,6 +59,17 @@ void server_side(std::string_view client, bool vfs, std::string_view root, std::
     if (!fast.empty())
         for (auto s : segments(fast)) temp = temp || s.substr(0, server::kTempPrefix.size()) == server::kTempPrefix;
     FUZZ_CHECK(server::in_temp_namespace(fast) == temp);
+    // Under a mount (a root of several, docs/configuration.md#roots) both
+    // agree too, and the result is the namespace path less the mount.
+    const server::PathContext mounted{root, base, "a"};
+    auto general_m = server::resolve_path(client, vfs, mounted);
+    std::string fast_m = "left over";
+    const char* why_m = server::resolve_path_into(client, vfs, mounted, fast_m);
+    FUZZ_CHECK(general_m.ok() == (why_m == nullptr));
+    if (general_m.ok()) {
+        FUZZ_CHECK(fast_m == *general_m);
+        check_root_relative(fast_m);
+    }
 }
 
 void client_side(std::string_view a, std::string_view b) {
