@@ -41,6 +41,7 @@
 #include "server/store/fs_store.hpp"
 #include "server/carriers/tcp_server.hpp"
 #include "server/carriers/waiter.hpp"
+#include "server/request/access.hpp"
 
 // ------------------------------------------------------------ counting --
 
@@ -259,6 +260,19 @@ int main(int argc, char** argv) {
     // no minimum, every allocation counted below is the request path's.
     ctx.params.pool_min = 0;
     ctx.params.linger = 1;
+    // Served as one of two roots (docs/configuration.md#roots), with the
+    // rules a SIGHUP publishes: choosing the root and reading the rules
+    // are on every request's path too.
+    auto live = std::make_shared<souk::server::LiveRules>(std::vector<souk::server::RootRules>(2));
+    ctx.live = live;
+    souk::server::ServerContext other = ctx;
+    other.mount = "another-root-with-a-long-prefix";
+    other.root_index = 1;
+    souk::server::ServerContext server_ctx;
+    server_ctx.params = ctx.params;
+    server_ctx.live = live;
+    server_ctx.roots = {other, ctx};  // longest mount first
+    server_ctx.nowhere = souk::server::make_nowhere(ctx.params);
     souk::server::TcpOptions opts;
     opts.address = "127.0.0.1";
     opts.port = 0;
@@ -267,7 +281,7 @@ int main(int argc, char** argv) {
     if (!souk::server::log::init_access(souk::server::log::parse_target(root + "/access.log"), &log_err))
         die("access log");
     static std::atomic<bool> stop{false};
-    std::thread server([&] { souk::server::serve_tcp(ctx, opts, &stop); });
+    std::thread server([&] { souk::server::serve_tcp(server_ctx, opts, &stop); });
 
     uint16_t port = 0;
     for (int i = 0; i < 500 && !port; ++i) {  // up to 5 s
