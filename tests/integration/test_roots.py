@@ -11,6 +11,10 @@ nothing at "/": /pub (writable) and /ro (read-only, no --allow-writes).
 * SIGHUP with /ro flipped to writable lets the next push through, without
   dropping the connection a client holds open; a broken file on SIGHUP
   is refused with FILE:LINE and the rules in force stay;
+* requests on several connections while SIGHUPs flip a root's rules
+  back and forth: every write is either done or refused as read-only,
+  never anything else (ThreadSanitizer runs this file: the rules are
+  published while workers read them);
 * the same roots over soukd's own HTTP (bzr+http:// and plain GETs),
   `--inet` (the smart requests as bzr+ssh sends them) and CGI (the roots
   from `SOUK_OPTIONS="--config FILE"`).
@@ -18,6 +22,8 @@ nothing at "/": /pub (writable) and /ro (read-only, no --allow-writes).
 
 import os
 import signal
+import threading
+import time
 import unittest
 import urllib.error
 import urllib.request
@@ -177,6 +183,55 @@ class Roots(unittest.TestCase):
             self.assertTrue(harness.hello_ok(held))  # the held connection survived
         finally:
             held.close()
+
+    def test_requests_during_reloads_see_whole_rule_sets(self):
+        self.start()
+        stop = time.monotonic() + 2
+        seen = {'ok': 0, 'ReadOnlyError': 0}
+        odd = []
+        lock = threading.Lock()
+
+        def client(n):
+            try:
+                with self.server.connect() as c:
+                    for i in range(2000):  # bounded: also by `stop`
+                        if time.monotonic() > stop:
+                            return
+                        # Made and removed again (few directories left to
+                        # clean up): each either done or ReadOnlyError.
+                        path = b'/ro/c%d-%d' % (n, i)
+                        r = harness.call(c, b'mkdir', path, b'')
+                        key = 'ok' if r.success else r.args[0].decode()
+                        if r.success:
+                            harness.call(c, b'rmdir', path)
+                        # /pub never stops being writable.
+                        p = harness.call(c, b'mkdir', b'/pub/c%d' % n, b'')
+                        q = harness.call(c, b'rmdir', b'/pub/c%d' % n)
+                        with lock:
+                            if key in seen and p.success and q.success:
+                                seen[key] += 1
+                            else:
+                                odd.append((key, p.args, q.args))
+            except Exception as e:  # reported below, with the server's log
+                with lock:
+                    odd.append(repr(e))
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(3)]
+        for t in threads:
+            t.start()
+        flips = 0
+        while time.monotonic() < stop and flips < 200:
+            flips += 1
+            self.write_conf(ro_writes='true' if flips % 2 else 'false')
+            os.kill(self.server.proc.pid, signal.SIGHUP)
+            time.sleep(0.05)
+        for t in threads:
+            t.join(30)
+        self.assertFalse(any(t.is_alive() for t in threads))
+        self.assertEqual(odd, [], self.server.log())
+        self.assertGreater(seen['ok'], 0, seen)
+        self.assertGreater(seen['ReadOnlyError'], 0, seen)
+        self.assertTrue(self.server.serves())
 
     def test_http_serves_the_same_roots(self):
         # The web carriers need a user or the opt-in to write.
