@@ -673,11 +673,15 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
     offsets.clear();
     for (size_t k = i; k < j; ++k) offsets.emplace_back(entries[k].pos.start, entries[k].pos.end);  // bounded: entries
     std::string block;  // empty: send the stored one
-    if (2 * used < n && n <= limits.max_rewrite_content) {
+    // Stored only when the keys sent use most of the block: a stored block
+    // of a pull mostly used by many files' runs would carry every text the
+    // client already has (docs/formats/groupcompress.md#blocks-on-the-wire).
+    const uint64_t keep = limits.stored_use_percent;
+    if (n <= limits.max_rewrite_content && 100 * used < keep * n) {
         auto c = r->content(p, last);  // (frame's stored view is not used on this path)
         if (!c) return c.err();
         std::string_view content = c->substr(0, static_cast<size_t>(last));
-        if (2 * used > last) {
+        if (100 * used > keep * last) {
             auto b = make_block(content);  // trim after the last entry sent
             if (!b) return b.err();
             block = std::move(*b);

@@ -4,9 +4,9 @@
 // add, the texts their new entries name), produced piece by piece from the
 // packs on disk. Stored groupcompress blocks go out as they are (a range of
 // the pack file, or its bytes when a small pack was read whole) when the
-// keys sent use at least half of them; otherwise
-// the block is trimmed after its last used entry or rebuilt from its texts,
-// as Breezy's server does (docs/formats/groupcompress.md#blocks-on-the-wire).
+// keys sent use at least three quarters of them; otherwise the block is
+// trimmed after its last used entry or rebuilt from its texts
+// (docs/formats/groupcompress.md#blocks-on-the-wire).
 //
 // The library knows the Store and the formats, never the wire: the verb
 // adapter (server/verbs/repository.cpp) turns the pieces into a reply body.
@@ -36,6 +36,7 @@ struct StreamLimits {
     size_t max_keys = 16 * 1000 * 1000;       // keys of one substream (pages, texts)
     size_t block_cache_bytes = 64 << 20;      // inflated block contents kept while reading pages and texts
     size_t max_rewrite_content = 16 << 20;    // content bytes of a block trimmed or rebuilt; larger go as stored
+    uint64_t stored_use_percent = 75;         // a block goes as stored when the keys sent use this much of it
     bool whole_repository = true;             // every revision asked: send every index's keys, no inventory walk
     size_t max_record_header = 4096;          // bytes read to parse a stored block's framing
     size_t compress_header_bytes = 512;       // a record's key header shorter than this goes uncompressed

@@ -348,6 +348,51 @@ TEST_CASE("get_stream: a block whose wanted texts are all empty (a new directory
     CHECK(produce(store, *src).size() < 20000);  // the stored block alone is over 200,000
 }
 
+TEST_CASE("get_stream: a pull's texts that use most but not three quarters of a stored block are rebuilt, "
+          "no larger than Breezy's server's stream") {
+    // One packed block holds an old file the client has and three new ones
+    // it lacks (65% of the block). Breezy's server sends it stored (the
+    // three files' texts are one run, over half the block), with the old
+    // file's bytes the client already has; souk rebuilds it with the three.
+    auto& s = stream_repo();
+    fs::path dir = s.root / "most-used";
+    s.bz.brz(s.root, "init -q most-used");
+    uint32_t x = 88172645u;
+    auto noise = [&x](size_t n) {  // incompressible, so the block's size is its texts'
+        std::string out;
+        for (size_t i = 0; i < n; ++i) {  // bounded: n bytes
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            out += static_cast<char>(x & 0xff);
+        }
+        return out;
+    };
+    write_all(dir / "a-old.bin", noise(40000));  // first in the block: the new files are not a prefix
+    s.bz.brz(dir, "add -q");
+    s.bz.brz(dir, "commit -q -m one");
+    for (const char* f : {"new-a.bin", "new-b.bin", "new-c.bin"}) write_all(dir / f, noise(25000));
+    s.bz.brz(dir, "add -q");
+    s.bz.brz(dir, "commit -q -m two");
+    s.bz.brz(dir, "pack -q");
+    std::vector<std::string> revs;  // tip first
+    for (const auto& line : lines_of(s.py("graph " + sh_quote(dir.string())))) revs.push_back(split_ws(line)[0]);
+    REQUIRE(revs.size() == 2);
+    const std::string body = search_body(revs[0], {"null:", revs[1]}, 1);
+    bzr::StreamStats st;
+    check_stream(s, dir, body, revs[1], revs[0], &st);
+    CHECK(st.texts == 3);
+    CHECK(st.blocks_rebuilt >= 1);
+    FsStore store(s.root.string());
+    auto src = stream_for(store, "most-used/.bzr/repository", body);
+    const size_t ours = produce(store, *src).size();
+    TempDir work;
+    fs::path req = work.path / "req", theirs = work.path / "theirs.stream";
+    write_all(req, body);
+    s.py("breezy-stream " + sh_quote(dir.string()) + " " + sh_quote(req.string()) + " " + sh_quote(theirs.string()));
+    const size_t breezy = read_all(theirs).size();
+    CHECK(ours < 100000);  // the stored block alone is over 115,000
+    CHECK_MESSAGE(ours <= breezy, "souk sends " << ours << " bytes, Breezy's server " << breezy);
+}
+
 TEST_CASE("get_stream: packs read whole or by record give the same bytes; headers stored or deflated decode alike") {
     auto& s = stream_repo();
     FsStore store(s.root.string());
