@@ -156,6 +156,24 @@ std::string search_body(const std::string& start, const std::vector<std::string>
     return "search\n" + start + "\n" + ex + "\n" + std::to_string(count);
 }
 
+// `n` incompressible bytes: xorshift32 from the state `x`, which advances.
+std::string noise(uint32_t& x, size_t n) {
+    std::string out;
+    for (size_t i = 0; i < n; ++i) {  // bounded: n bytes
+        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+        out += static_cast<char>(x & 0xff);
+    }
+    return out;
+}
+
+// `brz pack` the branch at `dir`; its revisions, tip first.
+std::vector<std::string> pack_and_list(StreamRepo& s, const fs::path& dir) {
+    s.bz.brz(dir, "pack -q");
+    std::vector<std::string> revs;
+    for (const auto& line : lines_of(s.py("graph " + sh_quote(dir.string())))) revs.push_back(split_ws(line)[0]);
+    return revs;
+}
+
 // Check one search end to end; target: "" for a new empty branch, else
 // the revision to branch the target at first.
 void check_stream(StreamRepo& s, const fs::path& branch, const std::string& body, const std::string& base,
@@ -323,21 +341,14 @@ TEST_CASE("get_stream: a block whose wanted texts are all empty (a new directory
     auto& s = stream_repo();
     fs::path dir = s.root / "dir-only";
     s.bz.brz(s.root, "init -q dir-only");
-    std::string noise;  // incompressible: the stored block is as large as this
     uint32_t x = 2463534242u;
-    for (int i = 0; i < 200000; ++i) {  // bounded: 200,000 bytes
-        x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-        noise += static_cast<char>(x & 0xff);
-    }
-    write_all(dir / "noise.bin", noise);
+    write_all(dir / "noise.bin", noise(x, 200000));  // the stored block is as large as this
     s.bz.brz(dir, "add -q");
     s.bz.brz(dir, "commit -q -m one");
     fs::create_directories(dir / "d");
     s.bz.brz(dir, "add -q d");
     s.bz.brz(dir, "commit -q -m two");
-    s.bz.brz(dir, "pack -q");
-    std::vector<std::string> revs;  // tip first
-    for (const auto& line : lines_of(s.py("graph " + sh_quote(dir.string())))) revs.push_back(split_ws(line)[0]);
+    auto revs = pack_and_list(s, dir);
     REQUIRE(revs.size() == 2);
     bzr::StreamStats st;
     check_stream(s, dir, search_body(revs[0], {"null:", revs[1]}, 1), revs[1], revs[0], &st);
@@ -357,24 +368,14 @@ TEST_CASE("get_stream: a pull's texts that use most but not three quarters of a 
     auto& s = stream_repo();
     fs::path dir = s.root / "most-used";
     s.bz.brz(s.root, "init -q most-used");
-    uint32_t x = 88172645u;
-    auto noise = [&x](size_t n) {  // incompressible, so the block's size is its texts'
-        std::string out;
-        for (size_t i = 0; i < n; ++i) {  // bounded: n bytes
-            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
-            out += static_cast<char>(x & 0xff);
-        }
-        return out;
-    };
-    write_all(dir / "a-old.bin", noise(40000));  // first in the block: the new files are not a prefix
+    uint32_t x = 88172645u;  // incompressible texts: the block's size is theirs
+    write_all(dir / "a-old.bin", noise(x, 40000));  // first in the block: the new files are not a prefix
     s.bz.brz(dir, "add -q");
     s.bz.brz(dir, "commit -q -m one");
-    for (const char* f : {"new-a.bin", "new-b.bin", "new-c.bin"}) write_all(dir / f, noise(25000));
+    for (const char* f : {"new-a.bin", "new-b.bin", "new-c.bin"}) write_all(dir / f, noise(x, 25000));
     s.bz.brz(dir, "add -q");
     s.bz.brz(dir, "commit -q -m two");
-    s.bz.brz(dir, "pack -q");
-    std::vector<std::string> revs;  // tip first
-    for (const auto& line : lines_of(s.py("graph " + sh_quote(dir.string())))) revs.push_back(split_ws(line)[0]);
+    auto revs = pack_and_list(s, dir);
     REQUIRE(revs.size() == 2);
     const std::string body = search_body(revs[0], {"null:", revs[1]}, 1);
     bzr::StreamStats st;
