@@ -111,9 +111,9 @@ void append_line(std::string& out, uint64_t v) {
     out += '\n';
 }
 
-// "gcb1z\n<Z>\n<N>\n" + zlib(content).
-Result<std::string> make_block(std::string_view content) {
-    auto z = zlib_compress(content);
+// "gcb1z\n<Z>\n<N>\n" + zlib(content) at zlib level `level`.
+Result<std::string> make_block(std::string_view content, int level) {
+    auto z = zlib_compress(content, level);
     if (!z) return z.err();
     std::string out = "gcb1z\n" + std::to_string(z->size()) + "\n" + std::to_string(content.size()) + "\n";
     out += *z;
@@ -682,7 +682,7 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
         if (!c) return c.err();
         std::string_view content = c->substr(0, static_cast<size_t>(last));
         if (100 * used > keep * last) {
-            auto b = make_block(content);  // trim after the last entry sent
+            auto b = make_block(content, limits.rewrite_level);  // trim after the last entry sent
             if (!b) return b.err();
             block = std::move(*b);
             ++stats.blocks_trimmed;
@@ -695,7 +695,7 @@ Result<bool> StreamSource::State::emit_group(StreamPiece& out) {
                 if (!at_) return at_.err();
                 offsets[k - i] = *at_;
             }
-            auto b = make_block(w.content());
+            auto b = make_block(w.content(), limits.rewrite_level);
             if (!b) return b.err();
             block = std::move(*b);
             ++stats.blocks_rebuilt;

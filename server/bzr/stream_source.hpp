@@ -37,6 +37,7 @@ struct StreamLimits {
     size_t block_cache_bytes = 64 << 20;      // inflated block contents kept while reading pages and texts
     size_t max_rewrite_content = 16 << 20;    // content bytes of a block trimmed or rebuilt; larger go as stored
     uint64_t stored_use_percent = 75;         // a block goes as stored when the keys sent use this much of it
+    int rewrite_level = 4;                    // zlib level of a trimmed or rebuilt block (Breezy's: the default, 6)
     bool whole_repository = true;             // every revision asked: send every index's keys, no inventory walk
     size_t max_record_header = 4096;          // bytes read to parse a stored block's framing
     size_t compress_header_bytes = 512;       // a record's key header shorter than this goes uncompressed
