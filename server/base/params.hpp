@@ -90,13 +90,13 @@ namespace souk::server {
     X(workers, "workers", Count, 32, 1, 4096,                                                               \
       "TCP: worker threads at most (requests served at once; idle connections need none)")                 \
     X(arrival_bytes, "arrival-bytes", Bytes, 16 * 1024, 1024, 1 << 20,                                     \
-      "TCP: a request waits in the waiter (no thread) until it has arrived whole or this much of it has; then it streams to a worker") \
+      "waiter (bzr://, HTTP, FastCGI): a request waits in the waiter (no thread) until it has arrived whole or this much of it has; then it streams to a worker") \
     X(stream_workers, "stream-workers", Count, 16, 1, 4096,                                                 \
-      "TCP: workers at most reading requests that had not arrived whole (large bodies); the rest serve whole requests only") \
+      "waiter (bzr://, HTTP, FastCGI): workers at most reading requests that had not arrived whole (large bodies); the rest serve whole requests only") \
     X(min_stream_rate, "min-stream-rate", Bytes, 64 * 1024, 0, 1ull << 40,                                  \
-      "TCP: bytes/s a streaming request must average to keep its worker while another large request waits for one (0: no floor)") \
+      "waiter (bzr://, HTTP, FastCGI): bytes/s a streaming request must average to keep its worker while another large request waits for one (0: no floor)") \
     X(linger, "linger", Seconds, 0.05, 0, 10,                                                               \
-      "TCP: a worker keeps watching a connection this long after a response before parking it")           \
+      "waiter (bzr://, HTTP, FastCGI): a worker keeps watching a connection this long after a response before parking it")           \
     X(workspace, "workspace", Bytes, 32 * 1024, 4096, 64 << 20,                                             \
       "request workspace (request body, scratch) of a new handler")                                        \
     X(workspace_max, "workspace-max", Bytes, 1 << 20, 0, 1 << 30,                                           \
