@@ -197,11 +197,17 @@ class TestIdleReclaim(FastcgiBase):
     def test_idle_connections_closed_oldest_first_for_new_ones(self):
         base = soukd_counters(self.root)
         old = []
-        for _ in range(self.CAP):  # bounded: CAP, one request each, oldest first
+        for i in range(self.CAP):  # bounded: CAP, one request each, oldest first
             s = self.connect()
             s.sendall(get_request())
             self.assertEqual(hh.fcgi_response(s, 1)[1], (0, 0))
             old.append(s)
+            # A connection's idle age starts when its worker parks it, a
+            # moment after the reply: wait for it, so the ages follow the
+            # list's order (under ASan a later one could park first).
+            parked = wait_until(lambda: soukd_counters(self.root)['tcp_conns_parked'] >= i + 1, timeout=10,
+                                interval=0.01)
+            self.assertTrue(parked, 'connection %d was not parked' % i)
         time.sleep(self.AGE + 0.3)   # all idle beyond --idle-reclaim-age
         NEW = 10
         for _ in range(NEW):  # bounded: NEW requests of at most 10 s each
