@@ -2,11 +2,9 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,48 +17,6 @@
 
 namespace souk::client {
 namespace {
-
-// Blocks SIGPIPE in this thread for its lifetime; on exit consumes a
-// SIGPIPE that a write raised meanwhile (unless one was already pending),
-// then restores the mask. The library thus never kills the process on a
-// dead ssh pipe and never changes process-wide signal dispositions.
-class SigpipeGuard {
-public:
-    SigpipeGuard() {
-        sigset_t set;
-        sigemptyset(&set);
-        sigaddset(&set, SIGPIPE);
-        pthread_sigmask(SIG_BLOCK, &set, &old_);
-        sigset_t pending;
-        sigemptyset(&pending);
-        sigpending(&pending);
-        was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    }
-    ~SigpipeGuard() {
-        if (!was_pending_) {
-            sigset_t pending;
-            sigemptyset(&pending);
-            sigpending(&pending);
-            if (sigismember(&pending, SIGPIPE) == 1) {
-                sigset_t set;
-                sigemptyset(&set);
-                sigaddset(&set, SIGPIPE);
-                struct timespec zero = {0, 0};
-                int saved = errno;
-                while (sigtimedwait(&set, nullptr, &zero) < 0 && errno == EINTR) {
-                }
-                errno = saved;
-            }
-        }
-        pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-    }
-    SigpipeGuard(const SigpipeGuard&) = delete;
-    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
-private:
-    sigset_t old_;
-    bool was_pending_ = false;
-};
 
 std::string describe_status(const std::string& program, int status) {
     if (WIFEXITED(status)) return program + " exited with status " + std::to_string(WEXITSTATUS(status));
@@ -253,7 +209,7 @@ int Connection::write_all(std::string_view data, std::chrono::milliseconds idle)
         return 0;
     }
     constexpr size_t kStep = 1 << 20;
-    std::optional<SigpipeGuard> guard;
+    std::optional<io::SigpipeGuard> guard;
     if (is_pipe()) guard.emplace();
     while (!data.empty()) {  // bounded: each pass consumes up to kStep bytes or returns
         size_t n = std::min(kStep, data.size());
@@ -287,7 +243,7 @@ ssize_t Connection::read_some(char* buf, size_t n, std::chrono::milliseconds idl
 }
 
 bool Connection::peer_gone() {
-    if (http_) return false;  // httplib reconnects a closed keep-alive itself
+    if (http_) return false;  // HttpCarrier replaces a closed keep-alive itself
     if (!stream_.valid()) return true;
     struct pollfd p = {stream_.in_fd(), POLLIN, 0};
     int r;

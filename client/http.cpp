@@ -1,17 +1,30 @@
 #include "client/http.hpp"
 
-#include <httplib.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <string.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <optional>
+
+#include "protocol/http1.hpp"
+#include "transport/net.hpp"
+#include "transport/stream.hpp"
 
 namespace souk::client {
 namespace {
 
-std::pair<time_t, time_t> split_ms(std::chrono::milliseconds ms) {
-    auto c = std::max<int64_t>(1, ms.count());
-    return {static_cast<time_t>(c / 1000), static_cast<time_t>((c % 1000) * 1000)};
-}
+constexpr size_t kMaxResponseHead = 64 * 1024;  // status line and headers of one response
+constexpr size_t kMaxInterim = 8;               // 1xx responses skipped before the real one
+constexpr size_t kReadStep = 256 * 1024;        // one read of a head or a chunked or unframed body
+constexpr size_t kWriteStep = 1 << 20;          // one write of a request body
+constexpr size_t kJoinBody = 64 * 1024;         // a body up to this size goes in the head's write
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -56,12 +69,163 @@ Error http_status_error(int status, const std::string& where) {
                           (status == 404 ? " (no smart server there? bzr+http:// needs POST <path>/.bzr/smart)" : ""));
 }
 
+// One connection to the origin: a TCP socket, with TLS over it for https.
+// Reads and writes wait at most `timeout` for progress each.
+class Link {
+public:
+    Link() = default;
+    Link(const Link&) = delete;
+    Link& operator=(const Link&) = delete;
+    ~Link() { close(); }
+
+    bool open() const { return stream_.valid(); }
+
+    // Connect (and for TLS, shake hands and verify the server).
+    std::optional<Error> connect(const Url& url, SSL_CTX* tls, const Options& opts, const std::string& where) {
+        close();
+        std::string err;
+        auto ms = std::clamp<int64_t>(opts.connect_timeout.count(), 1, INT32_MAX);
+        io::Fd fd = io::connect_tcp(url.host, url.tcp_port(), static_cast<int>(ms), &err);
+        if (!fd) {
+            if (errno == ETIMEDOUT) return make_error(ErrorKind::Timeout, "timed out connecting to " + where);
+            return make_error(ErrorKind::Connection, err.empty() ? "cannot reach " + where : err);
+        }
+        stream_ = io::Stream(std::move(fd));
+        if (!tls) return std::nullopt;
+        ssl_ = SSL_new(tls);
+        if (!ssl_ || SSL_set_fd(ssl_, stream_.in_fd()) != 1) return tls_failure("TLS set-up for " + where + " failed");
+        // The name (or address) the certificate must carry; SNI for names.
+        in6_addr any;
+        bool literal = ::inet_pton(AF_INET, url.host.c_str(), &any) == 1 || ::inet_pton(AF_INET6, url.host.c_str(), &any) == 1;
+        if (literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), url.host.c_str()) != 1
+                    : SSL_set_tlsext_host_name(ssl_, url.host.c_str()) != 1 || SSL_set1_host(ssl_, url.host.c_str()) != 1)
+            return tls_failure("TLS set-up for " + where + " failed");
+        io::Deadline dl = io::after_ms(ms);
+        for (;;) {  // bounded: each pass makes progress or waits until `dl`
+            int r = SSL_connect(ssl_);
+            if (r == 1) return std::nullopt;
+            int e = SSL_get_error(ssl_, r);
+            if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+                wait(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, dl) > 0)
+                continue;
+            long verify = SSL_get_verify_result(ssl_);
+            if (verify != X509_V_OK)
+                return tls_failure("TLS: the server certificate of " + where + " could not be verified (" +
+                                   X509_verify_cert_error_string(verify) +
+                                   "); set SOUK_CA_FILE to a CA certificate that signed it");
+            return tls_failure(errno == ETIMEDOUT ? "TLS handshake with " + where + " timed out"
+                                                  : "TLS handshake with " + where + " failed");
+        }
+    }
+
+    // > 0 bytes, 0 at EOF, -1 with errno (ETIMEDOUT past `dl`).
+    ssize_t read_some(char* buf, size_t n, io::Deadline dl) {
+        if (!ssl_) return stream_.read_some(buf, n, dl);
+        for (;;) {  // bounded: each pass makes progress or waits until `dl`
+            size_t got = 0;
+            int r = SSL_read_ex(ssl_, buf, n, &got);
+            if (r == 1) return static_cast<ssize_t>(got);
+            int e = SSL_get_error(ssl_, r);
+            if (e == SSL_ERROR_ZERO_RETURN) return 0;
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                if (wait(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, dl) > 0) continue;
+                return -1;
+            }
+            errno = ECONNRESET;
+            return -1;
+        }
+    }
+
+    // 0, or -1 with errno.
+    int write_all(std::string_view data, io::Deadline dl) {
+        if (!ssl_) return stream_.write_all(data, dl);
+        io::SigpipeGuard guard;  // OpenSSL writes to the socket with write(2)
+        while (!data.empty()) {  // bounded: each pass sends bytes or waits until `dl`
+            size_t put = 0;
+            int r = SSL_write_ex(ssl_, data.data(), data.size(), &put);
+            if (r == 1) {
+                data.remove_prefix(put);
+                continue;
+            }
+            int e = SSL_get_error(ssl_, r);
+            if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) &&
+                wait(e == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, dl) > 0)
+                continue;
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) errno = EPIPE;
+            return -1;
+        }
+        return 0;
+    }
+
+    // An idle kept-alive connection the server has not closed (nothing to
+    // read on it: EOF or stray bytes both mean it cannot carry a request).
+    bool reusable() {
+        if (!open()) return false;
+        if (ssl_ && SSL_pending(ssl_) > 0) return false;
+        struct pollfd p = {stream_.in_fd(), POLLIN, 0};
+        int r;
+        do r = ::poll(&p, 1, 0);
+        while (r < 0 && errno == EINTR);
+        return r == 0;
+    }
+
+    void close() {
+        if (ssl_) SSL_free(ssl_);  // no close_notify: the socket closes next
+        ssl_ = nullptr;
+        stream_ = io::Stream();
+    }
+
+private:
+    int wait(short events, io::Deadline dl) {
+        for (;;) {  // bounded by `dl`
+            auto now = io::Clock::now();
+            if (now >= dl) {
+                errno = ETIMEDOUT;
+                return 0;
+            }
+            auto ms = std::chrono::ceil<std::chrono::milliseconds>(dl - now).count();
+            struct pollfd p = {stream_.in_fd(), events, 0};
+            int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(ms, INT32_MAX)));
+            if (r > 0) return 1;
+            if (r < 0 && errno != EINTR) return -1;
+        }
+    }
+
+    Error tls_failure(std::string what) {
+        ERR_clear_error();
+        close();
+        return make_error(ErrorKind::Connection, std::move(what));
+    }
+
+    io::Stream stream_;
+    SSL* ssl_ = nullptr;
+};
+
+struct TlsContextFree {
+    void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+};
+
 }  // namespace
 
 struct HttpCarrier::Impl {
-    std::unique_ptr<httplib::Client> cli;
-    std::string origin;   // "http://host:port", for messages
+    Url url;
+    std::string origin;  // "http://host:port", for messages and Host
+    std::string host;    // the Host header
     Options opts;
+    std::unique_ptr<SSL_CTX, TlsContextFree> tls;
+    Link link;
+    std::string in;                    // bytes read and not yet used
+    std::unique_ptr<char[]> scratch;   // kReadStep bytes, for fill()
+
+    // One request and its response; `body` empty for GET and HEAD.
+    Result<HttpReply> exchange(std::string_view method, const std::string& path,
+                               std::string_view extra_headers, std::string_view body);
+    Result<HttpReply> exchange_once(std::string_view request, std::string_view body, bool head_only,
+                                    const std::string& where, bool* nothing_received);
+    // Read more into `in`: bytes read, 0 at EOF; on an error the link is closed.
+    Result<size_t> fill(const std::string& where);
+    // The link failed (errno says how): close it, and say what happened.
+    Error link_error(const char* when, const std::string& where);
 };
 
 HttpCarrier::~HttpCarrier() = default;
@@ -71,96 +235,211 @@ HttpCarrier& HttpCarrier::operator=(HttpCarrier&&) noexcept = default;
 Result<HttpCarrier> HttpCarrier::open(const Url& url, const Options& opts) {
     HttpCarrier c;
     c.impl_ = std::make_unique<Impl>();
+    Impl& m = *c.impl_;
     bool v6 = url.host.find(':') != std::string::npos;
     std::string host = v6 ? "[" + url.host + "]" : url.host;
-    c.impl_->origin = std::string(url.is_tls() ? "https://" : "http://") + host + ":" + std::to_string(url.tcp_port());
-    c.impl_->opts = opts;
-    auto cli = std::make_unique<httplib::Client>(c.impl_->origin);
-    if (!cli->is_valid())
-        return make_error(ErrorKind::InvalidArgument, "cannot use " + c.impl_->origin + " (TLS not available?)");
-    // Who we are, for the server's logs: "souk/<the CMake project version>".
-    cli->set_default_headers({{"User-Agent", "souk/" SOUK_VERSION}});
-    cli->set_keep_alive(true);
-    // Headers and body go out in separate writes: without TCP_NODELAY the
-    // body waits for the server's delayed ACK (40 ms per POST).
-    cli->set_tcp_nodelay(true);
-    cli->set_decompress(false);   // zstd is ours; nothing else is asked for
-    cli->set_follow_location(false);
-    auto [cs, cus] = split_ms(opts.connect_timeout);
-    cli->set_connection_timeout(cs, cus);
-    auto [rs, rus] = split_ms(opts.timeout);
-    cli->set_read_timeout(rs, rus);
-    cli->set_write_timeout(rs, rus);
+    m.url = url;
+    m.host = host + ":" + std::to_string(url.tcp_port());
+    m.origin = std::string(url.is_tls() ? "https://" : "http://") + m.host;
+    m.opts = opts;
     if (url.is_tls()) {
+        m.tls.reset(SSL_CTX_new(TLS_client_method()));
+        if (!m.tls) return make_error(ErrorKind::InvalidArgument, "cannot use " + m.origin + ": TLS not available");
+        SSL_CTX_set_min_proto_version(m.tls.get(), TLS1_2_VERSION);
+        // A server that closes without close_notify ends the stream (bodies
+        // are framed by length or chunks, so a cut one is still an error).
+        SSL_CTX_set_options(m.tls.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
+        SSL_CTX_set_verify(m.tls.get(), SSL_VERIFY_PEER, nullptr);
         std::string ca = opts.ca_file.value_or("");
         if (ca.empty())
             if (const char* e = std::getenv("SOUK_CA_FILE")) ca = e;
-        if (!ca.empty()) cli->set_ca_cert_path(ca);
-        cli->enable_server_certificate_verification(true);
+        if (ca.empty() ? SSL_CTX_set_default_verify_paths(m.tls.get()) != 1
+                       : SSL_CTX_load_verify_locations(m.tls.get(), ca.c_str(), nullptr) != 1) {
+            ERR_clear_error();
+            return make_error(ErrorKind::InvalidArgument,
+                              ca.empty() ? std::string("cannot load the system's CA certificates")
+                                         : "cannot load the CA certificates in " + ca + " (SOUK_CA_FILE?)");
+        }
     }
-    c.impl_->cli = std::move(cli);
     return c;
 }
 
-namespace {
+Result<size_t> HttpCarrier::Impl::fill(const std::string& where) {
+    if (!scratch) scratch = std::make_unique<char[]>(kReadStep);
+    ssize_t n = link.read_some(scratch.get(), kReadStep, io::after_ms(opts.timeout.count()));
+    if (n < 0) return link_error("waiting for", where);
+    in.append(scratch.get(), static_cast<size_t>(n));
+    return static_cast<size_t>(n);
+}
 
-Error transport_error(httplib::Error e, const std::string& where, long verify) {
-    switch (e) {
-    case httplib::Error::ConnectionTimeout:
-        return make_error(ErrorKind::Timeout, "timed out connecting to " + where);
-    case httplib::Error::Read:
-        return make_error(ErrorKind::Connection, "connection to " + where + " closed or timed out before the response");
-    case httplib::Error::SSLServerVerification:
-        return make_error(ErrorKind::Connection,
-                          "TLS: the server certificate of " + where + " could not be verified (OpenSSL verify error " +
-                              std::to_string(verify) + "); set SOUK_CA_FILE to a CA certificate that signed it");
-    case httplib::Error::SSLConnection:
-        return make_error(ErrorKind::Connection, "TLS handshake with " + where + " failed");
-    case httplib::Error::SSLLoadingCerts:
-        return make_error(ErrorKind::InvalidArgument, "cannot load the CA certificates (SOUK_CA_FILE?)");
-    default:
-        return make_error(ErrorKind::Connection, "cannot reach " + where + ": " + httplib::to_string(e));
+Error HttpCarrier::Impl::link_error(const char* when, const std::string& where) {
+    int e = errno;
+    link.close();
+    if (e == ETIMEDOUT) return make_error(ErrorKind::Timeout, std::string("timed out ") + when + " " + where);
+    return make_error(ErrorKind::Connection, std::string("connection lost ") + when + " " + where + ": " + ::strerror(e));
+}
+
+Result<HttpReply> HttpCarrier::Impl::exchange(std::string_view method, const std::string& path,
+                                              std::string_view extra_headers, std::string_view body) {
+    std::string where = origin + path;
+    std::string req;
+    req.reserve(256 + extra_headers.size() + (body.size() <= kJoinBody ? body.size() : 0));
+    req.append(method).append(" ").append(path).append(" HTTP/1.1\r\nHost: ").append(host);
+    // Who we are, for the server's logs: "souk/<the CMake project version>".
+    req.append("\r\nUser-Agent: souk/" SOUK_VERSION "\r\n").append(extra_headers);
+    if (method == "POST") req.append("Content-Type: application/octet-stream\r\nContent-Length: ")
+                              .append(std::to_string(body.size())).append("\r\n");
+    req.append("\r\n");
+    // A small body leaves in the same write as the head (one segment).
+    if (body.size() <= kJoinBody) {
+        req.append(body);
+        body = {};
+    }
+    const bool head_only = method == "HEAD";
+    // A kept-alive connection the server closed meanwhile is replaced
+    // before use; if it dies under the request before any byte of the
+    // response, a GET or HEAD is sent once more on a new one (a POST is
+    // not: the server may have acted on it; the caller decides).
+    bool reused = in.empty() && link.reusable();
+    for (int attempt = 0;; ++attempt) {  // bounded: at most two attempts
+        if (!reused) {
+            in.clear();
+            if (auto e = link.connect(url, tls.get(), opts, origin)) return std::move(*e);
+        }
+        bool nothing = false;
+        auto r = exchange_once(req, body, head_only, where, &nothing);
+        if (r || !reused || !nothing || attempt > 0 || method == "POST") return r;
+        reused = false;
     }
 }
 
-}  // namespace
+Result<HttpReply> HttpCarrier::Impl::exchange_once(std::string_view request, std::string_view body, bool head_only,
+                                                   const std::string& where, bool* nothing_received) {
+    *nothing_received = true;
+    if (link.write_all(request, io::after_ms(opts.timeout.count())) < 0) return link_error("sending to", where);
+    for (size_t off = 0; off < body.size(); off += kWriteStep) {  // each write waits at most `timeout`
+        if (link.write_all(body.substr(off, kWriteStep), io::after_ms(opts.timeout.count())) < 0)
+            return link_error("sending to", where);
+    }
+    // The head; interim 1xx responses are skipped.
+    proto::http1::ResponseHead head;
+    size_t head_len = 0;
+    for (size_t interim = 0;; ++interim) {  // bounded: kMaxInterim responses
+        while ((head_len = proto::http1::head_length(in)) == 0) {  // bounded by kMaxResponseHead
+            if (in.size() > kMaxResponseHead) {
+                link.close();
+                return make_error(ErrorKind::Protocol, "the response head from " + where + " is over " +
+                                                           std::to_string(kMaxResponseHead) + " bytes");
+            }
+            auto n = fill(where);
+            if (!n) return std::move(n).take_error();
+            if (*n == 0) {
+                link.close();
+                return make_error(ErrorKind::Connection,
+                                  "connection to " + where + " closed before the response was complete");
+            }
+            *nothing_received = false;
+        }
+        *nothing_received = false;
+        const char* why = "";
+        if (!proto::http1::parse_response_head(std::string_view(in).substr(0, head_len), head, &why)) {
+            link.close();
+            return make_error(ErrorKind::Protocol, "malformed response from " + where + ": " + why);
+        }
+        if (head.status >= 200) break;
+        if (interim >= kMaxInterim) {
+            link.close();
+            return make_error(ErrorKind::Protocol, "too many interim responses from " + where);
+        }
+        in.erase(0, head_len);
+    }
+    HttpReply r;
+    r.status = head.status;
+    r.content_type = head.header("Content-Type");
+    r.content_range = head.header("Content-Range");
+    r.content_length = head.content_length;
+    std::string encoding(head.header("Content-Encoding"));
+    bool keep = head.keep_alive;
+    const uint64_t limit = opts.max_response_body;
+    auto too_large = [&] {
+        link.close();
+        return make_error(ErrorKind::Protocol, "the response body from " + where + " is over " +
+                                                   std::to_string(limit) + " bytes (max_response_body)");
+    };
+    auto cut = [&] {
+        link.close();
+        return make_error(ErrorKind::Connection, "connection to " + where + " closed in the middle of the response");
+    };
+    in.erase(0, head_len);  // the views in `head` are not used past this point
+    if (head_only || head.status == 204 || head.status == 304) {
+        // no body
+    } else if (head.chunked) {
+        proto::http1::ChunkedDecoder dec;
+        std::vector<std::string_view> parts;
+        for (;;) {  // bounded: each pass consumes `in` or reads more
+            std::string_view rest = in;
+            parts.clear();
+            auto st = dec.feed(rest, parts);
+            for (auto p : parts) r.body.append(p);
+            in.erase(0, in.size() - rest.size());
+            if (st == proto::http1::ChunkedDecoder::Status::Bad) {
+                link.close();
+                return make_error(ErrorKind::Protocol, "malformed chunked body from " + where);
+            }
+            if (r.body.size() > limit) return too_large();
+            if (st == proto::http1::ChunkedDecoder::Status::Done) break;
+            auto n = fill(where);
+            if (!n) return std::move(n).take_error();
+            if (*n == 0) return cut();
+        }
+    } else if (head.has_length) {
+        if (head.content_length > limit) return too_large();
+        const size_t want = static_cast<size_t>(head.content_length);
+        size_t have = std::min(want, in.size());
+        r.body.assign(in, 0, have);
+        in.erase(0, have);
+        r.body.resize(want);
+        while (have < want) {  // bounded: each pass reads bytes or fails
+            ssize_t n = link.read_some(r.body.data() + have, want - have, io::after_ms(opts.timeout.count()));
+            if (n < 0) return link_error("reading from", where);
+            if (n == 0) return cut();
+            have += static_cast<size_t>(n);
+        }
+    } else {  // the body runs to the end of the connection
+        keep = false;
+        for (;;) {  // bounded by `limit`
+            auto n = fill(where);
+            if (!n) return std::move(n).take_error();
+            if (in.size() > limit) return too_large();
+            if (*n == 0) break;
+        }
+        r.body = std::move(in);
+        in.clear();
+    }
+    if (!keep) link.close();
+    if (!head_only && !encoding.empty() && !iequals(encoding, "identity")) {
+        if (!iequals(encoding, "zstd"))
+            return make_error(ErrorKind::Protocol, "unrequested Content-Encoding '" + encoding + "' from " + where);
+        auto d = zstd_decode(r.body, limit);
+        if (!d) return std::move(d).take_error();
+        r.body = std::move(d).value();
+    }
+    return r;
+}
 
 Result<std::string> HttpCarrier::post(const std::string& path, std::string_view body) {
     ++requests_;
-    httplib::Headers h = {{"Accept", "*/*"}, {"Accept-Encoding", "zstd"}};
-    auto res = impl_->cli->Post(path, h, body.data(), body.size(), "application/octet-stream");
-    std::string where = impl_->origin + path;
-    if (!res) return transport_error(res.error(), where, impl_->cli->get_openssl_verify_result());
-    if (res->status != 200) return http_status_error(res->status, where);
-    std::string enc = res->get_header_value("Content-Encoding");
-    if (enc.empty() || iequals(enc, "identity")) return std::move(res->body);
-    if (iequals(enc, "zstd")) return zstd_decode(res->body, impl_->opts.max_response_body);
-    return make_error(ErrorKind::Protocol, "unrequested Content-Encoding '" + enc + "' from " + where);
+    auto r = impl_->exchange("POST", path, "Accept: */*\r\nAccept-Encoding: zstd\r\n", body);
+    if (!r) return std::move(r).take_error();
+    if (r->status != 200) return http_status_error(r->status, impl_->origin + path);
+    return std::move(r->body);
 }
 
 Result<HttpReply> HttpCarrier::get(const std::string& path, const std::string& range, bool head) {
     ++requests_;
-    httplib::Headers h = {{"Accept", "*/*"}, {"Accept-Encoding", range.empty() ? "zstd" : "identity"}};
-    if (!range.empty()) h.emplace("Range", range);
-    auto res = head ? impl_->cli->Head(path, h) : impl_->cli->Get(path, h);
-    std::string where = impl_->origin + path;
-    if (!res) return transport_error(res.error(), where, impl_->cli->get_openssl_verify_result());
-    HttpReply r;
-    r.status = res->status;
-    r.content_type = res->get_header_value("Content-Type");
-    r.content_range = res->get_header_value("Content-Range");
-    parse_u64(res->get_header_value("Content-Length"), r.content_length);
-    std::string enc = res->get_header_value("Content-Encoding");
-    if (head || enc.empty() || iequals(enc, "identity")) {
-        r.body = std::move(res->body);
-    } else if (iequals(enc, "zstd")) {
-        auto d = zstd_decode(res->body, impl_->opts.max_response_body);
-        if (!d) return std::move(d).take_error();
-        r.body = std::move(d).value();
-    } else {
-        return make_error(ErrorKind::Protocol, "unrequested Content-Encoding '" + enc + "' from " + where);
-    }
-    return r;
+    std::string h = range.empty() ? "Accept: */*\r\nAccept-Encoding: zstd\r\n"
+                                  : "Accept: */*\r\nAccept-Encoding: identity\r\nRange: " + range + "\r\n";
+    return impl_->exchange(head ? "HEAD" : "GET", path, h, {});
 }
 
 std::string range_header(const std::vector<Range>& wire) {

@@ -1,5 +1,5 @@
-// The client's HTTP carrier (docs/protocol/http.md): one keep-alive HTTP(S)
-// connection (cpp-httplib) that POSTs smart requests to <path>/.bzr/smart
+// The client's HTTP carrier (docs/protocol/http.md#the-client): one
+// keep-alive HTTP/1.1 connection, TLS (OpenSSL) for https, that POSTs smart requests to <path>/.bzr/smart
 // (bzr+http://, docs/protocol/http.md) or GETs files with Range (http://, any web
 // server). Asks for zstd and decodes it. Knows nothing of verbs.
 #pragma once

@@ -46,7 +46,7 @@ set(CPACK_DEBIAN_RUNTIME_PACKAGE_CONTROL_STRICT_PERMISSION TRUE)
 
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_NAME libsouk-dev)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_SECTION libdevel)
-set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "libcpp-httplib-dev, libzstd-dev")
+set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "libssl-dev, libzstd-dev")
 set(CPACK_COMPONENT_DEVELOPMENT_DESCRIPTION "Bazaar smart protocol client library (static, development files)
 libsouk talks the Bazaar smart protocol over bzr://, bzr+ssh:// and
 bzr+http(s)://: one C++20 API over every carrier, typed errors, readv

@@ -82,16 +82,72 @@ size_t head_length(std::string_view buf) {
     }
 }
 
-std::string_view Head::header(std::string_view name) const {
+std::string_view Fields::header(std::string_view name) const {
     for (const auto& [k, v] : headers)
         if (iequals(k, name)) return v;
     return {};
 }
 
-int parse_head(std::string_view head, Head& out, const char** why) {
+namespace {
+
+// The header lines of `rest` up to the blank line, into `out` (framing and
+// keep-alive); `on_field` sees each (name, value) and may refuse it with a
+// status. Returns 0 or the status to answer.
+template <class OnField>
+int parse_fields(std::string_view rest, Fields& out, const char** why, OnField on_field) {
     out.headers.clear();
-    out.chunked = out.has_length = out.expect_continue = false;
+    out.chunked = out.has_length = false;
     out.content_length = 0;
+    bool te = false;
+    std::string_view connection;
+    for (;;) {  // bounded: each pass consumes a line of `rest`
+        std::string_view line = take_line(rest);
+        if (line.empty()) break;
+        if (line[0] == ' ' || line[0] == '\t') return bad(why, "folded header line");
+        size_t colon = line.find(':');
+        if (colon == std::string_view::npos) return bad(why, "header line without a colon");
+        std::string_view name = line.substr(0, colon);
+        if (!is_token(name)) return bad(why, "malformed header name");
+        std::string_view value = trim(line.substr(colon + 1));
+        for (char c : value)
+            if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f)
+                return bad(why, "control bytes in a header value");
+        out.headers.emplace_back(name, value);
+        if (iequals(name, "Content-Length")) {
+            if (out.has_length) return bad(why, "Content-Length given twice");
+            uint64_t v = 0;
+            auto r = std::from_chars(value.data(), value.data() + value.size(), v);
+            if (value.empty() || r.ec != std::errc() || r.ptr != value.data() + value.size() || value[0] == '+' ||
+                v > (uint64_t{1} << 62))
+                return bad(why, "malformed Content-Length");
+            out.has_length = true;
+            out.content_length = v;
+        } else if (iequals(name, "Transfer-Encoding")) {
+            if (te) return bad(why, "Transfer-Encoding given twice");
+            te = true;
+            if (!iequals(value, "chunked")) return bad(why, "unsupported Transfer-Encoding", 501);
+            out.chunked = true;
+        } else if (iequals(name, "Connection")) {
+            connection = value;
+        } else if (int st = on_field(name, value); st != 0) {
+            return st;
+        }
+    }
+    if (out.chunked && out.has_length) return bad(why, "both Content-Length and Transfer-Encoding");
+    out.keep_alive = out.minor == 1 ? !lists(connection, "close") : lists(connection, "keep-alive");
+    return 0;
+}
+
+// "HTTP/1.N" at the start of `s`: N, or -1.
+int version_minor(std::string_view s) {
+    if (s.size() != 8 || s.substr(0, 7) != "HTTP/1." || s[7] < '0' || s[7] > '9') return -1;
+    return s[7] - '0';
+}
+
+}  // namespace
+
+int parse_head(std::string_view head, Head& out, const char** why) {
+    out.expect_continue = false;
     std::string_view rest = head;
     std::string_view line;
     do line = take_line(rest);
@@ -108,11 +164,11 @@ int parse_head(std::string_view head, Head& out, const char** why) {
     if (out.target.empty()) return bad(why, "empty request target");
     for (char c : out.target)
         if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f) return bad(why, "control bytes in the request target");
-    if (version.size() != 8 || version.substr(0, 7) != "HTTP/1." || version[7] < '0' || version[7] > '9') {
+    out.minor = version_minor(version);
+    if (out.minor < 0) {
         if (version.size() >= 5 && version.substr(0, 5) == "HTTP/") return bad(why, "HTTP version not supported", 505);
         return bad(why, "malformed HTTP version");
     }
-    out.minor = version[7] - '0';
     if (out.minor > 1) return bad(why, "HTTP version not supported", 505);
     // Absolute form (a proxy's request): keep the path.
     for (std::string_view scheme : {"http://", "https://"}) {
@@ -124,49 +180,40 @@ int parse_head(std::string_view head, Head& out, const char** why) {
     if (out.target[0] != '/' && !(out.target == "*" && out.method == "OPTIONS"))
         return bad(why, "the request target is not a path");
 
-    bool host = false, te = false;
-    std::string_view connection;
-    for (;;) {  // bounded: each pass consumes a line of `head`
-        line = take_line(rest);
-        if (line.empty()) break;
-        if (line[0] == ' ' || line[0] == '\t') return bad(why, "folded header line");
-        size_t colon = line.find(':');
-        if (colon == std::string_view::npos) return bad(why, "header line without a colon");
-        std::string_view name = line.substr(0, colon);
-        if (!is_token(name)) return bad(why, "malformed header name");
-        std::string_view value = trim(line.substr(colon + 1));
-        for (char c : value)
-            if ((static_cast<unsigned char>(c) < 0x20 && c != '\t') || c == 0x7f)
-                return bad(why, "control bytes in a header value");
-        out.headers.emplace_back(name, value);
+    bool host = false;
+    int st = parse_fields(rest, out, why, [&](std::string_view name, std::string_view value) {
         if (iequals(name, "Host")) {
             if (host) return bad(why, "Host given twice");
             host = true;
-        } else if (iequals(name, "Content-Length")) {
-            if (out.has_length) return bad(why, "Content-Length given twice");
-            uint64_t v = 0;
-            auto r = std::from_chars(value.data(), value.data() + value.size(), v);
-            if (value.empty() || r.ec != std::errc() || r.ptr != value.data() + value.size() || value[0] == '+' ||
-                v > (uint64_t{1} << 62))
-                return bad(why, "malformed Content-Length");
-            out.has_length = true;
-            out.content_length = v;
-        } else if (iequals(name, "Transfer-Encoding")) {
-            if (te) return bad(why, "Transfer-Encoding given twice");
-            te = true;
-            if (!iequals(value, "chunked")) return bad(why, "unsupported Transfer-Encoding", 501);
-            out.chunked = true;
-        } else if (iequals(name, "Connection")) {
-            connection = value;
         } else if (iequals(name, "Expect")) {
             out.expect_continue = iequals(value, "100-continue");
         }
-    }
-    if (out.chunked && out.has_length) return bad(why, "both Content-Length and Transfer-Encoding");
+        return 0;
+    });
+    if (st != 0) return st;
     if (out.minor == 1 && !host) return bad(why, "HTTP/1.1 request without Host");
-    out.keep_alive = out.minor == 1 ? !lists(connection, "close") : lists(connection, "keep-alive");
     if (out.minor == 0) out.expect_continue = false;  // HTTP/1.0 clients do not wait for it (docs/protocol/http.md#framing)
     return 0;
+}
+
+bool parse_response_head(std::string_view head, ResponseHead& out, const char** why) {
+    std::string_view rest = head;
+    std::string_view line = take_line(rest);
+    // Status line: HTTP-version SP 3DIGIT [SP reason-phrase].
+    size_t sp = line.find(' ');
+    out.minor = version_minor(line.substr(0, sp));
+    if (out.minor < 0 || out.minor > 1) {
+        bad(why, "not an HTTP/1.x status line");
+        return false;
+    }
+    std::string_view code = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1, 3);
+    if (code.size() != 3 || code[0] < '1' || code[0] > '9' || code[1] < '0' || code[1] > '9' || code[2] < '0' ||
+        code[2] > '9' || (line.size() > sp + 4 && line[sp + 4] != ' ')) {
+        bad(why, "malformed status code");
+        return false;
+    }
+    out.status = (code[0] - '0') * 100 + (code[1] - '0') * 10 + (code[2] - '0');
+    return parse_fields(rest, out, why, [](std::string_view, std::string_view) { return 0; }) == 0;
 }
 
 ChunkedDecoder::Status ChunkedDecoder::feed(std::string_view& in, std::vector<std::string_view>& out) {

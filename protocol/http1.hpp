@@ -1,7 +1,8 @@
-// HTTP/1.1 request framing, the part soukd's own HTTP carrier needs
-// (docs/protocol/http.md#framing): where a request's head ends, what the
-// head says, and where its body ends (Content-Length or chunked). Pure: no
-// I/O; the carrier (server/carriers/http_server.cpp) owns the socket.
+// HTTP/1.1 framing, the part soukd's own HTTP carrier and libsouk's HTTP
+// client need (docs/protocol/http.md#framing): where a head ends, what a
+// request or response head says, and where its body ends (Content-Length
+// or chunked). Pure: no I/O; the carrier (server/carriers/http_server.cpp)
+// and the client (client/http.cpp) own the sockets.
 //
 // Strict the way nginx is, because soukd may sit behind a proxy that
 // frames requests differently (request smuggling; docs/protocol/http.md#framing):
@@ -26,18 +27,24 @@ namespace souk::proto::http1 {
 // line) at the start of `buf`, or 0 when it has not all arrived.
 size_t head_length(std::string_view buf);
 
-struct Head {
-    std::string_view method, target;  // views into the parsed buffer
-    int minor = 1;                    // HTTP/1.<minor>
-    std::vector<std::pair<std::string_view, std::string_view>> headers;  // in order, values trimmed
+// What requests and responses share: the header fields and the framing
+// they announce.
+struct Fields {
+    int minor = 1;  // HTTP/1.<minor>
+    std::vector<std::pair<std::string_view, std::string_view>> headers;  // in order, values trimmed; views
     bool chunked = false;
     bool has_length = false;
     uint64_t content_length = 0;
-    bool keep_alive = true;       // HTTP/1.1 unless "Connection: close"; 1.0 only with "keep-alive"
-    bool expect_continue = false;  // "Expect: 100-continue"
+    bool keep_alive = true;  // HTTP/1.1 unless "Connection: close"; 1.0 only with "keep-alive"
 
     // The first header of that name (case-insensitive), "" when absent.
     std::string_view header(std::string_view name) const;
+};
+
+struct Head : Fields {
+    std::string_view method, target;  // views into the parsed buffer
+    bool expect_continue = false;     // "Expect: 100-continue"
+
     bool has_body() const { return chunked || content_length > 0; }
 };
 
@@ -45,6 +52,18 @@ struct Head {
 // found it). Returns 0, or the status to answer (400, 501, 505) with
 // `why` a short reason; the connection must close after such an answer.
 int parse_head(std::string_view head, Head& out, const char** why);
+
+// A response head, as libsouk's client reads it. The same header rules as
+// requests (Content-Length twice or malformed, Transfer-Encoding other than
+// "chunked", both together: refused), no Host rule.
+struct ResponseHead : Fields {
+    int status = 0;  // 100..999
+};
+
+// Parse a whole response head (status line "HTTP/1.x NNN reason" and
+// headers, ending with its blank line as head_length found it). Returns
+// true, or false with `why` a short reason.
+bool parse_response_head(std::string_view head, ResponseHead& out, const char** why);
 
 // A chunked body, decoded as it arrives. Chunk extensions are skipped;
 // trailers are read and dropped.

@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libcpp-httplib-dev nlohmann-json3-dev libzstd-dev doctest-dev zlib1g-dev libbz2-dev
+  libssl-dev nlohmann-json3-dev libzstd-dev doctest-dev zlib1g-dev libbz2-dev
   python3 brz openssh-server openssh-client
   clang libclang-rt-14-dev
   nginx fcgiwrap apache2 openssl curl zstd

@@ -47,6 +47,7 @@ Fd listen_tcp(const std::string& host, uint16_t port, int backlog, std::string* 
     int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res.ai);
     if (rc != 0) {
         if (err) *err = "cannot resolve " + host + ": " + gai_message(rc);
+        errno = EHOSTUNREACH;
         return Fd();
     }
     int last_errno = 0;
@@ -160,6 +161,7 @@ Fd connect_tcp(const std::string& host, uint16_t port, int timeout_ms, std::stri
     int rc = ::getaddrinfo(host.c_str(), service.c_str(), &hints, &res.ai);
     if (rc != 0) {
         if (err) *err = "cannot resolve " + host + ": " + gai_message(rc);
+        errno = EHOSTUNREACH;
         return Fd();
     }
     int last_errno = 0;
@@ -182,6 +184,7 @@ Fd connect_tcp(const std::string& host, uint16_t port, int timeout_ms, std::stri
         return fd;
     }
     if (err) *err = "cannot connect to " + host + ":" + service + ": " + ::strerror(last_errno);
+    errno = last_errno;
     return Fd();
 }
 

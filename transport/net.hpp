@@ -31,7 +31,8 @@ void remove_unix_socket(const std::string& path, uint64_t ino);
 // Fd on timeout (errno ETIMEDOUT) or error.
 Fd accept_tcp(int listen_fd, int timeout_ms);
 // Connect with a timeout; sets TCP_NODELAY (requests are small and
-// latency-bound, as Breezy's client also does).
+// latency-bound, as Breezy's client also does). Invalid Fd on failure, with
+// *err a message and errno the cause (ETIMEDOUT when the time ran out).
 Fd connect_tcp(const std::string& host, uint16_t port, int timeout_ms, std::string* err);
 
 struct Child {

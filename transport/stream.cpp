@@ -3,8 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -158,6 +161,36 @@ void Stream::close_write() {
         if (out_ != in_) ::close(out_);
         out_ = -1;
     }
+}
+
+SigpipeGuard::SigpipeGuard() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &set, &old_);
+    sigset_t pending;
+    sigemptyset(&pending);
+    sigpending(&pending);
+    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
+}
+
+SigpipeGuard::~SigpipeGuard() {
+    if (!was_pending_) {
+        sigset_t pending;
+        sigemptyset(&pending);
+        sigpending(&pending);
+        if (sigismember(&pending, SIGPIPE) == 1) {
+            sigset_t set;
+            sigemptyset(&set);
+            sigaddset(&set, SIGPIPE);
+            struct timespec zero = {0, 0};
+            int saved = errno;
+            while (sigtimedwait(&set, nullptr, &zero) < 0 && errno == EINTR) {
+            }
+            errno = saved;
+        }
+    }
+    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
 }
 
 }  // namespace souk::io

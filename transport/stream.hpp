@@ -3,6 +3,7 @@
 // ssh). Knows nothing of the protocol.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -64,6 +65,23 @@ private:
     int out_ = -1;
     bool socket_ = false;
     bool owned_ = false;
+};
+
+// Blocks SIGPIPE in this thread for its lifetime; on exit consumes a
+// SIGPIPE that a write raised meanwhile (unless one was already pending),
+// then restores the mask. For writes that cannot say MSG_NOSIGNAL (pipes,
+// OpenSSL's socket writes): a library never kills the process on a dead
+// peer and never changes process-wide signal dispositions.
+class SigpipeGuard {
+public:
+    SigpipeGuard();
+    ~SigpipeGuard();
+    SigpipeGuard(const SigpipeGuard&) = delete;
+    SigpipeGuard& operator=(const SigpipeGuard&) = delete;
+
+private:
+    sigset_t old_;
+    bool was_pending_ = false;
 };
 
 }  // namespace souk::io

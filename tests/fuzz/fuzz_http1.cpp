@@ -1,5 +1,5 @@
-// HTTP/1.1 request framing (protocol/http1.hpp), what soukd's own HTTP
-// carrier reads first. A head found in a buffer is found the same in any
+// HTTP/1.1 framing (protocol/http1.hpp), what soukd's own HTTP carrier
+// reads first (and libsouk's client reads in responses). A head found in a buffer is found the same in any
 // longer buffer and in no shorter one; a parsed head has views inside it and
 // one body framing at most; the chunked decoder gives the same body and
 // stops at the same byte whether fed whole or in pieces, and re-chunked its
@@ -75,6 +75,22 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                                                         (h.first[1] | 0x20) == 'o' && (h.first[2] | 0x20) == 's' &&
                                                         (h.first[3] | 0x20) == 't';
             FUZZ_CHECK(hosts <= 1 && (head.minor == 0 || hosts == 1));
+        }
+    }
+
+    // The same head read as a response (libsouk's client): a status and one
+    // body framing at most, or a reason.
+    if (hl > 0) {
+        ResponseHead resp;
+        const char* why = nullptr;
+        if (parse_response_head(buf.substr(0, hl), resp, &why)) {
+            FUZZ_CHECK(resp.status >= 100 && resp.status <= 999);
+            FUZZ_CHECK(resp.minor == 0 || resp.minor == 1);
+            FUZZ_CHECK(!(resp.chunked && resp.has_length));
+            for (const auto& [name, value] : resp.headers)
+                FUZZ_CHECK(!name.empty() && inside(name, buf) && inside(value, buf));
+        } else {
+            FUZZ_CHECK(why != nullptr && *why != '\0');
         }
     }
 

@@ -136,3 +136,35 @@ TEST_CASE("http1: request_length tells a whole request, pipelined ones apart, an
     CHECK(request_length("GET / HTTP/1.1\r\n\r\n", &cont) == SIZE_MAX);
     CHECK(request_length("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", &cont) == SIZE_MAX);
 }
+
+TEST_CASE("http1: response heads, as libsouk's client reads them") {
+    ResponseHead r;
+    const char* why = "";
+    const std::string head = "HTTP/1.1 206 Partial Content\r\nContent-Length: 3\r\nContent-Range: bytes 0-2/9\r\n\r\n";
+    REQUIRE(parse_response_head(head, r, &why));
+    CHECK(r.status == 206);
+    CHECK(r.has_length);
+    CHECK(r.content_length == 3);
+    CHECK(r.keep_alive);
+    CHECK(r.header("content-range") == "bytes 0-2/9");
+    REQUIRE(parse_response_head("HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n", r, &why));
+    CHECK(r.status == 200);  // the reason phrase may be absent
+    CHECK(r.chunked);
+    CHECK_FALSE(r.keep_alive);
+    REQUIRE(parse_response_head("HTTP/1.0 200 OK\r\n\r\n", r, &why));
+    CHECK_FALSE(r.keep_alive);
+    CHECK_FALSE(r.has_length);
+    // Refused: what the server refuses in requests, and status lines that are not.
+    for (const char* bad : {"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                            "HTTP/1.1 200 OK\r\n folded\r\n\r\n",
+                            "HTTP/2 200 OK\r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n", "HTTP/1.1 2000 OK\r\n\r\n",
+                            "HTTP/1.1 abc OK\r\n\r\n", "ICY 200 OK\r\n\r\n", "\r\n"}) {
+        CAPTURE(bad);
+        why = "";
+        CHECK_FALSE(parse_response_head(bad, r, &why));
+        CHECK(*why != '\0');
+    }
+}
