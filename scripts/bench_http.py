@@ -19,7 +19,7 @@ through nginx + fcgiwrap and nginx + FastCGI over one keep-alive connection.
 Prints a table of medians (ms) with ratios to nginx's multi-range GET, and
 writes everything to JSON (--json, default bench-http.json).
 
-  scripts/bench_http.py [--build build/normal] [--rounds 200] [--json FILE]
+  scripts/bench_http.py [--build build/normal] [--rounds 200] [--json FILE] [--only http|cgi]
 
 Everything runs on 127.0.0.1, started and stopped (by PID) by this script,
 with bounded rounds.
@@ -109,6 +109,7 @@ def main():
     ap.add_argument('--rounds', type=int, default=200)
     ap.add_argument('--cgi-requests', type=int, default=300)
     ap.add_argument('--json', default='bench-http.json')
+    ap.add_argument('--only', choices=('http', 'cgi'), help='only the client rows (http) or only the CGI rates (cgi)')
     a = ap.parse_args()
     rounds = max(5, min(a.rounds, 5000))
     soukd = os.path.join(os.path.abspath(a.build), 'server', 'soukd')
@@ -150,33 +151,47 @@ def main():
             ('apache > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/bzr/' % deb_apache.port),
             ('apache > FastCGI soukd GET', 'http://127.0.0.1:%d/bzr/' % deb_apache.port),
         ]
-        for op, name in (('readv', 'big.bin'), ('get', 'one-mib.bin')):
+        for op, name in (('readv', 'big.bin'), ('get', 'one-mib.bin')) if a.only != 'cgi' else ():
             for label, base in targets:
                 r = run_client(bench, base + name, op, rounds)
                 results['rows'].append({'target': label, 'op': op, 'median_ms': median_ms(r['us']),
                                         'p90_ms': p90_ms(r['us']), 'bytes': r['bytes'],
                                         'requests': r['requests']})
         n = max(10, min(a.cgi_requests, 5000))
-        results['cgi'] = dict(cgi_rates(soukd, root, n), requests=n)
-        results['cgi'].update({
-                          'nginx_fcgiwrap_soukd_cgi_per_s': nginx_cgi_rate(nginx.port, n),
-                          'nginx_fastcgi_soukd_per_s': nginx_cgi_rate(deb_nginx.port, n),
-                          'apache_fastcgi_soukd_per_s': nginx_cgi_rate(deb_apache.port, n, '/bzr/.bzr/smart')})
+        if a.only != 'http':
+            results['cgi'] = dict(cgi_rates(soukd, root, n), requests=n)
+            results['cgi'].update({
+                'nginx_fcgiwrap_soukd_cgi_per_s': nginx_cgi_rate(nginx.port, n),
+                'nginx_fastcgi_soukd_per_s': nginx_cgi_rate(deb_nginx.port, n),
+                'apache_fastcgi_soukd_per_s': nginx_cgi_rate(deb_apache.port, n, '/bzr/.bzr/smart')})
     finally:
         for s in (deb_nginx, deb_apache, fcgi_nginx, fcgi_apache, soukd_http, nginx):
             if s is not None:
                 s.stop()
         harness.remove_tree(tmp)
 
+    finish(results, a.json)
+
+
+def write(results, path):
+    with open(path, 'w') as f:
+        json.dump(results, f, indent=2)
+    print('wrote %s' % path)
+
+
+def finish(results, path):
     ref = {row['op']: row['median_ms'] for row in results['rows'] if row['target'] == 'nginx multi-range GET'}
     for row in results['rows']:
         row['ratio_to_nginx'] = row['median_ms'] / ref[row['op']] if ref.get(row['op']) else None
-    print('HTTP benchmark: %d rounds each; readv = %s, get = %s' % (rounds, results['readv'], results['get']))
+    print('HTTP benchmark: %d rounds each; readv = %s, get = %s' % (results['rounds'], results['readv'],
+                                                                    results['get']))
     print('%-30s %-6s %10s %10s %9s' % ('target', 'op', 'median ms', 'p90 ms', 'x nginx'))
     for row in results['rows']:
         print('%-30s %-6s %10.3f %10.3f %9.2f' % (row['target'], row['op'], row['median_ms'], row['p90_ms'],
                                                    row['ratio_to_nginx']))
     c = results['cgi']
+    if not c:
+        return write(results, path)
     print('CGI, fork+exec+wait from Python: /bin/true %.0f req/s (the floor); soukd cgi hello %.0f req/s '
           '(%.2fx the floor), 64-range readv from the shared cache %.0f req/s (%.2fx the floor); '
           'hello through nginx + fcgiwrap %.0f req/s' % (
@@ -184,9 +199,7 @@ def main():
               c['soukd_cgi_readv_per_s'], c['readv_ratio_to_floor'], c['nginx_fcgiwrap_soukd_cgi_per_s']))
     print('FastCGI hello over one keep-alive HTTP connection: nginx > soukd --fastcgi %.0f req/s, '
           'apache > soukd --fastcgi %.0f req/s' % (c['nginx_fastcgi_soukd_per_s'], c['apache_fastcgi_soukd_per_s']))
-    with open(a.json, 'w') as f:
-        json.dump(results, f, indent=2)
-    print('wrote %s' % a.json)
+    write(results, path)
 
 
 if __name__ == '__main__':
