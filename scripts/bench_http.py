@@ -6,7 +6,8 @@ build/*/client/souk-bench-http) reading the same files from
   * nginx's own multi-range GET (http://)          * soukd cgi behind nginx + fcgiwrap (bzr+http://)
   * soukd cgi behind nginx, multi-range GET under /cgi/ (http://)
   * soukd --fastcgi behind nginx (bzr+http://) and behind Apache
-    mod_proxy_fcgi (bzr+http:// and multi-range GET under /bzr/), both
+    mod_proxy_fcgi (bzr+http:// and multi-range GET under /bzr/), and
+    soukd --http behind nginx as a reverse proxy (the scale-out site), all
     configured from the shipped Debian files (scripts/deploy/debian/)
 
 for two operations: readv of 64 scattered 4 KiB ranges of a 16 MiB file, and
@@ -128,7 +129,7 @@ def main():
         f.write(os.urandom(16 << 20))
     with open(os.path.join(root, 'one-mib.bin'), 'wb') as f:
         f.write(os.urandom(1 << 20))
-    soukd_http = nginx = fcgi_nginx = fcgi_apache = deb_nginx = deb_apache = None
+    soukd_http = nginx = fcgi_nginx = fcgi_apache = deb_nginx = deb_apache = proxy_nginx = None
     results = {'rounds': rounds, 'readv': '64 x 4 KiB scattered over 16 MiB', 'get': '1 MiB whole file',
                'rows': [], 'cgi': {}}
     try:
@@ -140,6 +141,13 @@ def main():
                                       extra=['-q', '--prefix', '/bzr']).start()
         deb_nginx = hh.DebianNginx(root, fcgi_nginx.socket).start()
         deb_apache = hh.DebianApache(fcgi_apache.socket).start()
+        # The scale-out site (nginx proxying to soukd --http upstreams), both
+        # upstream lines pointed at the one soukd --http above.
+        upstream = os.path.join(hh.DEBIAN_DEPLOY, 'nginx', 'sites-available', 'souk-upstream')
+        proxy_nginx = hh.DebianNginx(root, None, site=upstream, replacements=lambda port: [
+            ('listen 80;', 'listen 127.0.0.1:%d;' % port),
+            ('server 127.0.0.1:8081;', 'server 127.0.0.1:%d;' % soukd_http.port),
+            ('server 127.0.0.1:8082;', 'server 127.0.0.1:%d;' % soukd_http.port)]).start()
         targets = [
             ('nginx multi-range GET', 'http://127.0.0.1:%d/' % nginx.port),
             ('soukd --http smart POST', 'bzr+http://127.0.0.1:%d/' % soukd_http.port),
@@ -148,6 +156,7 @@ def main():
             ('soukd cgi (nginx) GET', 'http://127.0.0.1:%d/cgi/' % nginx.port),
             ('nginx (Debian site) GET', 'http://127.0.0.1:%d/' % deb_nginx.port),
             ('nginx > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/' % deb_nginx.port),
+            ('nginx > proxy soukd --http POST', 'bzr+http://127.0.0.1:%d/' % proxy_nginx.port),
             ('apache > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/bzr/' % deb_apache.port),
             ('apache > FastCGI soukd GET', 'http://127.0.0.1:%d/bzr/' % deb_apache.port),
         ]
@@ -165,7 +174,7 @@ def main():
                 'nginx_fastcgi_soukd_per_s': nginx_cgi_rate(deb_nginx.port, n),
                 'apache_fastcgi_soukd_per_s': nginx_cgi_rate(deb_apache.port, n, '/bzr/.bzr/smart')})
     finally:
-        for s in (deb_nginx, deb_apache, fcgi_nginx, fcgi_apache, soukd_http, nginx):
+        for s in (proxy_nginx, deb_nginx, deb_apache, fcgi_nginx, fcgi_apache, soukd_http, nginx):
             if s is not None:
                 s.stop()
         harness.remove_tree(tmp)
@@ -185,9 +194,9 @@ def finish(results, path):
         row['ratio_to_nginx'] = row['median_ms'] / ref[row['op']] if ref.get(row['op']) else None
     print('HTTP benchmark: %d rounds each; readv = %s, get = %s' % (results['rounds'], results['readv'],
                                                                     results['get']))
-    print('%-30s %-6s %10s %10s %9s' % ('target', 'op', 'median ms', 'p90 ms', 'x nginx'))
+    print('%-32s %-6s %10s %10s %9s' % ('target', 'op', 'median ms', 'p90 ms', 'x nginx'))
     for row in results['rows']:
-        print('%-30s %-6s %10.3f %10.3f %9.2f' % (row['target'], row['op'], row['median_ms'], row['p90_ms'],
+        print('%-32s %-6s %10.3f %10.3f %9.2f' % (row['target'], row['op'], row['median_ms'], row['p90_ms'],
                                                    row['ratio_to_nginx']))
     c = results['cgi']
     if not c:
