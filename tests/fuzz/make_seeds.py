@@ -144,7 +144,11 @@ def hand_made(corpus):
                 b'POST /.bzr/smart HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n',
                 b'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\nabc',
                 b'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nX-T: y\r\n\r\n',
-                b'GET / HTTP/2.0\r\n\r\n']:
+                b'GET / HTTP/2.0\r\n\r\n',
+                # Responses, as libsouk's HTTP client reads them.
+                b'HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-2/9\r\nContent-Length: 3\r\n\r\nabc',
+                b'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n',
+                b'HTTP/1.0 200\r\nConnection: keep-alive\r\n\r\nto the end']:
         corpus.add('http1', b'\x03' + req)
     for value in [b'bytes=0-9', b'bytes=90-200, -5,50-', b'bytes=-0', b'bytes=5-9,200-300', b'items=1-2']:
         corpus.add('http_range', value + b'\x08\x00\x64\x01')
