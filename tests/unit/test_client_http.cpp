@@ -14,6 +14,7 @@
 
 #include "client/http.hpp"
 #include "client/url.hpp"
+#include "loopback_server.hpp"
 #include "protocol/http1.hpp"
 #include "transport/net.hpp"
 #include "transport/stream.hpp"
@@ -34,40 +35,24 @@ struct Answer {
     bool close = false;  // close the connection afterwards
 };
 
-// One connection at a time; each whole request (http1::request_length)
+// Each whole request (http1::request_length)
 // goes to the handler, whose answer is written back.
 class RawServer {
 public:
     using Handler = std::function<Answer(const Seen&)>;
-    explicit RawServer(Handler h) : handler_(std::move(h)) {
-        std::string err;
-        listen_ = io::listen_tcp("127.0.0.1", 0, 8, &err);
-        REQUIRE_MESSAGE(listen_.valid(), err);
-        port_ = io::bound_port(listen_.get());
-        thread_ = std::thread([this] { loop(); });
-    }
-    ~RawServer() {
-        stop_ = true;
-        thread_.join();
-    }
-    Url url() const { return parse_url("http://127.0.0.1:" + std::to_string(port_) + "/").value(); }
+    explicit RawServer(Handler h) : handler_(std::move(h)) {}
+    Url url() const { return parse_url("http://127.0.0.1:" + std::to_string(server_.port()) + "/").value(); }
     std::vector<Seen> seen() {
         std::lock_guard<std::mutex> g(mu_);
         return seen_;
     }
-    int connections() const { return connections_; }
+    int connections() const { return server_.connections(); }
 
 private:
-    void loop() {
-        while (!stop_) {  // bounded: ends when the test does
-            io::Fd fd = io::accept_tcp(listen_.get(), 50);
-            if (fd) serve(io::Stream(std::move(fd)), ++connections_);
-        }
-    }
     void serve(io::Stream s, int id) {
         std::string in;
         char buf[65536];
-        while (!stop_) {  // bounded: ends when the client or the test does
+        while (!server_.stopping()) {  // bounded: ends when the client or the test does
             bool expect = false;
             size_t len = http1::request_length(in, &expect);
             if (len == SIZE_MAX) return;
@@ -93,13 +78,9 @@ private:
     }
 
     Handler handler_;
-    io::Fd listen_;
-    uint16_t port_ = 0;
-    std::thread thread_;
-    std::atomic<bool> stop_{false};
-    std::atomic<int> connections_{0};
     std::mutex mu_;
     std::vector<Seen> seen_;
+    souk::test::LoopbackServer server_{[this](io::Stream s, int id) { serve(std::move(s), id); }};  // last
 };
 
 std::string ok(const std::string& body, const std::string& extra = "") {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "client/client.hpp"
+#include "loopback_server.hpp"
 #include "protocol/message.hpp"
 #include "transport/net.hpp"
 
@@ -56,38 +57,22 @@ class FakeServer {
 public:
     using Handler = std::function<Action(const SeenRequest&)>;
 
-    explicit FakeServer(Handler h) : handler_(std::move(h)) {
-        std::string err;
-        listen_ = io::listen_tcp("127.0.0.1", 0, 8, &err);
-        REQUIRE_MESSAGE(listen_.valid(), err);
-        port_ = io::bound_port(listen_.get());
-        thread_ = std::thread([this] { loop(); });
+    explicit FakeServer(Handler h) : handler_(std::move(h)) {}
+    std::string url(const std::string& path = "/") const {
+        return "bzr://127.0.0.1:" + std::to_string(server_.port()) + path;
     }
-    ~FakeServer() {
-        stop_ = true;
-        thread_.join();
-    }
-    std::string url(const std::string& path = "/") const { return "bzr://127.0.0.1:" + std::to_string(port_) + path; }
     std::vector<SeenRequest> seen() {
         std::lock_guard<std::mutex> g(mu_);
         return seen_;
     }
-    int connections() const { return connections_; }
+    int connections() const { return server_.connections(); }
 
 private:
-    void loop() {
-        while (!stop_) {
-            io::Fd fd = io::accept_tcp(listen_.get(), 50);
-            if (!fd) continue;
-            int id = ++connections_;
-            serve(io::Stream(std::move(fd)), id);
-        }
-    }
     void serve(io::Stream s, int id) {
         proto::RequestDecoder dec;
         SeenRequest cur;
         char buf[65536];
-        while (!stop_) {
+        while (!server_.stopping()) {
             ssize_t n = s.read_some(buf, sizeof buf, io::after_ms(50));
             if (n == 0) return;
             if (n < 0) {
@@ -120,13 +105,9 @@ private:
     }
 
     Handler handler_;
-    io::Fd listen_;
-    uint16_t port_ = 0;
-    std::thread thread_;
-    std::atomic<bool> stop_{false};
-    std::atomic<int> connections_{0};
     std::mutex mu_;
     std::vector<SeenRequest> seen_;
+    souk::test::LoopbackServer server_{[this](io::Stream s, int id) { serve(std::move(s), id); }};  // last
 };
 
 Options fast_options() {
