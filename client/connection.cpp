@@ -148,8 +148,6 @@ Connection::Connection(Connection&& o) noexcept
       http_(std::move(o.http_)),
       smart_path_(std::move(o.smart_path_)),
       pending_(std::move(o.pending_)),
-      response_(std::move(o.response_)),
-      response_at_(std::exchange(o.response_at_, 0)),
       http_error_(std::move(o.http_error_)) {}
 
 Connection& Connection::operator=(Connection&& o) noexcept {
@@ -161,8 +159,6 @@ Connection& Connection::operator=(Connection&& o) noexcept {
         http_ = std::move(o.http_);
         smart_path_ = std::move(o.smart_path_);
         pending_ = std::move(o.pending_);
-        response_ = std::move(o.response_);
-        response_at_ = std::exchange(o.response_at_, 0);
         http_error_ = std::move(o.http_error_);
     }
     return *this;
@@ -201,10 +197,6 @@ Result<Connection> Connection::open(const Url& url, const Options& opts) {
 
 int Connection::write_all(std::string_view data, std::chrono::milliseconds idle) {
     if (http_) {
-        if (response_at_ < response_.size() || !response_.empty()) {  // a new request starts
-            response_.clear();
-            response_at_ = 0;
-        }
         pending_.append(data);
         return 0;
     }
@@ -221,23 +213,20 @@ int Connection::write_all(std::string_view data, std::chrono::milliseconds idle)
 
 ssize_t Connection::read_some(char* buf, size_t n, std::chrono::milliseconds idle) {
     if (http_) {
-        if (!pending_.empty()) {
+        auto failed = [this](Error e) {
+            errno = e.kind == ErrorKind::Timeout ? ETIMEDOUT : e.kind == ErrorKind::Connection ? ECONNRESET : EPROTO;
+            http_error_ = std::move(e);
+            return ssize_t{-1};
+        };
+        if (!pending_.empty()) {  // the request is whole: send it
             http_error_.reset();
-            auto r = http_->post(smart_path_, pending_);
+            auto r = http_->begin_post(smart_path_, pending_);
             pending_.clear();
-            if (!r) {
-                Error e = std::move(r).take_error();
-                errno = e.kind == ErrorKind::Timeout ? ETIMEDOUT : e.kind == ErrorKind::Connection ? ECONNRESET : EPROTO;
-                http_error_ = std::move(e);
-                return -1;
-            }
-            response_ = std::move(r).value();
-            response_at_ = 0;
+            if (!r) return failed(std::move(r).take_error());
         }
-        size_t k = std::min(n, response_.size() - response_at_);
-        std::memcpy(buf, response_.data() + response_at_, k);
-        response_at_ += k;
-        return static_cast<ssize_t>(k);  // 0: the whole response was read
+        auto k = http_->read_body(buf, n);  // the answer as it arrives; 0 at its end
+        if (!k) return failed(std::move(k).take_error());
+        return static_cast<ssize_t>(*k);
     }
     return stream_.read_some(buf, n, io::after_ms(idle.count()));
 }
@@ -258,8 +247,6 @@ bool Connection::peer_gone() {
 std::string Connection::close() {
     http_.reset();
     pending_.clear();
-    response_.clear();
-    response_at_ = 0;
     stream_.close_write();
     stream_ = io::Stream();
     if (pid_ <= 0) return {};

@@ -67,7 +67,8 @@ public:
 
     // HTTP(S) URLs: the carrier (nullptr otherwise). For bzr+http, bytes
     // written are buffered as one request and POSTed to <URL path>/.bzr/smart
-    // on the first read; reads then return the response body, then EOF.
+    // on the first read; reads then return the response body as it
+    // arrives, then EOF.
     HttpCarrier* http() { return http_.get(); }
     // Why the last HTTP exchange failed (read_some returned -1), if it did.
     const std::optional<Error>& http_error() const { return http_error_; }
@@ -98,8 +99,6 @@ private:
     std::unique_ptr<HttpCarrier> http_;
     std::string smart_path_;  // escaped POST target
     std::string pending_;     // the request being written
-    std::string response_;    // the response being read
-    size_t response_at_ = 0;
     std::optional<Error> http_error_;
 };
 

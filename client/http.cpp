@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <optional>
 
 #include "protocol/http1.hpp"
@@ -207,6 +208,10 @@ struct TlsContextFree {
 
 }  // namespace
 
+struct ZstdFree {
+    void operator()(ZSTD_DCtx* z) const { ZSTD_freeDCtx(z); }
+};
+
 struct HttpCarrier::Impl {
     Url url;
     std::string origin;  // "http://host:port", for messages and Host
@@ -217,15 +222,37 @@ struct HttpCarrier::Impl {
     std::string in;                    // bytes read and not yet used
     std::unique_ptr<char[]> scratch;   // kReadStep bytes, for fill()
 
-    // One request and its response; `body` empty for GET and HEAD.
-    Result<HttpReply> exchange(std::string_view method, const std::string& path,
-                               std::string_view extra_headers, std::string_view body);
+    // The body being read, after a head: how it is framed, and decoded.
+    enum class Framing : uint8_t { None, Length, Chunked, ToEof };
+    Framing framing = Framing::None;
+    uint64_t left = 0;                 // Length: bytes still to come
+    proto::http1::ChunkedDecoder chunks;
+    bool keep = false;                 // the connection carries another request afterwards
+    std::string where;                 // origin + path, for messages
+    std::unique_ptr<ZSTD_DCtx, ZstdFree> zstd;  // set: Content-Encoding zstd
+    std::string zin;                   // zstd: encoded bytes read and not yet decoded
+    size_t zin_at = 0;
+    bool zin_end = false;              // zstd: the encoded body has ended
+    bool zframe_open = false;          // zstd: a frame is begun and not yet whole
+    uint64_t decoded = 0;              // body bytes given out (bounded by max_response_body)
+
+    // Send a request and read the head of its answer (interim 1xx skipped);
+    // the body is then read with read_body.
+    Result<HttpReply> exchange(std::string_view method, const std::string& path, std::string_view extra_headers,
+                               std::string_view body);
     Result<HttpReply> exchange_once(std::string_view request, std::string_view body, bool head_only,
-                                    const std::string& where, bool* nothing_received);
+                                    bool* nothing_received);
+    // Up to n bytes of the body (decoded): > 0, or 0 at its end.
+    Result<size_t> read_body(char* buf, size_t n);
+    Result<size_t> read_framed(char* buf, size_t n);  // the body as sent (still encoded)
+    Result<std::string> read_whole_body();
     // Read more into `in`: bytes read, 0 at EOF; on an error the link is closed.
-    Result<size_t> fill(const std::string& where);
+    Result<size_t> fill();
     // The link failed (errno says how): close it, and say what happened.
-    Error link_error(const char* when, const std::string& where);
+    Error link_error(const char* when);
+    Error fail(ErrorKind kind, const std::string& what);  // drop(), and the error
+    void drop();       // close the link: what is on it is of no use
+    void body_done();  // the body ended: the link carries the next request, or closes
 };
 
 HttpCarrier::~HttpCarrier() = default;
@@ -264,24 +291,43 @@ Result<HttpCarrier> HttpCarrier::open(const Url& url, const Options& opts) {
     return c;
 }
 
-Result<size_t> HttpCarrier::Impl::fill(const std::string& where) {
+Result<size_t> HttpCarrier::Impl::fill() {
     if (!scratch) scratch = std::make_unique<char[]>(kReadStep);
     ssize_t n = link.read_some(scratch.get(), kReadStep, io::after_ms(opts.timeout.count()));
-    if (n < 0) return link_error("waiting for", where);
+    if (n < 0) return link_error("waiting for");
     in.append(scratch.get(), static_cast<size_t>(n));
     return static_cast<size_t>(n);
 }
 
-Error HttpCarrier::Impl::link_error(const char* when, const std::string& where) {
+Error HttpCarrier::Impl::link_error(const char* when) {
     int e = errno;
+    if (e == ETIMEDOUT) return fail(ErrorKind::Timeout, std::string("timed out ") + when + " " + where);
+    return fail(ErrorKind::Connection, std::string("connection lost ") + when + " " + where + ": " + ::strerror(e));
+}
+
+Error HttpCarrier::Impl::fail(ErrorKind kind, const std::string& what) {
+    drop();
+    return make_error(kind, what);
+}
+
+void HttpCarrier::Impl::drop() {
     link.close();
-    if (e == ETIMEDOUT) return make_error(ErrorKind::Timeout, std::string("timed out ") + when + " " + where);
-    return make_error(ErrorKind::Connection, std::string("connection lost ") + when + " " + where + ": " + ::strerror(e));
+    in.clear();
+    framing = Framing::None;
+    zstd.reset();
+}
+
+void HttpCarrier::Impl::body_done() {
+    framing = Framing::None;
+    if (!keep) link.close();
 }
 
 Result<HttpReply> HttpCarrier::Impl::exchange(std::string_view method, const std::string& path,
                                               std::string_view extra_headers, std::string_view body) {
-    std::string where = origin + path;
+    // The last body was not read to its end: what is left of it is in the
+    // way of the next answer.
+    if (framing != Framing::None) drop();
+    where = origin + path;
     std::string req;
     req.reserve(256 + extra_headers.size() + (body.size() <= kJoinBody ? body.size() : 0));
     req.append(method).append(" ").append(path).append(" HTTP/1.1\r\nHost: ").append(host);
@@ -307,50 +353,40 @@ Result<HttpReply> HttpCarrier::Impl::exchange(std::string_view method, const std
             if (auto e = link.connect(url, tls.get(), opts, origin)) return std::move(*e);
         }
         bool nothing = false;
-        auto r = exchange_once(req, body, head_only, where, &nothing);
+        auto r = exchange_once(req, body, head_only, &nothing);
         if (r || !reused || !nothing || attempt > 0 || method == "POST") return r;
         reused = false;
     }
 }
 
 Result<HttpReply> HttpCarrier::Impl::exchange_once(std::string_view request, std::string_view body, bool head_only,
-                                                   const std::string& where, bool* nothing_received) {
+                                                   bool* nothing_received) {
     *nothing_received = true;
-    if (link.write_all(request, io::after_ms(opts.timeout.count())) < 0) return link_error("sending to", where);
+    if (link.write_all(request, io::after_ms(opts.timeout.count())) < 0) return link_error("sending to");
     for (size_t off = 0; off < body.size(); off += kWriteStep) {  // each write waits at most `timeout`
         if (link.write_all(body.substr(off, kWriteStep), io::after_ms(opts.timeout.count())) < 0)
-            return link_error("sending to", where);
+            return link_error("sending to");
     }
     // The head; interim 1xx responses are skipped.
     proto::http1::ResponseHead head;
     size_t head_len = 0;
     for (size_t interim = 0;; ++interim) {  // bounded: kMaxInterim responses
         while ((head_len = proto::http1::head_length(in)) == 0) {  // bounded by kMaxResponseHead
-            if (in.size() > kMaxResponseHead) {
-                link.close();
-                return make_error(ErrorKind::Protocol, "the response head from " + where + " is over " +
-                                                           std::to_string(kMaxResponseHead) + " bytes");
-            }
-            auto n = fill(where);
+            if (in.size() > kMaxResponseHead)
+                return fail(ErrorKind::Protocol, "the response head from " + where + " is over " +
+                                                     std::to_string(kMaxResponseHead) + " bytes");
+            auto n = fill();
             if (!n) return std::move(n).take_error();
-            if (*n == 0) {
-                link.close();
-                return make_error(ErrorKind::Connection,
-                                  "connection to " + where + " closed before the response was complete");
-            }
+            if (*n == 0)
+                return fail(ErrorKind::Connection, "connection to " + where + " closed before the response was complete");
             *nothing_received = false;
         }
         *nothing_received = false;
         const char* why = "";
-        if (!proto::http1::parse_response_head(std::string_view(in).substr(0, head_len), head, &why)) {
-            link.close();
-            return make_error(ErrorKind::Protocol, "malformed response from " + where + ": " + why);
-        }
+        if (!proto::http1::parse_response_head(std::string_view(in).substr(0, head_len), head, &why))
+            return fail(ErrorKind::Protocol, "malformed response from " + where + ": " + why);
         if (head.status >= 200) break;
-        if (interim >= kMaxInterim) {
-            link.close();
-            return make_error(ErrorKind::Protocol, "too many interim responses from " + where);
-        }
+        if (interim >= kMaxInterim) return fail(ErrorKind::Protocol, "too many interim responses from " + where);
         in.erase(0, head_len);
     }
     HttpReply r;
@@ -359,87 +395,177 @@ Result<HttpReply> HttpCarrier::Impl::exchange_once(std::string_view request, std
     r.content_range = head.header("Content-Range");
     r.content_length = head.content_length;
     std::string encoding(head.header("Content-Encoding"));
-    bool keep = head.keep_alive;
-    const uint64_t limit = opts.max_response_body;
-    auto too_large = [&] {
-        link.close();
-        return make_error(ErrorKind::Protocol, "the response body from " + where + " is over " +
-                                                   std::to_string(limit) + " bytes (max_response_body)");
-    };
-    auto cut = [&] {
-        link.close();
-        return make_error(ErrorKind::Connection, "connection to " + where + " closed in the middle of the response");
-    };
+    keep = head.keep_alive;
+    if (head_only || head.status == 204 || head.status == 304) framing = Framing::None;
+    else if (head.chunked) framing = Framing::Chunked, chunks.reset();
+    else if (head.has_length) framing = Framing::Length, left = head.content_length;
+    else framing = Framing::ToEof, keep = false;
     in.erase(0, head_len);  // the views in `head` are not used past this point
-    if (head_only || head.status == 204 || head.status == 304) {
-        // no body
-    } else if (head.chunked) {
-        proto::http1::ChunkedDecoder dec;
-        std::vector<std::string_view> parts;
-        for (;;) {  // bounded: each pass consumes `in` or reads more
-            std::string_view rest = in;
-            parts.clear();
-            auto st = dec.feed(rest, parts);
-            for (auto p : parts) r.body.append(p);
-            in.erase(0, in.size() - rest.size());
-            if (st == proto::http1::ChunkedDecoder::Status::Bad) {
-                link.close();
-                return make_error(ErrorKind::Protocol, "malformed chunked body from " + where);
-            }
-            if (r.body.size() > limit) return too_large();
-            if (st == proto::http1::ChunkedDecoder::Status::Done) break;
-            auto n = fill(where);
-            if (!n) return std::move(n).take_error();
-            if (*n == 0) return cut();
-        }
-    } else if (head.has_length) {
-        if (head.content_length > limit) return too_large();
-        const size_t want = static_cast<size_t>(head.content_length);
-        size_t have = std::min(want, in.size());
-        r.body.assign(in, 0, have);
-        in.erase(0, have);
-        r.body.resize(want);
-        while (have < want) {  // bounded: each pass reads bytes or fails
-            ssize_t n = link.read_some(r.body.data() + have, want - have, io::after_ms(opts.timeout.count()));
-            if (n < 0) return link_error("reading from", where);
-            if (n == 0) return cut();
-            have += static_cast<size_t>(n);
-        }
-    } else {  // the body runs to the end of the connection
-        keep = false;
-        for (;;) {  // bounded by `limit`
-            auto n = fill(where);
-            if (!n) return std::move(n).take_error();
-            if (in.size() > limit) return too_large();
-            if (*n == 0) break;
-        }
-        r.body = std::move(in);
-        in.clear();
-    }
-    if (!keep) link.close();
-    if (!head_only && !encoding.empty() && !iequals(encoding, "identity")) {
+    if (framing == Framing::Length && left > opts.max_response_body)
+        return fail(ErrorKind::Protocol, "the response body from " + where + " is over " +
+                                             std::to_string(opts.max_response_body) + " bytes (max_response_body)");
+    decoded = 0;
+    zstd.reset();
+    if (framing != Framing::None && !encoding.empty() && !iequals(encoding, "identity")) {
         if (!iequals(encoding, "zstd"))
-            return make_error(ErrorKind::Protocol, "unrequested Content-Encoding '" + encoding + "' from " + where);
-        auto d = zstd_decode(r.body, limit);
-        if (!d) return std::move(d).take_error();
-        r.body = std::move(d).value();
+            return fail(ErrorKind::Protocol, "unrequested Content-Encoding '" + encoding + "' from " + where);
+        zstd.reset(ZSTD_createDCtx());
+        if (!zstd) return fail(ErrorKind::Protocol, "zstd: out of memory");
+        zin.clear();
+        zin_at = 0;
+        zin_end = false;
+        zframe_open = false;
     }
+    if (framing == Framing::None) body_done();
     return r;
 }
 
-Result<std::string> HttpCarrier::post(const std::string& path, std::string_view body) {
+Result<size_t> HttpCarrier::Impl::read_framed(char* buf, size_t n) {
+    if (n == 0) return size_t{0};
+    auto cut = [&] { return fail(ErrorKind::Connection, "connection to " + where + " closed in the middle of the response"); };
+    switch (framing) {
+    case Framing::None: return size_t{0};
+    case Framing::Length:
+    case Framing::ToEof: {
+        size_t want = framing == Framing::Length ? static_cast<size_t>(std::min<uint64_t>(n, left)) : n;
+        if (want == 0) {
+            body_done();
+            return size_t{0};
+        }
+        size_t k;
+        if (!in.empty()) {  // what came with the head first
+            k = std::min(want, in.size());
+            std::memcpy(buf, in.data(), k);
+            in.erase(0, k);
+        } else {
+            ssize_t got = link.read_some(buf, want, io::after_ms(opts.timeout.count()));
+            if (got < 0) return link_error("reading from");
+            if (got == 0 && framing == Framing::Length) return cut();
+            if (got == 0) {
+                body_done();
+                return size_t{0};
+            }
+            k = static_cast<size_t>(got);
+        }
+        if (framing == Framing::Length) left -= k;
+        return k;
+    }
+    case Framing::Chunked:
+        for (;;) {  // bounded: each pass decodes bytes of `in`, or reads more, or ends
+            if (in.empty()) {
+                auto got = fill();
+                if (!got) return std::move(got).take_error();
+                if (*got == 0) return cut();
+            }
+            // At most n bytes of input, so at most n bytes of data out.
+            std::string_view rest(in.data(), std::min(in.size(), n));
+            const size_t offered = rest.size();
+            thread_local std::vector<std::string_view> parts;
+            parts.clear();
+            auto st = chunks.feed(rest, parts);
+            size_t k = 0;
+            for (auto part : parts) {
+                std::memcpy(buf + k, part.data(), part.size());
+                k += part.size();
+            }
+            in.erase(0, offered - rest.size());
+            if (st == proto::http1::ChunkedDecoder::Status::Bad)
+                return fail(ErrorKind::Protocol, "malformed chunked body from " + where);
+            if (st == proto::http1::ChunkedDecoder::Status::Done) {
+                body_done();
+                return k;  // 0 when the last data came before
+            }
+            if (k > 0) return k;
+        }
+    }
+    return size_t{0};
+}
+
+Result<size_t> HttpCarrier::Impl::read_body(char* buf, size_t n) {
+    const uint64_t limit = opts.max_response_body;
+    auto over = [&] {
+        return fail(ErrorKind::Protocol, "the response body from " + where + " is over " + std::to_string(limit) +
+                                             " bytes (max_response_body)");
+    };
+    if (!zstd) {
+        auto k = read_framed(buf, n);
+        if (k && (decoded += *k) > limit) return over();
+        return k;
+    }
+    for (size_t pass = 0; pass < (1u << 20); ++pass) {  // bounded: each pass reads, decodes or ends
+        if (zin_at == zin.size() && !zin_end) {
+            zin.resize(kReadStep);
+            zin_at = 0;
+            auto k = read_framed(zin.data(), zin.size());
+            if (!k) return std::move(k).take_error();
+            zin.resize(*k);
+            zin_end = *k == 0;
+        }
+        ZSTD_inBuffer ib{zin.data() + zin_at, zin.size() - zin_at, 0};
+        ZSTD_outBuffer ob{buf, n, 0};
+        size_t ret = ZSTD_decompressStream(zstd.get(), &ob, &ib);
+        zin_at += ib.pos;
+        if (ZSTD_isError(ret)) return fail(ErrorKind::Protocol, std::string("zstd: ") + ZSTD_getErrorName(ret));
+        // 0: the frame is whole and flushed (a call without input after
+        // that returns the size of a next frame's header, not 0).
+        if (ib.pos > 0 || ob.pos > 0) zframe_open = ret != 0;
+        if (ob.pos > 0) {
+            if ((decoded += ob.pos) > limit) return over();
+            return ob.pos;
+        }
+        if (zin_end && zin_at == zin.size()) {
+            if (zframe_open) return fail(ErrorKind::Protocol, "zstd: truncated frame from " + where);
+            zstd.reset();
+            return size_t{0};
+        }
+    }
+    return fail(ErrorKind::Protocol, "zstd: no progress decoding the body from " + where);
+}
+
+Result<std::string> HttpCarrier::Impl::read_whole_body() {
+    std::string body;
+    if (framing == Framing::Length && !zstd) body.reserve(static_cast<size_t>(left));
+    for (;;) {  // bounded by max_response_body: read_body fails past it
+        size_t at = body.size();
+        size_t step = framing == Framing::Length && !zstd ? static_cast<size_t>(std::max<uint64_t>(left, 1)) : kReadStep;
+        body.resize(at + step);
+        auto k = read_body(body.data() + at, step);
+        if (!k) return std::move(k).take_error();
+        body.resize(at + *k);
+        if (*k == 0) return body;
+    }
+}
+
+Result<bool> HttpCarrier::begin_post(const std::string& path, std::string_view body) {
     ++requests_;
     auto r = impl_->exchange("POST", path, "Accept: */*\r\nAccept-Encoding: zstd\r\n", body);
     if (!r) return std::move(r).take_error();
-    if (r->status != 200) return http_status_error(r->status, impl_->origin + path);
-    return std::move(r->body);
+    if (r->status != 200) {
+        Error e = http_status_error(r->status, impl_->where);
+        impl_->drop();  // the error's body is not read
+        return e;
+    }
+    return true;
+}
+
+Result<size_t> HttpCarrier::read_body(char* buf, size_t n) { return impl_->read_body(buf, n); }
+
+Result<std::string> HttpCarrier::post(const std::string& path, std::string_view body) {
+    auto r = begin_post(path, body);
+    if (!r) return std::move(r).take_error();
+    return impl_->read_whole_body();
 }
 
 Result<HttpReply> HttpCarrier::get(const std::string& path, const std::string& range, bool head) {
     ++requests_;
     std::string h = range.empty() ? "Accept: */*\r\nAccept-Encoding: zstd\r\n"
                                   : "Accept: */*\r\nAccept-Encoding: identity\r\nRange: " + range + "\r\n";
-    return impl_->exchange(head ? "HEAD" : "GET", path, h, {});
+    auto r = impl_->exchange(head ? "HEAD" : "GET", path, h, {});
+    if (!r) return r;
+    auto body = impl_->read_whole_body();
+    if (!body) return std::move(body).take_error();
+    r->body = std::move(body).value();
+    return r;
 }
 
 std::string range_header(const std::vector<Range>& wire) {
@@ -544,26 +670,6 @@ Result<std::string> extract_ranges(const HttpReply& reply, const std::vector<Ran
             return make_error(ErrorKind::Protocol, "the server's ranges do not cover what was asked");
         }
     }
-    return out;
-}
-
-Result<std::string> zstd_decode(std::string_view in, uint64_t limit) {
-    std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> dctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
-    if (!dctx) return make_error(ErrorKind::Protocol, "zstd: out of memory");
-    std::string out;
-    ZSTD_inBuffer ib{in.data(), in.size(), 0};
-    std::string buf(ZSTD_DStreamOutSize(), '\0');
-    size_t ret = 1;
-    for (size_t guard = 0; guard < (1u << 30); ++guard) {  // bounded: each pass consumes or produces
-        ZSTD_outBuffer ob{buf.data(), buf.size(), 0};
-        ret = ZSTD_decompressStream(dctx.get(), &ob, &ib);
-        if (ZSTD_isError(ret)) return make_error(ErrorKind::Protocol, std::string("zstd: ") + ZSTD_getErrorName(ret));
-        out.append(buf.data(), ob.pos);
-        if (out.size() > limit) return make_error(ErrorKind::Protocol, "zstd: the decoded body is too large");
-        if (ret == 0 && ib.pos == ib.size) break;
-        if (ib.pos == ib.size && ob.pos < ob.size) break;  // input exhausted
-    }
-    if (ret != 0) return make_error(ErrorKind::Protocol, "zstd: truncated frame");
     return out;
 }
 

@@ -20,7 +20,7 @@ namespace souk::client {
 
 struct HttpReply {
     int status = 0;
-    std::string body;               // decoded (zstd removed)
+    std::string body;               // decoded (zstd removed); get() reads it whole
     std::string content_type;
     std::string content_range;      // "bytes a-b/size" or ""
     uint64_t content_length = 0;    // HEAD: the announced length
@@ -37,9 +37,15 @@ public:
     // $SOUK_CA_FILE, else the system's CAs.
     static Result<HttpCarrier> open(const Url& url, const Options& opts);
 
-    // POST `body` to `path` (escaped); the whole 200 response body, or an
-    // error: Connection (cannot connect / reset), Timeout, Protocol (any
-    // other status, a bad encoding).
+    // POST `body` to `path` (escaped) and read the head of the answer: true
+    // for a 200, whose body then comes from read_body; or an error:
+    // Connection (cannot connect / reset), Timeout, Protocol (any other
+    // status, bad framing or encoding).
+    Result<bool> begin_post(const std::string& path, std::string_view body);
+    // Up to n bytes of the body being read (zstd removed): > 0, or 0 at its
+    // end. Bounded by Options::max_response_body and Options::timeout.
+    Result<size_t> read_body(char* buf, size_t n);
+    // begin_post, then the whole body.
     Result<std::string> post(const std::string& path, std::string_view body);
     // GET `path` (escaped), with a Range header if `range` is not empty;
     // HEAD with head=true. Any status is returned; transport failures are
@@ -63,8 +69,5 @@ Result<std::string> extract_ranges(const HttpReply& reply, const std::vector<Ran
 
 // "bytes=a-b,c-d" for `wire`.
 std::string range_header(const std::vector<Range>& wire);
-
-// Decode a zstd frame (bounded by `limit` bytes of output).
-Result<std::string> zstd_decode(std::string_view in, uint64_t limit);
 
 }  // namespace souk::client

@@ -6,6 +6,7 @@
 #include <zstd.h>
 
 #include <atomic>
+#include <cstdio>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -31,8 +32,12 @@ struct Seen {
 };
 
 struct Answer {
-    std::string bytes;   // written back as is
-    bool close = false;  // close the connection afterwards
+    Answer(std::string b, bool c = false, std::string l = {}, int d = 0)
+        : bytes(std::move(b)), close(c), later(std::move(l)), delay_ms(d) {}
+    std::string bytes;  // written back as is
+    bool close;         // close the connection afterwards
+    std::string later;  // then, after `delay_ms`, these bytes
+    int delay_ms;
 };
 
 // Each whole request (http1::request_length)
@@ -73,6 +78,10 @@ private:
             }
             Answer a = handler_(seen);
             if (!a.bytes.empty() && s.write_all(a.bytes, io::after_ms(2000)) < 0) return;
+            if (!a.later.empty()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(a.delay_ms));
+                if (s.write_all(a.later, io::after_ms(2000)) < 0) return;
+            }
             if (a.close) return;
         }
     }
@@ -203,6 +212,53 @@ TEST_CASE("a kept-alive connection the server closed is replaced; a GET lost on 
     CHECK(writes.seen().size() == 2);  // not sent again: the server may have acted on it
 }
 
+TEST_CASE("a smart answer is read as it arrives, zstd decoded on the way, and its end is exact") {
+    std::string plain;
+    for (int i = 0; plain.size() < 600000; ++i) plain += "line " + std::to_string(i) + "\n";
+    std::string packed(ZSTD_compressBound(plain.size()), '\0');
+    packed.resize(ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), 3));
+    auto chunk = [](std::string_view b) {
+        char size[20];
+        std::snprintf(size, sizeof size, "%zx\r\n", b.size());
+        return std::string(size) + std::string(b) + "\r\n";
+    };
+    RawServer server([&](const Seen& r) {
+        if (r.body == "first")  // 100 bytes now, the rest 400 ms later
+            return Answer{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(plain.substr(0, 100)), false,
+                          chunk(plain.substr(100)) + "0\r\n\r\n", 400};
+        return Answer{"HTTP/1.1 200 OK\r\nContent-Encoding: zstd\r\nTransfer-Encoding: chunked\r\n\r\n" +
+                      chunk(std::string_view(packed).substr(0, 7)) + chunk(std::string_view(packed).substr(7)) +
+                      "0\r\n\r\n"};
+    });
+    HttpCarrier c = carrier(server);
+    REQUIRE(c.begin_post("/.bzr/smart", "first"));
+    char buf[4096];
+    auto t0 = std::chrono::steady_clock::now();
+    auto k = c.read_body(buf, sizeof buf);
+    REQUIRE(k);
+    CHECK(*k == 100);
+    CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(300));  // not after the whole body
+    std::string got(buf, *k);
+    for (int i = 0; i < 10000; ++i) {  // bounded: the body is finite
+        k = c.read_body(buf, sizeof buf);
+        REQUIRE(k);
+        if (*k == 0) break;
+        got.append(buf, *k);
+    }
+    CHECK(got == plain);
+    auto z = c.post("/.bzr/smart", "second");  // same connection: the first body ended exactly
+    REQUIRE(z);
+    CHECK(*z == plain);
+    CHECK(server.connections() == 1);
+    // A body left half read is dropped with its connection before the next request.
+    REQUIRE(c.begin_post("/.bzr/smart", "first"));
+    REQUIRE(c.read_body(buf, 10));
+    auto again = c.post("/.bzr/smart", "second");
+    REQUIRE(again);
+    CHECK(*again == plain);
+    CHECK(server.connections() == 2);
+}
+
 TEST_CASE("a hostile or broken server gives a clear error, never a hang or a huge allocation") {
     struct Case {
         const char* name;
@@ -252,14 +308,19 @@ TEST_CASE("silence is a Timeout within the progress bound; zstd bodies are decod
     packed.resize(ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), 1));
     RawServer server([&](const Seen& r) {
         if (r.target == "/quiet") return Answer{"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nab"};
+        if (r.target == "/cut") return Answer{ok(packed.substr(0, packed.size() - 4), "Content-Encoding: zstd\r\n")};
         return Answer{ok(packed, "Content-Encoding: zstd\r\n")};
     });
     Options o = quick();
     o.timeout = std::chrono::milliseconds(300);
     HttpCarrier c = carrier(server, o);
     auto z = c.get("/z", "", false);
-    REQUIRE(z);
+    REQUIRE_MESSAGE(z, (z ? "" : z.error().message));
     CHECK(z->body == plain);
+    auto cut = c.get("/cut", "", false);  // a whole HTTP body, a zstd frame cut short
+    REQUIRE_FALSE(cut);
+    CHECK(cut.error().kind == ErrorKind::Protocol);
+    CHECK(cut.error().message.find("truncated") != std::string::npos);
     auto t0 = std::chrono::steady_clock::now();
     auto q = c.get("/quiet", "", false);
     auto waited = std::chrono::steady_clock::now() - t0;

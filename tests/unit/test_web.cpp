@@ -94,7 +94,3 @@ TEST_CASE("client: ranges out of GET answers") {
     bad.body = "\r\n--XYZ\r\nContent-Range: bytes 0-1/16\r\n\r\n01\r\n--XYZ--\r\n";
     CHECK(!client::extract_ranges(bad, wire));   // 10-12 missing
 }
-
-TEST_CASE("client: zstd decoding is bounded") {
-    CHECK(!client::zstd_decode("not zstd", 1000));
-}
