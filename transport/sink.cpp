@@ -49,6 +49,14 @@ bool StringSink::write(std::string_view data) {
     return true;
 }
 
+bool StringSink::take(std::string& buf) {
+    if (!out_.empty()) return Sink::take(buf);
+    written_ += buf.size();
+    out_.swap(buf);
+    buf.clear();
+    return true;
+}
+
 ZstdSink::ZstdSink(Sink& next, int level) : next_(next), cctx_(ZSTD_createCCtx()) {
     if (cctx_) ZSTD_CCtx_setParameter(static_cast<ZSTD_CCtx*>(cctx_), ZSTD_c_compressionLevel, level);
 }

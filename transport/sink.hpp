@@ -17,6 +17,15 @@ public:
     // Write every byte of `data`, or fail (false, errno set: EPIPE,
     // ETIMEDOUT, ...): the peer went away or the deadline passed.
     virtual bool write(std::string_view data) = 0;
+    // write(buf), leaving buf empty. A sink that keeps the bytes in memory
+    // takes the buffer itself instead of a copy: each page of a fresh copy
+    // costs a page fault, and a reply gathered whole (a readv of 256 KiB)
+    // would be copied again only to be written once.
+    virtual bool take(std::string& buf) {
+        const bool ok = write(buf);
+        buf.clear();
+        return ok;
+    }
     // Whether send_file() sends without a copy through user space.
     virtual bool direct() const { return false; }
     // Send n bytes of `file` from `offset`: the bytes sent (fewer than n: the
@@ -54,6 +63,7 @@ class StringSink final : public Sink {
 public:
     explicit StringSink(std::string& out) : out_(out) {}
     bool write(std::string_view data) override;
+    bool take(std::string& buf) override;
 
 private:
     std::string& out_;

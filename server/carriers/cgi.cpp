@@ -42,6 +42,9 @@ private:
     io::Stream& in_;
 };
 
+// A body up to this size goes out in the same write as the head.
+constexpr size_t kJoinBytes = 16 * 1024;
+
 bool write_response(io::Sink& out, WebResponse& r) {
     std::string head = "Status: " + std::to_string(r.status) + " " + status_text(r.status) + "\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
@@ -49,8 +52,11 @@ bool write_response(io::Sink& out, WebResponse& r) {
     if (has_body) head += "Content-Length: " + std::to_string(r.content_length()) + "\r\n";
     head += "\r\n";
     if (r.head || !has_body || r.pieces.empty()) {
-        if (!r.head && has_body) head += r.body;
-        return out.write(head) && out.finish();
+        // A large body goes out as it is, not copied behind the head (each
+        // page of a fresh copy is a page fault: a 256 KiB readv answer).
+        const bool body = !r.head && has_body && !r.body.empty();
+        if (body && r.body.size() <= kJoinBytes) head += r.body;
+        return out.write(head) && (!body || r.body.size() <= kJoinBytes || out.write(r.body)) && out.finish();
     }
     if (!out.write(head)) return false;
     for (const auto& p : r.pieces) {

@@ -27,6 +27,10 @@ constexpr size_t kFlushBytes = 1024 * 1024;
 // and then every this many bytes, so that the client works on the first
 // texts while the server makes the rest (brz serve streams the same way).
 constexpr size_t kGeneratedFlushBytes = 64 * 1024;
+// A v3 body part's header ('b', 4-byte length), and the most a reply adds
+// after its body (v1/v2 "done\n", v3 'e').
+constexpr size_t kPartHeaderBytes = 5;
+constexpr size_t kTrailerBytes = 8;
 // Size of one v3 body part for a large streamed range.
 constexpr uint64_t kPartBytes = 4 * 1024 * 1024;
 // File bodies above this go out with sendfile range after range when the
@@ -86,11 +90,7 @@ private:
 // failure ends the body with an error part. v1/v2 need the length first: the body is gathered whole, up to
 // --max-body (beyond: a failure reply, nothing sent yet).
 bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf) {
-    auto flush = [&] {
-        bool ok = buf.empty() || out.write(buf);
-        buf.clear();
-        return ok;
-    };
+    auto flush = [&] { return buf.empty() || out.take(buf); };
     BodySource& src = *reply.source;
     BodyPiece piece;
     if (version != 3) {
@@ -164,12 +164,7 @@ bool write_generated(const ServerContext& ctx, io::Sink& out, int version, Reply
 
 bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf,
                  const std::string& client_path) {
-    auto flush = [&] {
-        if (buf.empty()) return true;
-        bool ok = out.write(buf);
-        buf.clear();
-        return ok;
-    };
+    auto flush = [&] { return buf.empty() || out.take(buf); };
     buf.clear();
     if (reply.body_kind == Reply::Body::Stream) return write_generated(ctx, out, version, reply, buf);
     if (reply.body_kind != Reply::Body::File) {
@@ -257,6 +252,12 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
         proto::response::body_end(version, buf);
         proto::response::end(version, buf);
         return flush() || cancelled();
+    }
+    if (total <= kFlushBytes) {
+        // Copied whole into one buffer (each range below kCopyThreshold, or
+        // sent before it): room for it all at once, not grown by doubling
+        // through ever larger copies, each page of which is a fresh fault.
+        buf.reserve(buf.size() + total + reply.ranges.size() * kPartHeaderBytes + kTrailerBytes);
     }
     for (const auto& [offset, length] : reply.ranges) {
         if (length <= kCopyThreshold) {
