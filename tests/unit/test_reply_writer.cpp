@@ -249,3 +249,19 @@ TEST_CASE("settle_generated: bodies of a known size are left as they are") {
     CHECK(settle_generated(r.ctx, reply, 0) == 3);
     CHECK(reply.body_kind == Reply::Body::Bytes);
 }
+
+TEST_CASE("StringSink: take() hands an empty sink the buffer itself, else appends; both count") {
+    std::string held, buf = std::string(300 * 1024, 'x');
+    const char* data = buf.data();
+    io::StringSink sink(held);
+    REQUIRE(sink.take(buf));
+    CHECK(held.size() == 300 * 1024);
+    CHECK(held.data() == data);  // taken, not copied
+    CHECK(buf.empty());
+    buf = "tail";
+    REQUIRE(sink.take(buf));
+    CHECK(held.size() == 300 * 1024 + 4);
+    CHECK(held.substr(held.size() - 5) == "xtail");
+    CHECK(buf.empty());
+    CHECK(sink.written() == 300 * 1024 + 4);
+}
