@@ -58,6 +58,17 @@ bool write_response(io::Sink& out, WebResponse& r) {
         if (body && r.body.size() <= kJoinBytes) head += r.body;
         return out.write(head) && (!body || r.body.size() <= kJoinBytes || out.write(r.body)) && out.finish();
     }
+    // Many parts (multipart/byteranges): their heads and file bytes are
+    // gathered into full segments, as nginx's tcp_nopush does.
+    const bool many = r.pieces.size() > 1;
+    if (many) out.cork(true);
+    struct Uncork {
+        io::Sink& s;
+        bool on;
+        ~Uncork() {
+            if (on) s.cork(false);
+        }
+    } uncork{out, many};
     if (!out.write(head)) return false;
     for (const auto& p : r.pieces) {
         if (!p.text.empty() && !out.write(p.text)) return false;
@@ -210,10 +221,14 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
         if (!ex.write(s)) return refuse(500, "the file changed while it was read; try again");
         return write_response(out, r);  // the pipeline wrote its access line
     }
-    // Streamed as it is produced; the web server frames it (chunked or
-    // to EOF), since the length is not known in advance.
+    // Streamed as it is produced. File ranges (get, readv) have a length
+    // known now: a Content-Length, and the file leaves with sendfile where
+    // `out` allows it (docs/protocol/http.md#large-replies); else the web
+    // server frames the body (chunked or to EOF).
     std::string head = "Status: 200 OK\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
+    if (const uint64_t length = ex.length(out.direct()); length != UINT64_MAX)
+        head += "Content-Length: " + std::to_string(length) + "\r\n";
     head += "\r\n";
     if (!out.write(head)) return false;
     // The pipeline finishes `out` after the reply (Pipeline::write_reply);

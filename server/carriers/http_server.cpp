@@ -12,6 +12,7 @@
 
 #include "protocol/http1.hpp"
 #include "server/base/log.hpp"
+#include "server/base/strings.hpp"
 #include "server/carriers/cgi.hpp"
 #include "server/carriers/waiter.hpp"
 #include "transport/net.hpp"
@@ -165,7 +166,8 @@ public:
         }
         return body(data);
     }
-    bool direct() const override { return (state_ == State::Identity || state_ == State::Chunked) && out_.direct(); }
+    // Before the head too: the gateway asks to decide the body's framing.
+    bool direct() const override { return state_ != State::None && out_.direct(); }
     int64_t send_file(int file, uint64_t offset, uint64_t n) override {
         if (state_ == State::Chunked && n > 0) {
             // One chunk, its data sent by the kernel; it must be whole.
@@ -179,6 +181,7 @@ public:
             return out_.write("\r\n") ? sent : -1;
         }
         if (state_ != State::Identity) return io::Sink::send_file(file, offset, n);  // through write()
+        if (!take(n)) return -1;
         int64_t sent = out_.send_file(file, offset, n);
         if (sent > 0) written_ += static_cast<uint64_t>(sent);
         return sent;
@@ -186,6 +189,7 @@ public:
     void cork(bool on) override { out_.cork(on); }
     bool finish() override {
         if (state_ == State::Head) return fail();  // the gateway always ends its head
+        if (state_ == State::Identity && length_ != UINT64_MAX && length_ != 0) return fail();  // short of its length
         if (state_ == State::Chunked && !ended_) {
             // The last chunk and the end of the body leave together: a
             // client that stops reading at the end of the smart message
@@ -211,6 +215,15 @@ private:
         errno = EPROTO;
         return false;
     }
+    // n more body bytes within the announced Content-Length: a body that
+    // outgrows it (a file that changed while it was sent) ends the
+    // connection rather than run into the next response.
+    bool take(uint64_t n) {
+        if (length_ == UINT64_MAX) return true;
+        if (n > length_) return fail();
+        length_ -= n;
+        return true;
+    }
 
     bool send_head() {
         // "Status: 200 OK" first (cgi.cpp writes it so), then the headers.
@@ -224,7 +237,12 @@ private:
         for (std::string_view r = rest; !r.empty();) {  // bounded: the head's lines
             size_t e = r.find("\r\n");
             std::string_view line = r.substr(0, e);
-            if (line.size() >= 15 && strncasecmp(line.data(), "Content-Length:", 15) == 0) has_length = true;
+            if (line.size() >= 15 && strncasecmp(line.data(), "Content-Length:", 15) == 0) {
+                has_length = true;
+                std::string_view v = line.substr(15);
+                while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
+                if (!parse_u64(v, length_)) return fail();
+            }
             r.remove_prefix(e == std::string_view::npos ? r.size() : e + 2);
         }
         const bool bodiless = req_.method == "HEAD" || status_ == 204 || status_ == 304 || status_ < 200;
@@ -257,7 +275,7 @@ private:
     }
     bool body(std::string_view data) {
         if (data.empty() || state_ == State::None) return true;
-        if (state_ == State::Identity) return out_.write(data);
+        if (state_ == State::Identity) return take(data.size()) && out_.write(data);
         if (!flush_held()) return false;
         if (data.size() <= kHoldChunk) {
             // Held until the next write or the end, so that the body's
@@ -279,6 +297,7 @@ private:
     int status_ = 0;
     bool close_ = false;
     bool ended_ = false;  // the last chunk went out
+    uint64_t length_ = UINT64_MAX;  // Identity with a Content-Length: body bytes still owed
 };
 
 // An answer of the carrier's own, before the gateway sees the request (a

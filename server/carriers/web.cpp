@@ -429,13 +429,20 @@ void SmartExchange::end() {
         ready_ = true;
     }
     body_size_ = pipe_.settle_reply(kInlineReply);
+    const uint64_t n = body_size_;
+    zstd_ = n >= 64 && n <= static_cast<uint64_t>(ctx_.params.zstd_max_bytes) &&
+            accepts_coding(req_.header("Accept-Encoding"), "zstd");
+    // File ranges (get, readv) are probed as a GET's file is: a pack or an
+    // index does not shrink, and is sent as it is (with sendfile when large).
+    if (zstd_ && pipe_.reply().body_kind == Reply::Body::File) {
+        Reply& r = pipe_.reply();
+        zstd_ = worth_zstd(pipe_.serving(), r.file, r.file.info.size);
+    }
 }
 
-bool SmartExchange::zstd() const {
-    const uint64_t n = body_size_;
-    return n >= 64 && n <= static_cast<uint64_t>(ctx_.params.zstd_max_bytes) &&
-           accepts_coding(req_.header("Accept-Encoding"), "zstd");
-}
+bool SmartExchange::zstd() const { return zstd_; }
+
+uint64_t SmartExchange::length(bool direct) const { return zstd_ ? UINT64_MAX : pipe_.reply_length(direct); }
 
 bool SmartExchange::small() const { return body_size_ <= kInlineReply; }
 

@@ -88,6 +88,11 @@ public:
     void end();                         // the POST body is complete
     bool zstd() const;                  // after end(): Content-Encoding: zstd
     bool small() const;                 // after end(): write it whole (Content-Length)
+    // After end(): the body's length when it is sent uncompressed to a sink
+    // whose direct() is `direct` and known now (file ranges: get, readv), so
+    // a large one gets a Content-Length and goes out with sendfile; else
+    // UINT64_MAX (streamed: chunked, or to EOF).
+    uint64_t length(bool direct) const;
     // After end(): write the reply (counted by the pipeline). false when it
     // could not be written whole.
     bool write(io::Sink& out);
@@ -100,6 +105,7 @@ private:
     log::Origin origin_;
     Pipeline pipe_;
     bool ready_ = false;
+    bool zstd_ = false;
     uint64_t body_size_ = UINT64_MAX;  // the reply body's, once end() has settled it
 };
 

@@ -227,6 +227,10 @@ void Pipeline::truncated() {
 
 uint64_t Pipeline::settle_reply(uint64_t limit) { return settle_generated(*serving_, h_->reply, limit); }
 
+uint64_t Pipeline::reply_length(bool direct) const {
+    return file_reply_length(*serving_, h_->version, h_->reply, direct);
+}
+
 bool Pipeline::write_reply(io::Sink& out) {
     Handler& h = *h_;
     BudgetScope budget(&h.budget);  // a generated body (a stream) charges the request too

@@ -58,6 +58,13 @@ public:
     // Returns the body's size: UINT64_MAX while it is still unknown (a long
     // body goes on streaming, starting with what was pulled).
     uint64_t settle_reply(uint64_t limit);
+    // After Ready: the prepared reply, and the context it is served in
+    // (its root's store).
+    Reply& reply() { return h_->reply; }
+    const ServerContext& serving() const { return *serving_; }
+    // After Ready: the bytes write_reply() will write for a File reply to a
+    // sink whose direct() is `direct` (file_reply_length); else UINT64_MAX.
+    uint64_t reply_length(bool direct) const;
     // A request has begun arriving and is not answered yet.
     bool mid_request() const { return static_cast<bool>(h_); }
     // When the request now arriving must be complete (--request-timeout).

@@ -82,6 +82,12 @@ private:
     Next ended_;                        // Piece: the source has more; Done or Failed: it ended so
 };
 
+// A File body goes out range after range with sendfile, in parts that
+// span ranges (else: one part per range, small ranges copied).
+bool spans_ranges(const ServerContext& ctx, const Reply& reply, bool direct) {
+    return reply.body_size() > kDirectBody && reply.ranges.size() > 1 && ctx.store->direct_ok() && direct;
+}
+
 }  // namespace
 
 // A generated body (Reply::Body::Stream). v3: each piece as it comes,
@@ -226,7 +232,7 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
     uint64_t total = reply.body_size();
     proto::response::body_begin(version, total, buf);
     if (total == 0) proto::response::body_chunk(version, {}, buf);
-    if (total > kDirectBody && reply.ranges.size() > 1 && ctx.store->direct_ok() && out.direct()) {
+    if (spans_ranges(ctx, reply, out.direct())) {
         // Every range with sendfile, back to back, in parts of up to
         // kPartBytes that span ranges.
         out.cork(true);
@@ -286,6 +292,28 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
     proto::response::body_end(version, buf);
     proto::response::end(version, buf);
     return flush() || cancelled();
+}
+
+uint64_t file_reply_length(const ServerContext& ctx, int version, const Reply& reply, bool direct) {
+    if (reply.body_kind != Reply::Body::File) return UINT64_MAX;
+    // The framing write_reply writes around the file bytes: the same
+    // encoders, the same parts.
+    std::string frame;
+    proto::response::begin(version, reply.success, reply.args, frame);
+    const uint64_t total = reply.body_size();
+    proto::response::body_begin(version, total, frame);
+    if (total == 0) proto::response::body_chunk(version, {}, frame);
+    proto::response::body_end(version, frame);
+    proto::response::end(version, frame);
+    std::string one;
+    proto::response::body_chunk_header(version, 1, one);  // every part header has this size
+    uint64_t parts = 0;
+    if (spans_ranges(ctx, reply, direct)) {
+        parts = (total + kPartBytes - 1) / kPartBytes;
+    } else {
+        for (const auto& r : reply.ranges) parts += r.second <= kCopyThreshold ? 1 : (r.second + kPartBytes - 1) / kPartBytes;
+    }
+    return frame.size() + parts * one.size() + total;
 }
 
 uint64_t settle_generated(const ServerContext& ctx, Reply& r, uint64_t limit) {

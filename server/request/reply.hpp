@@ -18,6 +18,13 @@ namespace souk::server {
 bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& reply, std::string& buf,
                  const std::string& client_path);
 
+// The bytes write_reply writes for a File reply (a smart reply's framing
+// around its file ranges) to a sink whose direct() is `direct`, when the
+// file does not change under it: known before anything is sent, so that a
+// web carrier can answer with a Content-Length and send the file with
+// sendfile. UINT64_MAX for other bodies.
+uint64_t file_reply_length(const ServerContext& ctx, int version, const Reply& reply, bool direct);
+
 // Pull a generated body (Reply::Body::Stream) into memory while it stays
 // within `limit` bytes, so that a short one has a known size before
 // anything is sent. The reply stays generated and writes the same bytes,
