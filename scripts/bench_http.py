@@ -20,7 +20,10 @@ through nginx + fcgiwrap and nginx + FastCGI over one keep-alive connection.
 Prints a table of medians (ms) with ratios to nginx's multi-range GET, and
 writes everything to JSON (--json, default bench-http.json).
 
-  scripts/bench_http.py [--build build/normal] [--rounds 200] [--json FILE] [--only http|cgi]
+  scripts/bench_http.py [--build build/normal] [--rounds 200] [--block 25] [--json FILE] [--only http|cgi]
+
+Targets take turns, --block rounds at a time, so that load from elsewhere
+on the machine falls on all of them alike.
 
 Everything runs on 127.0.0.1, started and stopped (by PID) by this script,
 with bounded rounds.
@@ -108,11 +111,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--build', default=os.path.join(REPO, 'build', 'normal'))
     ap.add_argument('--rounds', type=int, default=200)
+    ap.add_argument('--block', type=int, default=25, help='rounds per target before moving to the next (round-robin)')
     ap.add_argument('--cgi-requests', type=int, default=300)
     ap.add_argument('--json', default='bench-http.json')
     ap.add_argument('--only', choices=('http', 'cgi'), help='only the client rows (http) or only the CGI rates (cgi)')
     a = ap.parse_args()
     rounds = max(5, min(a.rounds, 5000))
+    a.block = max(1, a.block)
     soukd = os.path.join(os.path.abspath(a.build), 'server', 'soukd')
     bench = os.path.join(os.path.abspath(a.build), 'client', 'souk-bench-http')
     for f in (soukd, bench):
@@ -160,12 +165,21 @@ def main():
             ('apache > FastCGI soukd POST', 'bzr+http://127.0.0.1:%d/bzr/' % deb_apache.port),
             ('apache > FastCGI soukd GET', 'http://127.0.0.1:%d/bzr/' % deb_apache.port),
         ]
+        # Round-robin in blocks of --block rounds, so that a burst of load
+        # on this machine (2 cores, shared) lands on every target alike and
+        # the ratios of one run compare like with like.
         for op, name in (('readv', 'big.bin'), ('get', 'one-mib.bin')) if a.only != 'cgi' else ():
-            for label, base in targets:
-                r = run_client(bench, base + name, op, rounds)
-                results['rows'].append({'target': label, 'op': op, 'median_ms': median_ms(r['us']),
-                                        'p90_ms': p90_ms(r['us']), 'bytes': r['bytes'],
-                                        'requests': r['requests']})
+            us = {label: [] for label, _ in targets}
+            got = {}
+            for done in range(0, rounds, a.block):
+                for label, base in targets:
+                    r = run_client(bench, base + name, op, min(a.block, rounds - done))
+                    us[label] += r['us']
+                    got[label] = r
+            for label, _ in targets:
+                results['rows'].append({'target': label, 'op': op, 'median_ms': median_ms(us[label]),
+                                        'p90_ms': p90_ms(us[label]), 'bytes': got[label]['bytes'],
+                                        'requests': got[label]['requests']})
         n = max(10, min(a.cgi_requests, 5000))
         if a.only != 'http':
             results['cgi'] = dict(cgi_rates(soukd, root, n), requests=n)

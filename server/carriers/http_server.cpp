@@ -153,16 +153,18 @@ public:
     bool write(std::string_view data) override {
         written_ += data.size();
         if (state_ == State::Head) {
-            head_.append(data);
+            // Only what can still be head is copied; the body that came
+            // with it is passed on as it is.
+            const size_t before = head_.size();
+            head_.append(data.substr(0, kMaxHead + 1 - std::min(before, kMaxHead)));
             size_t end = http1::head_length(head_);
             if (end == 0) {
                 if (head_.size() > kMaxHead) return fail();
                 return true;
             }
-            std::string rest = head_.substr(end);
             head_.resize(end);
             if (!send_head()) return false;
-            return rest.empty() || body(rest);
+            data.remove_prefix(end - before);
         }
         return body(data);
     }
@@ -181,7 +183,7 @@ public:
             return out_.write("\r\n") ? sent : -1;
         }
         if (state_ != State::Identity) return io::Sink::send_file(file, offset, n);  // through write()
-        if (!take(n)) return -1;
+        if (!take(n) || !flush_held()) return -1;
         int64_t sent = out_.send_file(file, offset, n);
         if (sent > 0) written_ += static_cast<uint64_t>(sent);
         return sent;
@@ -199,8 +201,8 @@ public:
             // line of the connection's next response.
             ended_ = true;
             held_ += "0\r\n\r\n";
-            if (!flush_held()) return false;
         }
+        if (!flush_held()) return false;  // the head of a bodiless answer, the last chunk
         return out_.finish();
     }
     bool closing() const { return close_; }
@@ -259,7 +261,10 @@ private:
         if (close_) out += "Connection: close\r\n";
         else if (req_.minor == 0) out += "Connection: keep-alive\r\n";
         out += "\r\n";
-        return out_.write(out);
+        // Held: it leaves with the first body bytes (one segment for a small
+        // answer), or at the end.
+        held_ = std::move(out);
+        return true;
     }
 
     static std::string chunk_size(uint64_t n) {
@@ -275,7 +280,12 @@ private:
     }
     bool body(std::string_view data) {
         if (data.empty() || state_ == State::None) return true;
-        if (state_ == State::Identity) return take(data.size()) && out_.write(data);
+        if (state_ == State::Identity) {
+            if (!take(data.size())) return false;
+            if (data.size() > kHoldChunk) return flush_held() && out_.write(data);
+            held_.append(data);
+            return flush_held();
+        }
         if (!flush_held()) return false;
         if (data.size() <= kHoldChunk) {
             // Held until the next write or the end, so that the body's
@@ -292,7 +302,7 @@ private:
     const http1::Head& req_;
     std::function<bool()> decide_close_;
     std::string head_;
-    std::string held_;  // a framed chunk not written yet
+    std::string held_;  // not written yet: the head (until body bytes come), a framed chunk
     State state_ = State::Head;
     int status_ = 0;
     bool close_ = false;

@@ -197,6 +197,7 @@ void serve_file(const ServerContext& server, const WebRequest& req, std::string_
         out.headers.emplace_back("Content-Range", range_text(ranges[0].first, ranges[0].second, size));
         out.pieces.push_back({{}, ranges[0].first, ranges[0].second});
         out.file = std::move(f);
+        out.store = ctx.store;
         return;
     }
     if (r == 1) {
@@ -210,6 +211,7 @@ void serve_file(const ServerContext& server, const WebRequest& req, std::string_
         }
         out.pieces.push_back({"\r\n--" + boundary + "--\r\n", 0, 0});
         out.file = std::move(f);
+        out.store = ctx.store;
         return;
     }
     out.status = 200;
@@ -229,6 +231,7 @@ void serve_file(const ServerContext& server, const WebRequest& req, std::string_
     }
     out.pieces.push_back({{}, 0, size});
     out.file = std::move(f);
+    out.store = ctx.store;
 }
 
 }  // namespace

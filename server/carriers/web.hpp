@@ -55,6 +55,7 @@ struct WebResponse {
         uint64_t offset = 0, length = 0;
     };
     OpenFile file;
+    Store* store = nullptr;  // the store chain `file` was opened through
     std::vector<Piece> pieces;
     bool head = false;  // HEAD: send the headers (and Content-Length) only
     // A smart request (status 200, headers set): the carrier streams the

@@ -18,9 +18,6 @@ namespace souk::server {
 namespace {
 
 
-// Ranges up to this size are copied into the output buffer (one write for
-// many small readv ranges); larger ones go out with sendfile.
-constexpr uint64_t kCopyThreshold = 128 * 1024;
 // Flush the output buffer beyond this size.
 constexpr size_t kFlushBytes = 1024 * 1024;
 // A generated body is made while it is sent: flush after its first piece
@@ -266,7 +263,7 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
         buf.reserve(buf.size() + total + reply.ranges.size() * kPartHeaderBytes + kTrailerBytes);
     }
     for (const auto& [offset, length] : reply.ranges) {
-        if (length <= kCopyThreshold) {
+        if (length <= kCopyRange) {
             size_t at = buf.size();
             proto::response::body_chunk_header(version, static_cast<uint32_t>(length), buf);
             size_t data_at = buf.size();
@@ -311,7 +308,7 @@ uint64_t file_reply_length(const ServerContext& ctx, int version, const Reply& r
     if (spans_ranges(ctx, reply, direct)) {
         parts = (total + kPartBytes - 1) / kPartBytes;
     } else {
-        for (const auto& r : reply.ranges) parts += r.second <= kCopyThreshold ? 1 : (r.second + kPartBytes - 1) / kPartBytes;
+        for (const auto& r : reply.ranges) parts += r.second <= kCopyRange ? 1 : (r.second + kPartBytes - 1) / kPartBytes;
     }
     return frame.size() + parts * one.size() + total;
 }
