@@ -126,6 +126,31 @@ public:
         }
         return true;
     }
+    // File bytes go out with sendfile, kOutRecord at a time behind their
+    // record header (docs/protocol/fastcgi.md#responses): no copy through
+    // user space. A record's padding leaves with the next header.
+    bool direct() const override { return true; }
+    int64_t send_file(int file, uint64_t offset, uint64_t n) override {
+        uint64_t sent = 0;
+        while (sent < n) {  // bounded: each pass sends one whole record or fails
+            const size_t k = static_cast<size_t>(std::min<uint64_t>(n - sent, kOutRecord));
+            const uint8_t pad = fcgi::padding_for(k);
+            fcgi::append_header(buf_, fcgi::Stdout, id_, static_cast<uint16_t>(k), pad);
+            if (!flush()) return -1;
+            const int64_t r = io_.stream().send_file(file, offset + sent, k, deadline_);
+            if (r != static_cast<int64_t>(k)) {
+                // A record's length already went out: it cannot be completed
+                // (the file shrank, or the web server went away).
+                if (r >= 0) errno = EIO;
+                return -1;
+            }
+            count(counters().bytes_out, k);
+            buf_.append(pad, '\0');
+            sent += k;
+            written_ += k;
+        }
+        return static_cast<int64_t>(sent);
+    }
     bool finish() override { return flush(); }
     // The end of STDOUT and END_REQUEST.
     bool end(uint32_t app_status) {

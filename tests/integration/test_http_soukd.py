@@ -120,6 +120,20 @@ class TestSoukdHttpWire(ServedMixin, hh.GoldenMixin, unittest.TestCase):
         d = subprocess.run(['zstd', '-d', '-c'], input=z.body, capture_output=True, timeout=30)
         self.assertEqual(d.returncode, 0, d.stderr)
         self.assertEqual(d.stdout, plain.body)
+        # File ranges are probed as a GET's file is: an incompressible file
+        # (a pack) goes out as it is, and a large one with a Content-Length
+        # known in advance (sent with sendfile), not chunked.
+        rand = os.urandom(600 * 1024)
+        with open(os.path.join(self.root, 'src', 'rand.bin'), 'wb') as f:
+            f.write(rand)
+        for name, ranges in ((b'get', None), (b'readv', b'0,10\n4096,300000\n500000,100\n')):
+            req = hh.V3([name, b'rand.bin'], body=ranges) if ranges else hh.V3([name, b'rand.bin'])
+            r = hh.smart_post(self.base, '/src/.bzr/smart', req, headers={'Accept-Encoding': 'zstd'})
+            self.assertIsNone(r.header('Content-Encoding'), name)
+            self.assertIsNone(r.header('Transfer-Encoding'), name)
+            self.assertEqual(r.header('Content-Length'), str(len(r.body)), name)
+            self.assertIn(rand if ranges is None else rand[4096:304096], r.body, name)
+            self.assertTrue(r.body.endswith(b'e'), name)  # the whole message, nothing after it
 
 
 class TestSoukdHttpWrites(hh.WritesMixin, hh.BrzPushMixin, unittest.TestCase):

@@ -265,3 +265,56 @@ TEST_CASE("StringSink: take() hands an empty sink the buffer itself, else append
     CHECK(buf.empty());
     CHECK(sink.written() == 300 * 1024 + 4);
 }
+
+namespace {
+// A sink that takes file bytes as send_file (direct), as a socket does.
+class DirectStringSink final : public io::Sink {
+public:
+    explicit DirectStringSink(std::string& out) : out_(out) {}
+    bool write(std::string_view data) override {
+        out_.append(data);
+        written_ += data.size();
+        return true;
+    }
+    bool direct() const override { return true; }
+
+private:
+    std::string& out_;
+};
+}  // namespace
+
+TEST_CASE("file_reply_length: the bytes write_reply writes for file ranges, known before sending") {
+    Root r;
+    const std::vector<std::vector<std::pair<uint64_t, uint64_t>>> shapes = {
+        {},                                   // an empty body
+        {{0, 100}},                           // one small range (copied)
+        {{10, 200000}},                       // one large range (sendfile)
+        {{0, 4096}, {8192, 4096}, {100000, 70000}, {200000, 4}},  // many: parts span ranges when direct
+        {{0, 300004}},                        // the whole file
+    };
+    for (int version : {1, 2, 3}) {
+        for (bool direct : {false, true}) {
+            for (const auto& ranges : shapes) {
+                Reply reply;
+                reply.args = {proto::Value("readv")};
+                reply.body_kind = Reply::Body::File;
+                REQUIRE(r.store->open_read("f", reply.file) == 0);
+                reply.ranges = ranges;
+                const uint64_t want = file_reply_length(r.ctx, version, reply, direct);
+                std::string wire, buf;
+                io::StringSink plain(wire);
+                DirectStringSink fast(wire);
+                io::Sink& sink = direct ? static_cast<io::Sink&>(fast) : plain;
+                REQUIRE(write_reply(r.ctx, sink, version, reply, buf, "f"));
+                CAPTURE(version);
+                CAPTURE(direct);
+                CAPTURE(ranges.size());
+                CHECK(want == wire.size());
+            }
+        }
+    }
+    Reply bytes;
+    bytes.body_kind = Reply::Body::Bytes;
+    bytes.body = "abc";
+    CHECK(file_reply_length(r.ctx, 3, bytes, true) == UINT64_MAX);
+}
