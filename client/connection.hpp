@@ -72,6 +72,9 @@ public:
     HttpCarrier* http() { return http_.get(); }
     // Why the last HTTP exchange failed (read_some returned -1), if it did.
     const std::optional<Error>& http_error() const { return http_error_; }
+    // Over HTTP, bytes of the answer still to come when its length is known
+    // (else 0): a hint to size the reply's body in one allocation.
+    uint64_t answer_left() const { return http_ ? http_->body_left() : 0; }
 
     // Write every byte of `data`, or -1 with errno (EPIPE, ECONNRESET,
     // ETIMEDOUT, ...). The deadline restarts every 1 MiB, so `idle` bounds

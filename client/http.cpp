@@ -550,6 +550,10 @@ Result<bool> HttpCarrier::begin_post(const std::string& path, std::string_view b
 
 Result<size_t> HttpCarrier::read_body(char* buf, size_t n) { return impl_->read_body(buf, n); }
 
+uint64_t HttpCarrier::body_left() const {
+    return impl_->framing == Impl::Framing::Length && !impl_->zstd ? impl_->left : 0;
+}
+
 Result<std::string> HttpCarrier::post(const std::string& path, std::string_view body) {
     auto r = begin_post(path, body);
     if (!r) return std::move(r).take_error();

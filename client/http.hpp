@@ -45,6 +45,9 @@ public:
     // Up to n bytes of the body being read (zstd removed): > 0, or 0 at its
     // end. Bounded by Options::max_response_body and Options::timeout.
     Result<size_t> read_body(char* buf, size_t n);
+    // Bytes of the current body still to come when its length is known
+    // (Content-Length, not compressed), else 0: a hint to size a buffer.
+    uint64_t body_left() const;
     // begin_post, then the whole body.
     Result<std::string> post(const std::string& path, std::string_view body);
     // GET `path` (escaped), with a Range header if `range` is not empty;

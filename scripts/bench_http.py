@@ -20,7 +20,7 @@ through nginx + fcgiwrap and nginx + FastCGI over one keep-alive connection.
 Prints a table of medians (ms) with ratios to nginx's multi-range GET, and
 writes everything to JSON (--json, default bench-http.json).
 
-  scripts/bench_http.py [--build build/normal] [--rounds 200] [--block 25] [--json FILE] [--only http|cgi]
+  scripts/bench_http.py [--build build/normal] [--rounds 200] [--block 25] [--client BIN] [--json FILE] [--only http|cgi]
 
 Targets take turns, --block rounds at a time, so that load from elsewhere
 on the machine falls on all of them alike.
@@ -111,6 +111,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--build', default=os.path.join(REPO, 'build', 'normal'))
     ap.add_argument('--rounds', type=int, default=200)
+    ap.add_argument('--client', help='the souk-bench-http to measure with (default: the build\'s), to compare '
+                    'servers of two builds through one client')
     ap.add_argument('--block', type=int, default=25, help='rounds per target before moving to the next (round-robin)')
     ap.add_argument('--cgi-requests', type=int, default=300)
     ap.add_argument('--json', default='bench-http.json')
@@ -119,7 +121,7 @@ def main():
     rounds = max(5, min(a.rounds, 5000))
     a.block = max(1, a.block)
     soukd = os.path.join(os.path.abspath(a.build), 'server', 'soukd')
-    bench = os.path.join(os.path.abspath(a.build), 'client', 'souk-bench-http')
+    bench = os.path.abspath(a.client) if a.client else os.path.join(os.path.abspath(a.build), 'client', 'souk-bench-http')
     for f in (soukd, bench):
         if not os.access(f, os.X_OK):
             raise SystemExit('%s is missing: build first (cmake + ninja, see README)' % f)

@@ -246,9 +246,20 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     // server frames the body (chunked or to EOF).
     std::string head = "Status: 200 OK\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
-    if (const uint64_t length = ex.length(out.direct()); length != UINT64_MAX)
-        head += "Content-Length: " + std::to_string(length) + "\r\n";
+    const uint64_t length = ex.length(out.direct());
+    if (length != UINT64_MAX) head += "Content-Length: " + std::to_string(length) + "\r\n";
     head += "\r\n";
+    // Head, message prefix, file bytes and suffix fill whole segments: the
+    // suffix does not leave alone behind the file (as nginx's tcp_nopush).
+    const bool cork = length != UINT64_MAX;
+    if (cork) out.cork(true);
+    struct Uncork {
+        io::Sink& s;
+        bool on;
+        ~Uncork() {
+            if (on) s.cork(false);
+        }
+    } uncork{out, cork};
     if (!out.write(head)) return false;
     // The pipeline finishes `out` after the reply (Pipeline::write_reply);
     // a second finish() would end soukd's chunked HTTP body twice.
