@@ -44,6 +44,23 @@ protected:
     uint64_t written_ = 0;
 };
 
+// Sink::cork for a scope, when `on`: many pieces leave in full segments.
+class CorkScope {
+public:
+    explicit CorkScope(Sink& s, bool on = true) : s_(s), on_(on) {
+        if (on_) s_.cork(true);
+    }
+    ~CorkScope() {
+        if (on_) s_.cork(false);
+    }
+    CorkScope(const CorkScope&) = delete;
+    CorkScope& operator=(const CorkScope&) = delete;
+
+private:
+    Sink& s_;
+    bool on_;
+};
+
 // A Stream with one deadline for the whole reply.
 class StreamSink final : public Sink {
 public:

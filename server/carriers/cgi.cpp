@@ -70,11 +70,7 @@ bool write_response(io::Sink& out, WebResponse& r) {
     // File ranges as the smart readv sends them (server/request/reply.cpp):
     // small ones copied behind their part heads into one buffer, large ones
     // with sendfile; the socket corked so the parts fill whole segments.
-    out.cork(true);
-    struct Uncork {
-        io::Sink& s;
-        ~Uncork() { s.cork(false); }
-    } uncork{out};
+    io::CorkScope corked(out);
     auto flush = [&] {
         bool ok = buf.empty() || out.write(buf);
         buf.clear();
@@ -251,15 +247,7 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     head += "\r\n";
     // Head, message prefix, file bytes and suffix fill whole segments: the
     // suffix does not leave alone behind the file (as nginx's tcp_nopush).
-    const bool cork = length != UINT64_MAX;
-    if (cork) out.cork(true);
-    struct Uncork {
-        io::Sink& s;
-        bool on;
-        ~Uncork() {
-            if (on) s.cork(false);
-        }
-    } uncork{out, cork};
+    io::CorkScope corked(out, length != UINT64_MAX);
     if (!out.write(head)) return false;
     // The pipeline finishes `out` after the reply (Pipeline::write_reply);
     // a second finish() would end soukd's chunked HTTP body twice.

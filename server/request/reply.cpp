@@ -232,11 +232,7 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
     if (spans_ranges(ctx, reply, out.direct())) {
         // Every range with sendfile, back to back, in parts of up to
         // kPartBytes that span ranges.
-        out.cork(true);
-        struct Uncork {
-            io::Sink& s;
-            ~Uncork() { s.cork(false); }
-        } uncork{out};
+        io::CorkScope corked(out);
         uint64_t part_left = 0, sent_total = 0;
         for (const auto& [offset, length] : reply.ranges) {
             for (uint64_t done = 0; done < length;) {  // bounded: each pass sends a piece or returns
