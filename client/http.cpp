@@ -26,6 +26,7 @@ constexpr size_t kMaxInterim = 8;               // 1xx responses skipped before 
 constexpr size_t kReadStep = 256 * 1024;        // one read of a head or a chunked or unframed body
 constexpr size_t kWriteStep = 1 << 20;          // one write of a request body
 constexpr size_t kJoinBody = 64 * 1024;         // a body up to this size goes in the head's write
+constexpr size_t kMaxDrain = 64 * 1024;         // an unread rest of a body skipped to keep the connection
 
 bool iequals(std::string_view a, std::string_view b) {
     if (a.size() != b.size()) return false;
@@ -324,8 +325,15 @@ void HttpCarrier::Impl::body_done() {
 
 Result<HttpReply> HttpCarrier::Impl::exchange(std::string_view method, const std::string& path,
                                               std::string_view extra_headers, std::string_view body) {
-    // The last body was not read to its end: what is left of it is in the
-    // way of the next answer.
+    // The last body was not read to its end (a smart client stops at the
+    // message's end, before the chunked body's last chunk): read what is
+    // left if it is little, else drop it with its connection.
+    for (size_t drained = 0; framing != Framing::None && framing != Framing::ToEof && drained < kMaxDrain;) {
+        if (!scratch) scratch = std::make_unique<char[]>(kReadStep);
+        auto k = read_framed(scratch.get(), kMaxDrain - drained);
+        if (!k || *k == 0) break;
+        drained += *k;
+    }
     if (framing != Framing::None) drop();
     where = origin + path;
     std::string req;
@@ -447,7 +455,7 @@ Result<size_t> HttpCarrier::Impl::read_framed(char* buf, size_t n) {
             }
             k = static_cast<size_t>(got);
         }
-        if (framing == Framing::Length) left -= k;
+        if (framing == Framing::Length && (left -= k) == 0) body_done();  // the caller may stop here
         return k;
     }
     case Framing::Chunked:

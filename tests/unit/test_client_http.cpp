@@ -223,6 +223,7 @@ TEST_CASE("a smart answer is read as it arrives, zstd decoded on the way, and it
         return std::string(size) + std::string(b) + "\r\n";
     };
     RawServer server([&](const Seen& r) {
+        if (r.body == "exact") return Answer{ok("0123456789")};
         if (r.body == "first")  // 100 bytes now, the rest 400 ms later
             return Answer{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk(plain.substr(0, 100)), false,
                           chunk(plain.substr(100)) + "0\r\n\r\n", 400};
@@ -249,6 +250,15 @@ TEST_CASE("a smart answer is read as it arrives, zstd decoded on the way, and it
     auto z = c.post("/.bzr/smart", "second");  // same connection: the first body ended exactly
     REQUIRE(z);
     CHECK(*z == plain);
+    // A caller that stops at its message's end, without the read that says
+    // the body ended, keeps the connection too.
+    for (const char* ask : {"exact", "second"}) {
+        REQUIRE(c.begin_post("/.bzr/smart", ask));
+        auto some = c.read_body(buf, 10);
+        REQUIRE(some);
+        CHECK(*some == 10);
+    }
+    REQUIRE(c.post("/.bzr/smart", "exact"));
     CHECK(server.connections() == 1);
     // A body left half read is dropped with its connection before the next request.
     REQUIRE(c.begin_post("/.bzr/smart", "first"));
