@@ -127,7 +127,7 @@ public:
         return true;
     }
     // File bytes go out with sendfile, kOutRecord at a time behind their
-    // record header (docs/protocol/fastcgi.md#responses): no copy through
+    // record header (docs/protocol/fastcgi.md#from-params-to-a-request): no copy through
     // user space. A record's padding leaves with the next header.
     bool direct() const override { return true; }
     int64_t send_file(int file, uint64_t offset, uint64_t n) override {
