@@ -183,7 +183,7 @@ public:
             return out_.write("\r\n") ? sent : -1;
         }
         if (state_ != State::Identity) return io::Sink::send_file(file, offset, n);  // through write()
-        if (!take(n) || !flush_held()) return -1;
+        if (!within_length(n) || !flush_held()) return -1;
         int64_t sent = out_.send_file(file, offset, n);
         if (sent > 0) written_ += static_cast<uint64_t>(sent);
         return sent;
@@ -220,7 +220,7 @@ private:
     // n more body bytes within the announced Content-Length: a body that
     // outgrows it (a file that changed while it was sent) ends the
     // connection rather than run into the next response.
-    bool take(uint64_t n) {
+    bool within_length(uint64_t n) {
         if (length_ == UINT64_MAX) return true;
         if (n > length_) return fail();
         length_ -= n;
@@ -281,7 +281,7 @@ private:
     bool body(std::string_view data) {
         if (data.empty() || state_ == State::None) return true;
         if (state_ == State::Identity) {
-            if (!take(data.size())) return false;
+            if (!within_length(data.size())) return false;
             if (data.size() > kHoldChunk) return flush_held() && out_.write(data);
             held_.append(data);
             return flush_held();
