@@ -253,7 +253,7 @@ bool write_reply(const ServerContext& ctx, io::Sink& out, int version, Reply& re
         return flush() || cancelled();
     }
     if (total <= kFlushBytes) {
-        // Copied whole into one buffer (each range below kCopyThreshold, or
+        // Copied whole into one buffer (each range up to kCopyRange, or
         // sent before it): room for it all at once, not grown by doubling
         // through ever larger copies, each page of which is a fresh fault.
         buf.reserve(buf.size() + total + reply.ranges.size() * kPartHeaderBytes + kTrailerBytes);
