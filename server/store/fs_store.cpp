@@ -400,6 +400,11 @@ bool FsStore::roll_back_locked(int dirfd, const char* name, int wfd, struct stat
             st.st_size = static_cast<off_t>(in.old);  // cannot repair here: hide the tail, keep the record
             return true;
         }
+        // A repair is not a write: the file keeps the time of its last
+        // real write (the dead appender's), so what ages files by mtime
+        // (upload/ leftovers) does not see it as new.
+        const struct timespec times[2] = {{0, UTIME_OMIT}, st.st_mtim};
+        ::futimens(wfd, times);
         count(counters().store_appends_rolled_back);
         SOUK_LOG(Info, "rolled back an append cut short by the death of its process (%llu -> %llu bytes, %s)",
                  static_cast<unsigned long long>(size), static_cast<unsigned long long>(in.old), name);

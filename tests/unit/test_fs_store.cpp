@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -274,6 +275,9 @@ TEST_CASE("fs_store: a dead appender's torn tail is rolled back by whatever touc
         FsStore s(tmp.path.string());
         REQUIRE(s.put("f", base, -1) == 0);
         const fs::path rec = leave_torn_append(tmp.path, "f", 600, 2000);
+        // The appender died an hour ago: the roll back keeps that time.
+        const struct timespec died[2] = {{0, UTIME_OMIT}, {::time(nullptr) - 3600, 0}};
+        REQUIRE(::utimensat(AT_FDCWD, (tmp.path / "f").c_str(), died, 0) == 0);
         std::string name = "f";
         uint64_t old = 0;
         FileInfo fi;
@@ -304,7 +308,12 @@ TEST_CASE("fs_store: a dead appender's torn tail is rolled back by whatever touc
             REQUIRE(s.unlink("f") == 0);
             continue;
         }
-        if (std::strcmp(toucher, "append") != 0) CHECK(slurp(tmp.path / name) == base);
+        if (std::strcmp(toucher, "append") != 0) {
+            CHECK(slurp(tmp.path / name) == base);
+            struct stat st;
+            REQUIRE(::stat((tmp.path / name).c_str(), &st) == 0);
+            CHECK(st.st_mtim.tv_sec == died[1].tv_sec);  // a repair is not a write
+        }
         CHECK(!fs::exists(rec));
         CHECK(temp_names(tmp.path).empty());
         REQUIRE(s.unlink(name) == 0);
