@@ -22,6 +22,11 @@ import harness
 from harness import BrzEnv, Server, make_tempdir, remove_tree, tree_files
 
 
+def _read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
 def _write(path, data):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, 'wb') as f:
@@ -94,7 +99,7 @@ class PushStreamTest(unittest.TestCase):
             counts[(kind, 'existing')] = r.hpss_calls
             self.check_served(os.path.join(root, 'pushed'), src)
             if kind == 'soukd':
-                log = open(r.log_path, 'rb').read()
+                log = _read(r.log_path)
                 self.assertIn(b'Repository.insert_stream_1.19', log)
         for what in ('new', 'existing'):
             harness.record_calls('soukd', 'tcp', 'push %s (stream)' % what, counts[('soukd', what)])
@@ -107,7 +112,7 @@ class PushStreamTest(unittest.TestCase):
         s = self.serve(root, limits={'upload-stale': 1})
         self.must(['push', s.url('b')], cwd=src)
         repo = os.path.join(root, 'b', '.bzr', 'repository')
-        before = open(os.path.join(repo, 'pack-names'), 'rb').read()
+        before = _read(os.path.join(repo, 'pack-names'))
         log_before = self.must(['log', os.path.join(root, 'b')]).stdout
         # A big, incompressible commit: the insert takes long enough to be caught.
         for i in range(6):
@@ -131,7 +136,7 @@ class PushStreamTest(unittest.TestCase):
         self.assertTrue(caught, 'the insert was not caught in progress')
         self.assertNotEqual(p.returncode, 0)
         # Readers see the repository as it was.
-        self.assertEqual(open(os.path.join(repo, 'pack-names'), 'rb').read(), before)
+        self.assertEqual(_read(os.path.join(repo, 'pack-names')), before)
         self.assertEqual(self.must(['log', os.path.join(root, 'b')]).stdout, log_before)
         self.must(['check', os.path.join(root, 'b')])
         leftovers = os.listdir(upload)
