@@ -11,11 +11,12 @@ build/*/client/souk-bench-http) reading the same files from
     configured from the shipped Debian files (scripts/deploy/debian/)
 
 for two operations: readv of 64 scattered 4 KiB ranges of a 16 MiB file, and
-whole-file reads of a 1 MiB file. Then CGI requests per second: `soukd cgi`
-answering a hello and a 64-range readv (from the shared cache) run directly
-(fork + exec + wait from Python, as a web server would) against the floor
-of running /bin/true the same way, and
-through nginx + fcgiwrap and nginx + FastCGI over one keep-alive connection.
+whole-file reads of a 1 MiB file. Then CGI requests: `soukd cgi` answering
+a hello and 64-range readvs (from the shared cache, and a 256 KiB one),
+each spawned as a web server runs a CGI program (body to its stdin pipe,
+its stdout pipe read to EOF, reaped), medians against the floor of running
+/bin/true the same way; and hellos per second through nginx + fcgiwrap and
+nginx + FastCGI over one keep-alive connection.
 
 Prints a table of medians (ms) with ratios to nginx's multi-range GET, and
 writes everything to JSON (--json, default bench-http.json).
@@ -61,37 +62,70 @@ def run_client(bench, url, op, rounds):
     return json.loads(p.stdout)
 
 
-def run_cgi(soukd, root, body, n, expect):
-    """Requests per second of `soukd cgi` answering `body` (a smart request
-    as the web server would pass it), run n times with fork + exec + wait
-    from Python, as a web server would."""
-    env = {'PATH': '/usr/bin:/bin', 'GATEWAY_INTERFACE': 'CGI/1.1', 'SOUK_ROOT': root,
-           'REQUEST_METHOD': 'POST', 'PATH_INFO': '/.bzr/smart', 'CONTENT_LENGTH': str(len(body))}
-    argv = [soukd, 'cgi'] if soukd else ['/bin/true']
-    t0 = time.monotonic()
-    for _ in range(n):
-        p = subprocess.run(argv, input=body, env=env, capture_output=True, timeout=30)
-        if soukd and not expect(p.stdout):
-            raise SystemExit('soukd cgi answered %r' % p.stdout[:300])
-    return n / (time.monotonic() - t0)
+def spawn_cgi(argv, env, body):
+    """One CGI request as a web server runs it: the program spawned with
+    the request's variables, the body written to its stdin pipe, its
+    stdout pipe read to EOF, then reaped. Returns (seconds, stdout)."""
+    t0 = time.perf_counter()
+    r, w = os.pipe()
+    ro, wo = os.pipe()
+    try:
+        pid = os.posix_spawn(argv[0], argv, env, file_actions=[
+            (os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_DUP2, wo, 1), (os.POSIX_SPAWN_DUP2, wo, 2),
+            (os.POSIX_SPAWN_CLOSE, w), (os.POSIX_SPAWN_CLOSE, ro)])
+    finally:
+        os.close(r)
+        os.close(wo)
+    try:
+        os.write(w, body)  # a request body fits the pipe
+    except BrokenPipeError:
+        pass  # /bin/true does not read it
+    os.close(w)
+    out = []
+    for _ in range(1 << 16):  # bounded: 64 Ki reads
+        chunk = os.read(ro, 1 << 20)
+        if not chunk:
+            break
+        out.append(chunk)
+    os.close(ro)
+    os.waitpid(pid, 0)
+    return time.perf_counter() - t0, b''.join(out)
 
 
-def cgi_rates(soukd, root, n):
-    """hello (v1) and a 64-range readv (v3) from the shared cache (warmed by
-    the first run), against the floor: /bin/true run the same way."""
+def cgi_times(soukd, root, n):
+    """Median wall times of CGI requests, in ms, each spawned as a web
+    server does (spawn_cgi), interleaved round by round so that load on
+    this shared machine lands on every row alike. The floor is /bin/true
+    run the same way; /bin/cat of a 256 KiB file is the floor plus a
+    reply's bytes through the pipe. readv: 64 ranges from the shared cache
+    (512 bytes each: gathered whole from the cache), and 64 x 4 KiB (a
+    256 KiB reply: streamed, with sendfile)."""
     import harness  # noqa: E402
-    ranges = b''.join(b'%d,4096\n' % (i * (256 << 10) + (i % 7) * 512) for i in range(64))
-    readv = harness.v3_request(['readv', 'big.bin'], body=ranges)
-    out = {}
-    out['fork_exec_true_per_s'] = run_cgi(None, root, b'hello\n', n, None)
-    out['soukd_cgi_hello_per_s'] = run_cgi(soukd, root, b'hello\n', n, lambda o: o.endswith(b'ok\x012\n'))
-    run_cgi(soukd, root, readv, 1, lambda o: b'readv' in o)  # the first fills the shared cache
-    out['soukd_cgi_readv_per_s'] = run_cgi(soukd, root, readv, n, lambda o: b'readv' in o and len(o) > 64 * 4096)
-    out['fork_exec_true_again_per_s'] = run_cgi(None, root, readv, n, None)
-    floor = statistics.mean([out['fork_exec_true_per_s'], out['fork_exec_true_again_per_s']])
-    out['hello_ratio_to_floor'] = floor / out['soukd_cgi_hello_per_s']
-    out['readv_ratio_to_floor'] = floor / out['soukd_cgi_readv_per_s']
-    return out
+    env = {'PATH': '/usr/bin:/bin', 'GATEWAY_INTERFACE': 'CGI/1.1', 'SOUK_ROOT': root,
+           'REQUEST_METHOD': 'POST', 'PATH_INFO': '/.bzr/smart'}
+    spread = lambda i: i * (256 << 10) + (i % 7) * 512  # noqa: E731
+    small = harness.v3_request(['readv', 'big.bin'], body=b''.join(b'%d,512\n' % spread(i) for i in range(64)))
+    large = harness.v3_request(['readv', 'big.bin'], body=b''.join(b'%d,4096\n' % spread(i) for i in range(64)))
+    reply = os.path.join(root, 'reply-256k.bin')
+    with open(reply, 'wb') as f:
+        f.write(os.urandom(256 << 10))
+    rows = [  # (key, argv, body, check of the output)
+        ('true', ['/bin/true'], b'hello\n', lambda o: o == b''),
+        ('cat_256k', ['/bin/cat', reply], b'hello\n', lambda o: len(o) == 256 << 10),
+        ('hello', [soukd, 'cgi'], b'hello\n', lambda o: o.endswith(b'ok\x012\n')),
+        ('readv_64x512_cached', [soukd, 'cgi'], small, lambda o: b'readv' in o and len(o) > 64 * 512),
+        ('readv_64x4k', [soukd, 'cgi'], large, lambda o: b'readv' in o and len(o) > 64 * 4096),
+    ]
+    times = {key: [] for key, _, _, _ in rows}
+    for i in range(n + 1):  # the first round fills the shared cache and is not counted
+        for key, argv, body, ok in rows:
+            t, out = spawn_cgi(argv, dict(env, CONTENT_LENGTH=str(len(body))), body)
+            if not ok(out):
+                raise SystemExit('%s answered %r' % (' '.join(argv), out[:300]))
+            if i:
+                times[key].append(t)
+    med = {key: statistics.median(v) * 1e3 for key, v in times.items()}
+    return {'median_ms': med, 'ratio_to_floor': {key: m / med['true'] for key, m in med.items()}}
 
 
 def nginx_cgi_rate(port, n, path='/.bzr/smart'):
@@ -184,7 +218,7 @@ def main():
                                         'requests': got[label]['requests']})
         n = max(10, min(a.cgi_requests, 5000))
         if a.only != 'http':
-            results['cgi'] = dict(cgi_rates(soukd, root, n), requests=n)
+            results['cgi'] = dict(cgi_times(soukd, root, n), requests=n)
             results['cgi'].update({
                 'nginx_fcgiwrap_soukd_cgi_per_s': nginx_cgi_rate(nginx.port, n),
                 'nginx_fastcgi_soukd_per_s': nginx_cgi_rate(deb_nginx.port, n),
@@ -217,11 +251,15 @@ def finish(results, path):
     c = results['cgi']
     if not c:
         return write(results, path)
-    print('CGI, fork+exec+wait from Python: /bin/true %.0f req/s (the floor); soukd cgi hello %.0f req/s '
-          '(%.2fx the floor), 64-range readv from the shared cache %.0f req/s (%.2fx the floor); '
-          'hello through nginx + fcgiwrap %.0f req/s' % (
-              c['fork_exec_true_per_s'], c['soukd_cgi_hello_per_s'], c['hello_ratio_to_floor'],
-              c['soukd_cgi_readv_per_s'], c['readv_ratio_to_floor'], c['nginx_fcgiwrap_soukd_cgi_per_s']))
+    labels = {'true': '/bin/true (the floor)', 'cat_256k': '/bin/cat of 256 KiB (floor + a reply\'s bytes)',
+              'hello': 'soukd cgi: hello', 'readv_64x512_cached': 'soukd cgi: readv 64 x 512 B, shared cache',
+              'readv_64x4k': 'soukd cgi: readv 64 x 4 KiB, sendfile'}
+    print('CGI requests spawned as a web server does (body to stdin, stdout read to EOF, reaped), '
+          'medians of %d interleaved rounds:' % c['requests'])
+    print('%-48s %10s %9s' % ('program', 'median ms', 'x floor'))
+    for key, label in labels.items():
+        print('%-48s %10.3f %9.2f' % (label, c['median_ms'][key], c['ratio_to_floor'][key]))
+    print('hello through nginx + fcgiwrap: %.0f req/s' % c['nginx_fcgiwrap_soukd_cgi_per_s'])
     print('FastCGI hello over one keep-alive HTTP connection: nginx > soukd --fastcgi %.0f req/s, '
           'apache > soukd --fastcgi %.0f req/s' % (c['nginx_fastcgi_soukd_per_s'], c['apache_fastcgi_soukd_per_s']))
     write(results, path)

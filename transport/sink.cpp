@@ -39,8 +39,11 @@ int64_t StreamSink::send_file(int file, uint64_t offset, uint64_t n) {
 }
 
 void StreamSink::cork(bool on) {
+    if (!corks_) return;
     int v = on ? 1 : 0;
-    ::setsockopt(s_.out_fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v);  // fails harmlessly on pipes
+    // Not a TCP socket (a CGI's pipe, a unix socket): no cork, and no
+    // more tries.
+    if (::setsockopt(s_.out_fd(), IPPROTO_TCP, TCP_CORK, &v, sizeof v) != 0) corks_ = false;
 }
 
 bool StringSink::write(std::string_view data) {

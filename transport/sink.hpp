@@ -73,6 +73,7 @@ public:
 private:
     Stream& s_;
     Deadline deadline_;
+    bool corks_ = true;  // false once TCP_CORK failed: not a TCP socket
 };
 
 // Appends to a string (tests, and replies small enough to send whole).

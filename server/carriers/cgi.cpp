@@ -1,6 +1,7 @@
 #include "server/carriers/cgi.hpp"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -230,7 +231,8 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     }
     ex.end();
     if (ex.zstd()) r.headers.emplace_back("Content-Encoding", "zstd");
-    if (ex.small()) {
+    const uint64_t length = ex.length(out.direct());
+    if (ex.small() && (length == UINT64_MAX || length <= gw.inline_file)) {
         // Small enough to answer with a Content-Length.
         io::StringSink s(r.body);
         if (!ex.write(s)) return refuse(500, "the file changed while it was read; try again");
@@ -242,8 +244,9 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     // server frames the body (chunked or to EOF).
     std::string head = "Status: 200 OK\r\n";
     for (const auto& [k, v] : r.headers) head += k + ": " + v + "\r\n";
-    const uint64_t length = ex.length(out.direct());
     if (length != UINT64_MAX) head += "Content-Length: " + std::to_string(length) + "\r\n";
+    if (gw.out_pipe >= 0 && length != UINT64_MAX)  // not a pipe, or past the user's pipe quota: stays as it is
+        ::fcntl(gw.out_pipe, F_SETPIPE_SZ, static_cast<int>(std::min(length, kCgiPipeMax)));
     head += "\r\n";
     // Head, message prefix, file bytes and suffix fill whole segments: the
     // suffix does not leave alone behind the file (as nginx's tcp_nopush).
@@ -260,6 +263,8 @@ int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
     io::StreamSink out(io, io::after_seconds(ctx.params.write_timeout));
     GatewayOptions gw;
     gw.body_timeout = ctx.params.cgi_read_timeout;
+    gw.inline_file = kCgiInlineFile;
+    gw.out_pipe = STDOUT_FILENO;
     return serve_gateway(ctx, opts, gw, req, out) ? 0 : 1;
 }
 

@@ -51,7 +51,22 @@ struct GatewayOptions {
     // The deadline for reading the whole body, in seconds.
     double body_timeout = 30;
     const char* carrier = "cgi";  // names the carrier in logs and access lines
+    // A file reply (get, readv) longer than this, in bytes, streams with
+    // its Content-Length (large ranges with sendfile) instead of being
+    // gathered whole first. A persistent process gathers into warm buffers;
+    // a CGI process's buffers are all fresh pages, each a page fault, so
+    // it gathers at most what one pipe buffer holds (kCgiInlineFile).
+    uint64_t inline_file = SmartExchange::kInlineReply;
+    // CGI: stdout, a pipe grown to hold a streamed reply of a known length
+    // (up to kCgiPipeMax), so the process writes it and exits without
+    // waiting for the web server to read each 64 KiB. -1: none.
+    int out_pipe = -1;
 };
+// A CGI process gathers at most one default pipe buffer (64 KiB).
+inline constexpr uint64_t kCgiInlineFile = 64 * 1024;
+// The most a CGI process grows its stdout pipe to: Linux's default
+// pipe-max-size, what an unprivileged process may ask for.
+inline constexpr uint64_t kCgiPipeMax = 1024 * 1024;
 
 // Answer `req` on `out`: a `Status:` line, headers, the body. Returns false
 // when the response could not be written whole.

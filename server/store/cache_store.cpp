@@ -40,13 +40,23 @@ bool file_key(int fd, FileKey& out) {
     return true;
 }
 
+// The key reads of `f` look up: its identity when it was opened
+// (OpenFile::info), so a readv of many ranges costs one fstat, not one per
+// range. Hits are then the file's bytes as it was opened; a miss checks
+// the identity afresh before it caches what it read (CacheStore::pread).
+bool open_key(const OpenFile& f, FileKey& out) {
+    if (f.info.dev == 0 && f.info.ino == 0) return file_key(f.fd.get(), out);  // not from open_read
+    out = FileKey{f.info.dev, f.info.ino, f.info.size, f.info.mtime_ns, f.info.ctime_ns};
+    return true;
+}
+
 bool unsettled(const FileKey& k, int64_t settle_ns) {
     return now_real_ns() - std::max(k.mtime_ns, k.ctime_ns) < settle_ns;
 }
 
 ssize_t CacheStore::pread(OpenFile& f, char* buf, size_t n, uint64_t offset) {
     FileKey key;
-    if (n == 0 || !file_key(f.fd.get(), key) || offset >= key.size) {
+    if (n == 0 || !open_key(f, key) || offset >= key.size) {
         ssize_t r = next().pread(f, buf, n, offset);
         if (r > 0) next().note_read(f, offset, static_cast<uint64_t>(r));
         return r;
