@@ -84,7 +84,6 @@ namespace souk::server {
       "readahead: largest window (it starts at 64 KiB and doubles on sequential reads)")                  \
     X(readahead_queue, "readahead-queue", Count, 8, 1, 1024,                                                \
       "readahead: prefetch commands queued per connection (the oldest is dropped beyond)")                 \
-    X(readahead_pool, "readahead-pool", Count, 2, 1, 64, "readahead: prefetch threads shared by HTTP requests") \
     X(slow_read_delay, "slow-read-delay", Seconds, 0, 0, 10,                                                \
       "benchmarks: sleep this long before every filesystem read, like nbdkit's delay filter (0: off)")     \
     X(workers, "workers", Count, 32, 1, 4096,                                                               \

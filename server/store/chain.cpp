@@ -58,8 +58,6 @@ ChainParts::ChainParts(std::shared_ptr<ChainShared> s, Prefetcher::Mode ra_mode)
         cfg.mode = ra_mode;
         cfg.max_window = static_cast<uint64_t>(p.readahead_max);
         cfg.queue = static_cast<size_t>(p.readahead_queue);
-        cfg.threads = static_cast<unsigned>(p.readahead_pool);
-        cfg.files = ra_mode == Prefetcher::Mode::Pool ? 64 : 8;
         cfg.settle_seconds = p.cache_settle;
         prefetcher = std::make_unique<Prefetcher>(cfg, below, cache);
         add(std::make_unique<ReadaheadStore>(*cur, *prefetcher, cache == nullptr));
@@ -73,7 +71,7 @@ ChainParts::~ChainParts() { prefetcher.reset(); }
 
 StoreChain::StoreChain(const Params& params, const std::string& root, ChainMode mode)
     : ChainParts(std::make_shared<ChainShared>(params, root, mode),
-                 mode == ChainMode::Cgi ? Prefetcher::Mode::Advise : Prefetcher::Mode::Pool),
+                 mode == ChainMode::Cgi ? Prefetcher::Mode::Advise : Prefetcher::Mode::Connection),
       StoreLayer(*ChainParts::top) {
     if (!valid()) return;
     const Params& p = shared->params;

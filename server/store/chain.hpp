@@ -9,10 +9,12 @@
 // sees this process. Each layer checks its preconditions here and logs how
 // to fix what stops it from helping (docs/conventions.md#start-up-explains-itself).
 //
-// for_connection() gives a stream connection its own chain (its own
-// readahead thread) sharing the filesystem, the segment and the cache;
-// the root chain serves the HTTP carrier (a shared prefetch pool) and CGI
-// (posix_fadvise hints; no thread outlives the request).
+// for_connection() gives each worker of the waiter (bzr://, HTTP,
+// FastCGI) and each --inet connection its own chain (its own readahead
+// thread) sharing the filesystem, the segment and the cache. The root
+// chain serves CGI (posix_fadvise hints; no thread outlives the request);
+// in a daemon it has a readahead thread of its own only if something
+// reads through it outside a connection (tests do).
 #pragma once
 
 #include <memory>
@@ -29,7 +31,7 @@
 namespace souk::server {
 
 enum class ChainMode {
-    Daemon,  // stream carriers (per-connection readahead) and HTTP (shared pool)
+    Daemon,  // carriers with connections: per-connection (per-worker) readahead
     Cgi,     // one request per process: no threads, fadvise hints
 };
 

@@ -25,8 +25,6 @@ Prefetcher::Prefetcher(const Config& cfg, Store& below, RangeCache* cache)
     : cfg_(cfg), below_(below), cache_(cfg.mode == Mode::Advise ? nullptr : cache) {
     std::lock_guard<std::mutex> reg(g_registry_mu);
     g_registry.push_back(this);
-    if (cfg_.mode == Mode::Connection) cfg_.threads = 1;
-    cfg_.threads = std::max(1u, cfg_.threads);
     cfg_.queue = std::max<size_t>(1, cfg_.queue);
     cfg_.files = std::max<size_t>(1, cfg_.files);
     cfg_.min_window = std::max<uint64_t>(4096, cfg_.min_window);
@@ -184,7 +182,7 @@ void Prefetcher::queue_locked(const OpenFile& f, uint64_t offset, uint64_t lengt
                 ++it;
             }
         }
-        if (workers_.size() < cfg_.threads) {
+        if (workers_.empty()) {  // one thread per chain
             auto w = std::make_unique<Worker>();
             try {
                 w->thread = std::thread(&Prefetcher::worker_main, this, w.get());

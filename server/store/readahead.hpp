@@ -20,11 +20,10 @@
 //    file in every chain of the process and wait (bounded, in practice one
 //    read) until no running prefetch holds it, so readahead never holds a
 //    file the client asked to remove or replace.
-//  * Modes: Connection (one thread per stream connection, started on first
-//    use, gone after a few idle seconds so a parked connection costs no
-//    thread, joined on close), Pool (a bounded shared pool for the HTTP
-//    carrier), Advise (CGI, or no range cache to fill: the hint becomes
-//    posix_fadvise(POSIX_FADV_WILLNEED) at once, no thread).
+//  * Modes: Connection (one thread per chain, started on first use, gone
+//    after a few idle seconds so a parked connection costs no thread,
+//    joined on close), Advise (CGI, or no range cache to fill: the hint
+//    becomes posix_fadvise(POSIX_FADV_WILLNEED) at once, no thread).
 #pragma once
 
 #include <atomic>
@@ -44,13 +43,12 @@ namespace souk::server {
 
 class Prefetcher {
 public:
-    enum class Mode { Connection, Pool, Advise };
+    enum class Mode { Connection, Advise };
     struct Config {
         Mode mode = Mode::Connection;
         uint64_t min_window = 64 * 1024;
         uint64_t max_window = 4ull << 20;
         size_t queue = 8;           // commands waiting, at most
-        unsigned threads = 1;       // Pool: most threads (Connection: always 1)
         size_t files = 8;           // files whose window is remembered (LRU)
         double settle_seconds = 0.05;
         double idle_exit_seconds = 2;  // a worker idle this long exits (restarted on demand)
