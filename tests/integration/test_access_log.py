@@ -62,6 +62,17 @@ def read_text(path):
         return f.read()
 
 
+def by_request(lines):
+    """The parsed records of `lines` keyed by (verb, path): each request's
+    line is written when it ends, so requests on different connections (or
+    workers) may log in either order."""
+    recs = {}
+    for ln in lines:
+        rec = parse(ln)
+        recs[(rec['verb'], rec['path'])] = rec
+    return recs
+
+
 def read_lines(path, want, timeout=5):
     """The access log's lines once it has `want` of them (bounded wait)."""
     deadline = time.monotonic() + timeout
@@ -121,7 +132,8 @@ class AccessLog(unittest.TestCase):
             lines = read_lines(log, 2)
         finally:
             srv.stop()
-        ok, missing = parse(lines[0]), parse(lines[1])
+        recs = by_request(lines)
+        ok, missing = recs[('get', 'trunk/a file')], recs[('get', 'trunk/missing')]
         self.check(ok, 'tcp', '127.0.0.1:%d' % local_port, None, '3', 'get', 'trunk/a file', 'ok', t0)
         self.assertGreater(ok['bytes_in'], 20)
         self.assertGreater(ok['bytes_out'], 10)  # the file's 10 bytes and the framing
@@ -223,7 +235,8 @@ class AccessLog(unittest.TestCase):
             text = srv.log_text()
         finally:
             srv.stop()
-        smart, get, missing = (parse(x) for x in lines)
+        recs = by_request(lines)
+        smart, get, missing = recs[('get', 'a file')], recs[('GET', '/trunk/a file')], recs[('GET', '/trunk/nothing')]
         self.assertRegex(smart['peer'], r'^127\.0\.0\.1:\d+$')
         self.check(smart, 'http', smart['peer'], None, '3', 'get', 'a file', 'ok', t0)
         self.assertEqual(smart['bytes_in'], len(body))
