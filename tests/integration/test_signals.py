@@ -66,6 +66,13 @@ class SignalsBase(unittest.TestCase):
     def refused(self):
         return harness.soukd_counters(self.root)['connections_refused']
 
+    def why_closed(self):
+        """What a failed assertion about an open connection should show."""
+        c = harness.soukd_counters(self.root)
+        return 'soukd alive: %s; idle_reclaimed %d, connections_refused %d, tcp_conns_live %d\n%s' % (
+            self.server.alive(), c['idle_reclaimed'], c['connections_refused'], c['tcp_conns_live'],
+            self.server.log())
+
 
 class Hup(SignalsBase):
 
@@ -102,15 +109,15 @@ class Hup(SignalsBase):
                                            5), self.server.log())
         # Two more now fit beside the first, which HUP left open.
         for _ in range(2):
-            self.assertTrue(harness.hello_ok(self.connect()), self.server.log())
-        self.assertTrue(harness.hello_ok(first))
+            self.assertTrue(harness.hello_ok(self.connect()), self.why_closed())
+        self.assertTrue(harness.hello_ok(first), self.why_closed())
         self.assertEqual(self.refused(), refused + 1)
         self.assertEqual(harness.usable_or_closed(self.connect()), 'closed')
         # HUP again with the same file: nothing to change, still alive.
         self.server.proc.send_signal(signal.SIGHUP)
         self.assertTrue(harness.wait_until(lambda: 're-read: 0 changes applied' in self.server.log(), 5),
                         self.server.log())
-        self.assertTrue(harness.hello_ok(first))
+        self.assertTrue(harness.hello_ok(first), self.why_closed())
 
 
 class Term(SignalsBase):
