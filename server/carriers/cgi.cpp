@@ -231,7 +231,11 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
     }
     ex.end();
     if (ex.zstd()) r.headers.emplace_back("Content-Encoding", "zstd");
-    const uint64_t length = ex.length(out.direct());
+    // The length of a file reply (UINT64_MAX: not one, or compressed), worked
+    // out only where it decides something: a streamed reply's head, or CGI's
+    // lower limit for gathering a file reply whole.
+    const bool file_limit = gw.inline_file < SmartExchange::kInlineReply;
+    const uint64_t length = !ex.small() || file_limit ? ex.length(out.direct()) : UINT64_MAX;
     if (ex.small() && (length == UINT64_MAX || length <= gw.inline_file)) {
         // Small enough to answer with a Content-Length.
         io::StringSink s(r.body);

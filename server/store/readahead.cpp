@@ -37,18 +37,17 @@ Prefetcher::~Prefetcher() {
         std::lock_guard<std::mutex> reg(g_registry_mu);
         g_registry.erase(std::remove(g_registry.begin(), g_registry.end(), this), g_registry.end());
     }
-    std::vector<std::unique_ptr<Worker>> workers;
+    std::unique_ptr<Worker> worker;
     {
         std::lock_guard<std::mutex> lock(mu_);
         quit_ = true;
         if (!queue_.empty()) count(counters().readahead_dropped, queue_.size());
         queue_.clear();
         cancel_gen_.fetch_add(1);
-        workers.swap(workers_);
+        worker.swap(worker_);
     }
     work_cv_.notify_all();
-    for (auto& w : workers)
-        if (w->thread.joinable()) w->thread.join();
+    if (worker && worker->thread.joinable()) worker->thread.join();
 }
 
 Prefetcher::Window& Prefetcher::window_locked(const FileInfo& info) {
@@ -172,21 +171,18 @@ void Prefetcher::queue_locked(const OpenFile& f, uint64_t offset, uint64_t lengt
     c.length = length;
     queue_.push_back(std::move(c));
     count(ctr.readahead_issued);
-    // A worker: wake an idle one, else start one (reaping those that exited).
+    // The chain's one thread: wake it if it waits, else start it (joining
+    // it first if it left when idle).
     if (waiting_ == 0) {
-        for (auto it = workers_.begin(); it != workers_.end();) {
-            if ((*it)->exited) {
-                (*it)->thread.join();  // it has left its loop; joining is immediate
-                it = workers_.erase(it);
-            } else {
-                ++it;
-            }
+        if (worker_ && worker_->exited) {
+            worker_->thread.join();  // it has left its loop; joining is immediate
+            worker_.reset();
         }
-        if (workers_.empty()) {  // one thread per chain
+        if (!worker_) {
             auto w = std::make_unique<Worker>();
             try {
                 w->thread = std::thread(&Prefetcher::worker_main, this, w.get());
-                workers_.push_back(std::move(w));
+                worker_ = std::move(w);
             } catch (const std::system_error& e) {
                 // No thread (resource limits): this prefetch is dropped; reads still work.
                 SOUK_LOG(Warn, "readahead: cannot start a thread: %s", e.what());
@@ -313,9 +309,7 @@ uint64_t Prefetcher::window_of(uint64_t dev, uint64_t ino) {
 
 size_t Prefetcher::threads_alive() {
     std::lock_guard<std::mutex> lock(mu_);
-    size_t n = 0;
-    for (const auto& w : workers_) n += !w->exited;
-    return n;
+    return worker_ && !worker_->exited ? 1 : 0;
 }
 
 // ---- the layer ----

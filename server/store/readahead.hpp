@@ -30,6 +30,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <span>
 #include <thread>
@@ -115,7 +116,7 @@ private:
     std::condition_variable work_cv_, idle_cv_;
     std::deque<Command> queue_;
     std::vector<Window> windows_;
-    std::vector<std::unique_ptr<Worker>> workers_;
+    std::unique_ptr<Worker> worker_;  // the one thread (null until the first prefetch)
     uint64_t stamp_ = 0;
     size_t busy_ = 0, waiting_ = 0;
     std::vector<std::pair<uint64_t, uint64_t>> running_;  // (dev, ino) of the prefetches running now
