@@ -471,7 +471,11 @@ void Waiter::accept_all() {
                 ::close(fd);
                 continue;
             }
+            // The gauges move with live_, under its lock: a reader that sees
+            // the connection counted also sees it live, until close_conn.
             ++live_;
+            count(counters().connections_accepted);
+            gauge(counters().tcp_conns_live, 1);
         }
         int one = 1;
         ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -479,8 +483,6 @@ void Waiter::accept_all() {
         Conn* c = ::new (mem) Conn{};
         c->stream = io::Stream(io::Fd(fd));
         peer_name(fd, c->peer, sizeof c->peer);
-        count(counters().connections_accepted);
-        gauge(counters().tcp_conns_live, 1);
         SOUK_LOG(Debug, "%s: connected", c->peer);
         std::lock_guard<std::mutex> lock(mu_);
         c->all_next = all_;

@@ -903,6 +903,15 @@ def soukd_counters(root):
     return soukd_stats(root)['counters']
 
 
+def wait_probe_gone(root, timeout=5):
+    """Wait until soukd has accepted and closed the start-up probe
+    connection (and any other), so a test counting against
+    --max-connections starts from none. Accepted first: before soukd
+    accepts the probe, no connection is live either. True when it has."""
+    return (wait_until(lambda: soukd_counters(root)['connections_accepted'] >= 1, timeout)
+            and wait_until(lambda: soukd_counters(root)['tcp_conns_live'] == 0, timeout))
+
+
 # ---------------------------------------------------------------------------
 # TCP server
 

@@ -85,7 +85,7 @@ class FastcgiBase(unittest.TestCase):
 
     def setUp(self):
         # The start-up probe and the previous case's connections are gone.
-        ok = wait_until(lambda: soukd_counters(self.root)['tcp_conns_live'] == 0, timeout=10, interval=0.05)
+        ok = harness.wait_probe_gone(self.root, timeout=10)
         self.assertTrue(ok, soukd_counters(self.root))
 
     def connect(self):

@@ -196,8 +196,7 @@ class DescriptorLimit(unittest.TestCase):
         return None
 
     def check_cap(self, cap):
-        # The harness's start-up probe has gone.
-        harness.wait_until(lambda: harness.soukd_counters(self.root)['tcp_conns_live'] == 0, 5)
+        self.assertTrue(harness.wait_probe_gone(self.root), self.server.log())
         refused0 = harness.soukd_counters(self.root)['connections_refused']
         for _ in range(cap):  # bounded: cap connections
             c = self.server.connect()

@@ -54,8 +54,7 @@ class SignalsBase(unittest.TestCase):
 
     def start(self, limits):
         self.server = harness.Server(self.root, limits=limits).start()
-        # The harness's start-up probe has gone.
-        harness.wait_until(lambda: harness.soukd_counters(self.root)['tcp_conns_live'] == 0, 5)
+        self.assertTrue(harness.wait_probe_gone(self.root), self.server.log())
         return self.server
 
     def connect(self):

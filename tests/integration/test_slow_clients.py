@@ -182,8 +182,8 @@ class TestIdleReclaim(SlowClientsBase):
     limits = {'max-connections': CAP, 'idle-reclaim-age': AGE}
 
     def setUp(self):
-        # The previous case's connections are gone.
-        ok = wait_until(lambda: soukd_counters(self.root)['tcp_conns_live'] == 0, timeout=10, interval=0.05)
+        # The start-up probe and the previous case's connections are gone.
+        ok = harness.wait_probe_gone(self.root, timeout=10)
         self.assertTrue(ok, soukd_counters(self.root))
 
     def test_idle_connections_closed_oldest_first_for_new_clients(self):
