@@ -28,6 +28,10 @@ public:
     }
     // Whether send_file() sends without a copy through user space.
     virtual bool direct() const { return false; }
+    // Whether the process behind this sink serves one request and exits
+    // (CGI): every page of a buffer it copies into is then a first-touch
+    // fault, so a direct sink gets even small file ranges with send_file.
+    virtual bool one_shot() const { return false; }
     // Send n bytes of `file` from `offset`: the bytes sent (fewer than n: the
     // file ended early) or -1 with errno. Without direct(), the default
     // reads and writes through a buffer.
@@ -64,15 +68,18 @@ private:
 // A Stream with one deadline for the whole reply.
 class StreamSink final : public Sink {
 public:
-    StreamSink(Stream& s, Deadline deadline) : s_(s), deadline_(deadline) {}
+    StreamSink(Stream& s, Deadline deadline, bool one_shot = false)
+        : s_(s), deadline_(deadline), one_shot_(one_shot) {}
     bool write(std::string_view data) override;
     bool direct() const override { return true; }
+    bool one_shot() const override { return one_shot_; }
     int64_t send_file(int file, uint64_t offset, uint64_t n) override;
     void cork(bool on) override;
 
 private:
     Stream& s_;
     Deadline deadline_;
+    bool one_shot_;
     bool corks_ = true;  // false once TCP_CORK failed: not a TCP socket
 };
 

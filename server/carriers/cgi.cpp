@@ -264,7 +264,7 @@ bool serve_gateway(const ServerContext& ctx, const WebOptions& opts, const Gatew
 int run_cgi(const ServerContext& ctx, const WebOptions& opts) {
     io::Stream io(STDIN_FILENO, STDOUT_FILENO, false);
     EnvRequest req(io);
-    io::StreamSink out(io, io::after_seconds(ctx.params.write_timeout));
+    io::StreamSink out(io, io::after_seconds(ctx.params.write_timeout), /*one_shot=*/true);
     GatewayOptions gw;
     gw.body_timeout = ctx.params.cgi_read_timeout;
     gw.inline_file = kCgiInlineFile;
