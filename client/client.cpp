@@ -427,26 +427,17 @@ Status Client::readv_each(std::string_view path, std::span<const Range> ranges,
         }
         return {};
     }
-    auto assembly_error = [&](Status st) {
-        Error e = std::move(st).take_error();
-        e.path = t.shown;
-        if (e.kind == ErrorKind::ShortReadv) e.message = e.message + ": " + t.shown;
-        return e;
-    };
     for (size_t i = 0; i < plan->requests.size(); ++i) {
         std::string body = encode_readv_body(plan->requests[i]);
-        // The reply's bytes go to the ranges as they arrive, not through a
-        // buffer of the whole reply.
-        Status fed;
-        const BodySink into_ranges = [&](std::string_view chunk) {
-            fed = assembler.add(i, chunk);
-            return fed.ok();
-        };
-        auto r = exchange(info(Verb::readv), {"readv", t.wire}, body, &into_ranges, t.shown);
-        if (!fed) return assembly_error(std::move(fed));
+        auto r = exchange(info(Verb::readv), {"readv", t.wire}, body, nullptr, t.shown);
         if (!r) return std::move(r).take_error();
         if (!is_word(r->args, 0, "readv")) return unexpected("readv", r->args, t.shown);
-        if (auto st = assembler.end_reply(i); !st) return assembly_error(std::move(st));
+        if (auto st = assembler.add_reply(i, r->body); !st) {
+            Error e = std::move(st).take_error();
+            e.path = t.shown;
+            if (e.kind == ErrorKind::ShortReadv) e.message = e.message + ": " + t.shown;
+            return e;
+        }
     }
     if (auto st = assembler.finish(); !st) {
         Error e = std::move(st).take_error();
@@ -458,8 +449,8 @@ Status Client::readv_each(std::string_view path, std::span<const Range> ranges,
 
 Result<std::vector<std::string>> Client::readv(std::string_view path, std::span<const Range> ranges) {
     std::vector<std::string> out(ranges.size());
-    auto st = readv_each(path, ranges, [&](size_t i, std::string& data) {
-        out[i] = std::move(data);
+    auto st = readv_each(path, ranges, [&](size_t i, std::string_view data) {
+        out[i].assign(data);
         return true;
     });
     if (!st) return std::move(st).take_error();

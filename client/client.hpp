@@ -102,9 +102,7 @@ public:
     // ShortReadv if a range goes past the end of the file.
     Result<std::vector<std::string>> readv(std::string_view path, std::span<const Range> ranges);
     // Same, delivering each range once, in the caller's order, as soon as
-    // it is available, while the reply arrives (deliver may take the
-    // range's buffer; it returns false to stop: Cancelled). Retried after a
-    // reset only if nothing of the reply has arrived.
+    // it is available (deliver returns false to stop: Cancelled).
     Status readv_each(std::string_view path, std::span<const Range> ranges, const ReadvAssembler::Deliver& deliver);
 
     // Append `data` (creating the file with `mode` if missing); returns the

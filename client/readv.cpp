@@ -124,85 +124,43 @@ Status ReadvAssembler::flush() {
     return {};
 }
 
-void ReadvAssembler::distribute(uint64_t at, std::string_view data) {
-    const uint64_t end = at + data.size();
-    const size_t n = order_.size();
-    // Every range ending at or before `at` got all its bytes already (the
-    // bytes come in ascending file order and cover every requested byte).
-    while (lo_ < n && complete_[order_[lo_]]) ++lo_;
-    for (size_t j = lo_; j < n && ranges_[order_[j]].offset < end; ++j) {  // bounded: the ranges
-        const size_t idx = order_[j];
-        if (complete_[idx]) continue;
-        const Range& r = ranges_[idx];
-        const uint64_t from = std::max(r.offset, at), to = std::min(r.offset + r.length, end);
-        if (from >= to) continue;
-        std::string& buf = bufs_[idx];
-        std::string_view part = data.substr(static_cast<size_t>(from - at), static_cast<size_t>(to - from));
-        if (buf.size() == from - r.offset) {
-            // A range's bytes arrive in order: appended, never zero-filled first.
-            if (buf.empty()) buf.reserve(static_cast<size_t>(r.length));
-            buf.append(part);
-        } else {
-            if (buf.size() != r.length) buf.resize(static_cast<size_t>(r.length));
-            part.copy(buf.data() + (from - r.offset), part.size());
-        }
-        filled_[idx] += to - from;
-        if (filled_[idx] == r.length) complete_[idx] = true;
-    }
-}
-
-Status ReadvAssembler::add(size_t request, std::string_view chunk) {
+Status ReadvAssembler::add_reply(size_t request, std::string_view body) {
     if (request != next_request_ || request >= plan_.requests.size())
         return make_error(ErrorKind::Protocol, "readv replies out of order");
+    ++next_request_;
     const auto& wire = plan_.requests[request];
-    const uint64_t want = wire_bytes(wire);
-    if (chunk.size() > want - got_)
-        return make_error(ErrorKind::Protocol, "readv reply has more than the " + std::to_string(want) +
-                                                   " bytes asked for");
-    got_ += chunk.size();
-    while (!chunk.empty()) {  // bounded: each pass feeds >= 1 byte (wire ranges are not empty)
-        while (wire[piece_].length == piece_done_) {  // bounded: got_ <= want leaves a range with room
-            ++piece_;
-            piece_done_ = 0;
+    uint64_t want = wire_bytes(wire);
+    if (body.size() < want)
+        return make_error(ErrorKind::ShortReadv, "range past end of file (the server sent " +
+                                                     std::to_string(body.size()) + " of " + std::to_string(want) +
+                                                     " bytes)");
+    if (body.size() > want)
+        return make_error(ErrorKind::Protocol, "readv reply has " + std::to_string(body.size()) +
+                                                   " bytes, expected " + std::to_string(want));
+    const size_t n = order_.size();
+    size_t pos = 0;
+    for (const Range& piece : wire) {
+        const uint64_t ps = piece.offset, pe = piece.offset + piece.length;
+        // Every range ending at or before ps got all its bytes from earlier
+        // pieces (pieces ascend and cover every requested byte).
+        while (lo_ < n && complete_[order_[lo_]]) ++lo_;
+        for (size_t j = lo_; j < n && ranges_[order_[j]].offset < pe; ++j) {
+            size_t idx = order_[j];
+            if (complete_[idx]) continue;
+            const Range& r = ranges_[idx];
+            uint64_t from = std::max(r.offset, ps), to = std::min(r.offset + r.length, pe);
+            if (from >= to) continue;
+            std::string& buf = bufs_[idx];
+            if (buf.size() != r.length) buf.resize(static_cast<size_t>(r.length));
+            body.substr(pos + static_cast<size_t>(from - ps), static_cast<size_t>(to - from))
+                .copy(buf.data() + (from - r.offset), static_cast<size_t>(to - from));
+            filled_[idx] += to - from;
+            if (filled_[idx] == r.length) complete_[idx] = true;
         }
-        const Range& piece = wire[piece_];
-        const size_t k = static_cast<size_t>(std::min<uint64_t>(chunk.size(), piece.length - piece_done_));
-        distribute(piece.offset + piece_done_, chunk.substr(0, k));
-        piece_done_ += k;
-        chunk.remove_prefix(k);
+        pos += static_cast<size_t>(piece.length);
         if (auto st = flush(); !st) return st;
     }
     return {};
-}
-
-Status ReadvAssembler::end_reply(size_t request) {
-    if (request != next_request_ || request >= plan_.requests.size())
-        return make_error(ErrorKind::Protocol, "readv replies out of order");
-    const uint64_t want = wire_bytes(plan_.requests[request]);
-    if (got_ < want)
-        return make_error(ErrorKind::ShortReadv, "range past end of file (the server sent " + std::to_string(got_) +
-                                                     " of " + std::to_string(want) + " bytes)");
-    ++next_request_;
-    piece_ = 0;
-    piece_done_ = 0;
-    got_ = 0;
-    return {};
-}
-
-Status ReadvAssembler::add_reply(size_t request, std::string_view body) {
-    // A whole body is checked before any of it is delivered.
-    if (request == next_request_ && request < plan_.requests.size()) {
-        const uint64_t want = wire_bytes(plan_.requests[request]);
-        if (body.size() < want)
-            return make_error(ErrorKind::ShortReadv, "range past end of file (the server sent " +
-                                                         std::to_string(body.size()) + " of " + std::to_string(want) +
-                                                         " bytes)");
-        if (body.size() > want)
-            return make_error(ErrorKind::Protocol, "readv reply has " + std::to_string(body.size()) +
-                                                       " bytes, expected " + std::to_string(want));
-    }
-    if (auto st = add(request, body); !st) return st;
-    return end_reply(request);
 }
 
 Status ReadvAssembler::finish() {

@@ -65,21 +65,14 @@ uint64_t wire_bytes(std::span<const Range> wire);
 // deliverable, or partially received. `ranges` and `plan` must outlive it.
 class ReadvAssembler {
 public:
-    // deliver(index into ranges, data): data is the range's own buffer,
-    // which the callee may take (move from); return false to stop
-    // (Cancelled).
-    using Deliver = std::function<bool(size_t index, std::string& data)>;
+    // deliver(index into ranges, data); return false to stop (Cancelled).
+    using Deliver = std::function<bool(size_t index, std::string_view data)>;
     ReadvAssembler(std::span<const Range> ranges, const ReadvPlan& plan, Deliver deliver);
 
-    // Feed the next bytes of plan.requests[request]'s reply body as they
-    // arrive (a chunk may be any size); requests in order, each closed by
-    // end_reply. Fails with Protocol for more bytes than the request asked
-    // for or a request out of order, Cancelled if deliver returned false.
-    Status add(size_t request, std::string_view chunk);
-    // The reply of `request` is whole: ShortReadv if fewer bytes came than
-    // it asked for.
-    Status end_reply(size_t request);
-    // add and end_reply: the whole reply body at once.
+    // Feed the whole reply body of plan.requests[request]; requests must be
+    // fed in order. Fails with ShortReadv if the body is shorter than the
+    // request asked for, Protocol if longer or out of order, Cancelled if
+    // deliver returned false.
     Status add_reply(size_t request, std::string_view body);
     // After the last reply (or at once for a plan without requests):
     // delivers what is left; fails if some range was never completed.
@@ -87,9 +80,6 @@ public:
 
 private:
     Status flush();
-    // Copy `data`, the file's bytes from offset `at`, into the ranges that
-    // want them.
-    void distribute(uint64_t at, std::string_view data);
 
     std::span<const Range> ranges_;
     const ReadvPlan& plan_;
@@ -100,10 +90,7 @@ private:
     std::vector<bool> complete_;
     size_t lo_ = 0;                   // order_ position: all before it are complete
     size_t next_deliver_ = 0;         // caller index to deliver next
-    size_t next_request_ = 0;         // the request being fed
-    size_t piece_ = 0;                // its wire range being fed
-    uint64_t piece_done_ = 0;         // bytes of that range fed so far
-    uint64_t got_ = 0;                // bytes of the request's reply fed so far
+    size_t next_request_ = 0;
 };
 
 // Parse a CLI range "START:LENGTH" (decimal, no sign, no spaces). Fails with

@@ -18,10 +18,9 @@ std::string serve(const std::string& file, const std::vector<Range>& wire) {
     return out;
 }
 
-// Run a whole readv against `file` through plan + assembler: each reply
-// whole (chunk 0), or fed `chunk` bytes at a time as it would arrive.
+// Run a whole readv against `file` through plan + assembler.
 std::vector<std::string> run(const std::string& file, const std::vector<Range>& ranges, const ReadvLimits& limits,
-                             std::vector<size_t>* delivery_order = nullptr, size_t chunk = 0) {
+                             std::vector<size_t>* delivery_order = nullptr) {
     auto plan = plan_readv(ranges, limits);
     REQUIRE(plan.ok());
     std::vector<std::string> out(ranges.size());
@@ -38,14 +37,7 @@ std::vector<std::string> run(const std::string& file, const std::vector<Range>& 
         CHECK(wire_bytes(wire) <= limits.max_request_bytes);
         for (size_t k = 1; k < wire.size(); ++k) CHECK(wire[k - 1].offset + wire[k - 1].length < wire[k].offset + 1);
         for (const Range& r : wire) CHECK(r.length > 0);
-        const std::string reply = serve(file, wire);
-        if (chunk == 0) {
-            REQUIRE(a.add_reply(i, reply).ok());
-            continue;
-        }
-        for (size_t at = 0; at < reply.size(); at += chunk)  // bounded: the reply's length
-            REQUIRE(a.add(i, std::string_view(reply).substr(at, chunk)).ok());
-        REQUIRE(a.end_reply(i).ok());
+        REQUIRE(a.add_reply(i, serve(file, wire)).ok());
     }
     REQUIRE(a.finish().ok());
     if (delivery_order) *delivery_order = order;
@@ -186,59 +178,10 @@ TEST_CASE("randomised: any ranges, any limits, exact bytes in caller order") {
             if (next() % 2) x.length = std::min<uint64_t>(x.length, 30);
         }
         CAPTURE(round);
-        const size_t chunk = round % 3 == 0 ? 0 : 1 + next() % 17;  // whole, or as a stream brings it
-        CAPTURE(chunk);
         std::vector<size_t> order;
-        auto out = run(file, r, lim, &order, chunk);
+        auto out = run(file, r, lim, &order);
         for (size_t i = 0; i < r.size(); ++i) CHECK(out[i] == file.substr(r[i].offset, r[i].length));
         for (size_t i = 0; i < order.size(); ++i) CHECK(order[i] == i);
-    }
-}
-
-TEST_CASE("fed as it arrives: a range is delivered as soon as its last byte came") {
-    std::string file = pattern(100);
-    std::vector<Range> r = {{0, 4}, {10, 4}};
-    auto plan = plan_readv(r);
-    REQUIRE(plan.ok());
-    REQUIRE(plan->requests.size() == 1);
-    std::vector<std::string> got;
-    ReadvAssembler a(r, *plan, [&](size_t, std::string& d) {
-        got.push_back(std::move(d));  // the buffer is the callee's to take
-        return true;
-    });
-    const std::string reply = serve(file, plan->requests[0]);
-    REQUIRE(a.add(0, std::string_view(reply).substr(0, 3)).ok());
-    CHECK(got.empty());
-    REQUIRE(a.add(0, std::string_view(reply).substr(3, 2)).ok());
-    CHECK(got == std::vector<std::string>{file.substr(0, 4)});
-    REQUIRE(a.add(0, std::string_view(reply).substr(5)).ok());
-    REQUIRE(a.end_reply(0).ok());
-    REQUIRE(a.finish().ok());
-    CHECK(got == std::vector<std::string>{file.substr(0, 4), file.substr(10, 4)});
-}
-
-TEST_CASE("fed as it arrives: too many bytes are a Protocol error, too few a ShortReadv at the reply's end") {
-    std::vector<Range> r = {{0, 10}};
-    auto plan = plan_readv(r);
-    REQUIRE(plan.ok());
-    {
-        ReadvAssembler a(r, *plan, [](size_t, std::string_view) { return true; });
-        REQUIRE(a.add(0, "0123456").ok());
-        auto st = a.add(0, "78901");
-        REQUIRE_FALSE(st.ok());
-        CHECK(st.error().kind == ErrorKind::Protocol);
-    }
-    {
-        ReadvAssembler a(r, *plan, [](size_t, std::string_view) { return true; });
-        REQUIRE(a.add(0, "0123").ok());
-        auto st = a.end_reply(0);
-        REQUIRE_FALSE(st.ok());
-        CHECK(st.error().kind == ErrorKind::ShortReadv);
-        CHECK(st.error().message.find("4 of 10") != std::string::npos);
-    }
-    {
-        ReadvAssembler a(r, *plan, [](size_t, std::string_view) { return true; });
-        CHECK(a.add(1, "x").error().kind == ErrorKind::Protocol);  // no such request
     }
 }
 
