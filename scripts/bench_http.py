@@ -97,12 +97,12 @@ def spawn_cgi(argv, env, body):
 def copy_as_installed(src, dst):
     """soukd copied in 4 KiB writes, as dpkg and `cmake --install` write it.
     How a program's file was written decides how the page cache holds it,
-    and that what its exec costs: a copy made by cp(1) (large writes) runs
-    a CGI hello about 0.12 ms faster on this machine than the same bytes
-    written in small blocks, or read back from disk after the cache was
-    dropped, which is what a server runs (docs/protocol/http.md#what-a-cgi-request-costs).
-    Measuring this copy makes the CGI rows the same whatever last wrote
-    the build's file."""
+    and so what an exec of it costs: a copy made by cp(1) (large writes)
+    runs a CGI hello about 0.12 ms faster on this machine than the same
+    bytes written in small blocks, or read back from disk after the cache
+    was dropped, which is the state a server runs it in
+    (docs/protocol/http.md#what-a-cgi-request-costs). Measuring this copy
+    makes the CGI rows the same whatever last wrote the build's file."""
     size = os.path.getsize(src)
     with open(src, 'rb') as f:
         fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o755)
